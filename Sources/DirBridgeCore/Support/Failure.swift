@@ -1,0 +1,32 @@
+/// The layer a failure comes from, which decides the SPEC's exit status.
+///
+/// Every error the engine throws conforms to ``DirBridgeFailure`` and names one of these;
+/// the CLI turns it into an exit code in one place (`ExitStatus.for(_:)`).
+public enum FailureKind: String, Sendable {
+    /// Bad arguments or a bad mapping file: exit 1.
+    case usage
+    /// Connect, bind, TLS, search: exit 3.
+    case directory
+    /// The portal store could not be opened, read or written: exit 4.
+    case store
+    /// A safety guard refused the change: exit 5.
+    case refused
+
+    /// The SPEC's exit status for this kind of failure.
+    public var exitCode: Int32 {
+        switch self {
+        case .usage: 1
+        case .directory: 3
+        case .store: 4
+        case .refused: 5
+        }
+    }
+}
+
+/// An error dirbridge reports to a person: what went wrong and what to do next.
+///
+/// `description` is the text the CLI prints. It never contains a bind password.
+public protocol DirBridgeFailure: Error, CustomStringConvertible, Sendable {
+    /// Which layer failed; decides the exit status.
+    var kind: FailureKind { get }
+}

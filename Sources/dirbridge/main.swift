@@ -1,0 +1,7 @@
+import ArgumentParser
+import DirBridgeCore
+
+struct DirBridgeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dirbridge", version: DirBridge.version)
+}
+DirBridgeCommand.main()
