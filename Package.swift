@@ -44,7 +44,10 @@ let package = Package(
         ),
         .testTarget(
             name: "DirBridgeCoreTests",
-            dependencies: ["DirBridgeCore"],
+            dependencies: [
+                "DirBridgeCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -1,0 +1,455 @@
+internal import CLDAP
+import Foundation
+import Logging
+
+/// A search to run: where, how deep, which entries, which attributes.
+public struct SearchRequest: Sendable, Equatable {
+    public var base: String
+    public var scope: SearchScope
+    public var filter: String
+    /// Attributes to return; nil asks for all user attributes.
+    public var attributes: [String]?
+
+    public init(base: String, scope: SearchScope = .sub, filter: String = "(objectClass=*)", attributes: [String]? = nil) {
+        self.base = base
+        self.scope = scope
+        self.filter = filter
+        self.attributes = attributes
+    }
+
+    /// The `ldapsearch` command that asks the same question, for logs and for admins.
+    public func ldapsearchEquivalent(url: String, bindDN: String?, pageSize: Int) -> String {
+        var parts = ["ldapsearch", "-H", url, "-x"]
+        if let bindDN { parts += ["-D", shellQuote(bindDN), "-W"] }
+        parts += ["-E", "pr=\(pageSize)/noprompt", "-b", shellQuote(base), "-s", scope.rawValue, shellQuote(filter)]
+        parts += (attributes ?? []).map(shellQuote)
+        return parts.joined(separator: " ")
+    }
+}
+
+private func shellQuote(_ text: String) -> String {
+    "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+/// What a finished paged search saw.
+public struct SearchStatistics: Sendable, Equatable {
+    /// Entries handed to the caller.
+    public var entries = 0
+    /// Search continuation references skipped (never followed; SPEC section 5).
+    public var references = 0
+    /// Pages the server sent.
+    public var pages = 0
+    public init() {}
+}
+
+/// An open connection to one directory server, bound and ready to search.
+///
+/// Owns libldap's `LDAP*` handle and unbinds it in `deinit`. Not thread-safe: confine a
+/// connection to one task. Open one with ``open(_:logger:)``, which tries the configured
+/// URLs in order.
+public final class DirectoryConnection {
+    private let handle: OpaquePointer
+    /// The URL this connection reached.
+    public let url: String
+    private let timeout: Double
+    private let pageSize: Int
+    private let bindDN: String?
+    private let logger: Logger
+
+    /// Connects to the first URL of `configuration` that answers, sets up TLS and binds.
+    ///
+    /// A URL that cannot be reached, or whose TLS handshake fails, passes to the next one;
+    /// a refused bind stops at once (the next server would refuse the same credentials).
+    public static func open(_ configuration: DirectoryConfiguration, logger: Logger) throws(DirectoryError) -> DirectoryConnection {
+        guard !configuration.urls.isEmpty else {
+            throw DirectoryError(.configuration, operation: "connect", hint: "set directory.url in the mapping")
+        }
+        if !configuration.tlsVerify {
+            logger.warning("TLS certificate verification is OFF (tls_verify: false): anyone on the network path can impersonate the directory")
+        }
+        if let caFile = configuration.caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw DirectoryError(.configuration, operation: "read ca_file \(caFile)", hint: "point directory.ca_file at a readable PEM file of the CA that signed the server's certificate")
+        }
+        let password = try configuration.password.map { source throws(DirectoryError) in try BindPassword.read(from: source) }
+        var failures: [DirectoryError] = []
+        for url in configuration.urls {
+            do {
+                let connection = try DirectoryConnection(url: url, configuration: configuration, logger: logger)
+                try connection.bind(dn: configuration.bindDN, password: password)
+                return connection
+            } catch where error.code == .unreachable || error.code == .tls {
+                logger.warning("directory server did not answer; trying the next URL if any", metadata: ["url": "\(url)", "error": "\(error.resultText ?? error.code.rawValue)"])
+                failures.append(error)
+            }
+        }
+        if failures.count == 1 { throw failures[0] }
+        // Report a TLS failure before plain unreachability: it is the one the admin can fix here.
+        var chosen = failures.first(where: { $0.code == .tls }) ?? failures[failures.count - 1]
+        chosen.operation = "connect to any of \(configuration.urls.joined(separator: ", ")) (last: \(chosen.operation))"
+        throw chosen
+    }
+
+    private init(url: String, configuration: DirectoryConfiguration, logger: Logger) throws(DirectoryError) {
+        self.url = url
+        self.timeout = configuration.timeout
+        self.pageSize = max(1, configuration.pageSize)
+        self.bindDN = configuration.bindDN
+        self.logger = logger
+        var ld: OpaquePointer?
+        let rc = ldap_initialize(&ld, url)
+        guard rc == LDAP_SUCCESS, let ld else {
+            throw DirectoryError(.configuration, operation: "parse URL \(url)", resultCode: rc, resultText: Self.text(rc),
+                                 hint: "directory.url must look like ldap://host:389 or ldaps://host:636")
+        }
+        handle = ld
+        var version = LDAP_VERSION3
+        ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version)
+        ldap_set_option(ld, LDAP_OPT_REFERRALS, cldap_opt_off())
+        var network = timeval(seconds: configuration.timeout)
+        ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &network)
+        var operation = timeval(seconds: configuration.timeout)
+        ldap_set_option(ld, LDAP_OPT_TIMEOUT, &operation)
+        var require = configuration.tlsVerify ? LDAP_OPT_X_TLS_HARD : LDAP_OPT_X_TLS_NEVER
+        ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &require)
+        if let caFile = configuration.caFile {
+            ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, caFile)
+        }
+        var isServer: Int32 = 0
+        let tlsRC = ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &isServer)
+        guard tlsRC == LDAP_OPT_SUCCESS else {
+            throw DirectoryError(.tls, operation: "set up TLS for \(url)", resultCode: tlsRC, resultText: Self.text(tlsRC),
+                                 diagnostic: diagnosticMessage(), hint: DirectoryError.Code.tls.defaultHint)
+        }
+        if configuration.startTLS {
+            if url.lowercased().hasPrefix("ldaps://") {
+                throw DirectoryError(.configuration, operation: "StartTLS on \(url)", hint: "use either ldaps:// or start_tls: true with ldap://, not both")
+            }
+            let rc = ldap_start_tls_s(ld, nil, nil)
+            if rc != LDAP_SUCCESS {
+                throw failure(rc, operation: "StartTLS with \(url)", during: .tls)
+            }
+        }
+    }
+
+    deinit {
+        ldap_unbind_ext(handle, nil, nil)
+    }
+
+    private func bind(dn: String?, password: BindPassword?) throws(DirectoryError) {
+        let who = dn.map { "bind as \($0) to \(url)" } ?? "anonymous bind to \(url)"
+        var bytes = password?.bytes ?? []
+        let rc = bytes.withUnsafeMutableBufferPointer { buffer in
+            var credential = berval(bv_len: ber_len_t(buffer.count), bv_val: buffer.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
+            return ldap_sasl_bind_s(handle, dn, nil, &credential, nil, nil, nil)
+        }
+        for index in bytes.indices { bytes[index] = 0 }
+        if rc != LDAP_SUCCESS {
+            throw failure(rc, operation: who, during: .bind)
+        }
+        logger.debug("bound", metadata: ["url": "\(url)", "dn": "\(dn ?? "(anonymous)")"])
+    }
+
+    /// Runs a paged search (RFC 2696), handing the caller each page of entries as it arrives.
+    ///
+    /// Only one page is held at a time. Any size limit, time limit, referral, paging or
+    /// connection error throws a ``DirectoryError``: a partial read is never reported as done.
+    /// Search continuation references are skipped and counted. Errors thrown by `onPage`
+    /// stop the search and propagate.
+    @discardableResult
+    public func search(_ request: SearchRequest, onPage: ([DirectoryEntry]) throws -> Void) throws -> SearchStatistics {
+        let operation = "search of \(request.base) (scope \(request.scope.rawValue)) for \(request.filter) on \(url)"
+        logger.debug("search", metadata: ["equivalent": "\(request.ldapsearchEquivalent(url: url, bindDN: bindDN, pageSize: pageSize))"])
+        var statistics = SearchStatistics()
+        var cookie = berval(bv_len: 0, bv_val: nil)
+        defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
+        let attributeNames = request.attributes.map { $0.isEmpty ? ["1.1"] : $0 }
+        let scope: Int32 = switch request.scope {
+        case .base: LDAP_SCOPE_BASE
+        case .one: LDAP_SCOPE_ONELEVEL
+        case .sub: LDAP_SCOPE_SUBTREE
+        }
+        repeat {
+            var control: UnsafeMutablePointer<LDAPControl>?
+            let controlRC = cookie.bv_val == nil
+                ? ldap_create_page_control(handle, ber_int_t(pageSize), nil, 1, &control)
+                : ldap_create_page_control(handle, ber_int_t(pageSize), &cookie, 1, &control)
+            guard controlRC == LDAP_SUCCESS, let control else {
+                throw failure(controlRC, operation: operation, during: .paging)
+            }
+            defer { ldap_control_free(control) }
+            var serverControls: [UnsafeMutablePointer<LDAPControl>?] = [control, nil]
+            var messageID: Int32 = 0
+            var limit = timeval(seconds: timeout)
+            let searchRC = withCStringArray(attributeNames) { attrs in
+                ldap_search_ext(handle, request.base, scope, request.filter, attrs, 0, &serverControls, nil, &limit, 0, &messageID)
+            }
+            if searchRC != LDAP_SUCCESS {
+                throw failure(searchRC, operation: operation, during: .search)
+            }
+            var page: [DirectoryEntry] = []
+            page.reserveCapacity(pageSize)
+            var finished = false
+            while !finished {
+                var wait = timeval(seconds: timeout)
+                var raw: OpaquePointer?
+                let type = ldap_result(handle, messageID, LDAP_MSG_ONE, &wait, &raw)
+                if type == 0 {
+                    ldap_abandon_ext(handle, messageID, nil, nil)
+                    throw DirectoryError(.timeLimit, operation: operation, diagnostic: "no answer within \(formatSeconds(timeout))",
+                                         hint: DirectoryError.Code.timeLimit.defaultHint)
+                }
+                guard type > 0, let raw else {
+                    throw failure(resultCode(), operation: operation, during: .search)
+                }
+                let message = LDAPMessageBox(raw)
+                switch type {
+                case cldap_res_search_entry:
+                    page.append(try parseEntry(message.pointer, operation: operation))
+                case cldap_res_search_reference:
+                    statistics.references += 1
+                case cldap_res_search_result:
+                    try finishPage(message.pointer, operation: operation, cookie: &cookie)
+                    finished = true
+                default:
+                    continue
+                }
+            }
+            statistics.pages += 1
+            statistics.entries += page.count
+            try onPage(page)
+        } while cookie.bv_len > 0
+        return statistics
+    }
+
+    /// Reads a page's final result: its code, and the cookie for the next page.
+    private func finishPage(_ message: OpaquePointer, operation: String, cookie: inout berval) throws(DirectoryError) {
+        var code: Int32 = 0
+        var matched: UnsafeMutablePointer<CChar>?
+        var diagnostic: UnsafeMutablePointer<CChar>?
+        var referrals: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+        var controls: UnsafeMutablePointer<UnsafeMutablePointer<LDAPControl>?>?
+        let parseRC = ldap_parse_result(handle, message, &code, &matched, &diagnostic, &referrals, &controls, 0)
+        defer {
+            ldap_memfree(matched)
+            ldap_memfree(diagnostic)
+            ldap_memvfree(referrals.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: UnsafeMutableRawPointer?.self) })
+            ldap_controls_free(controls)
+        }
+        guard parseRC == LDAP_SUCCESS else {
+            throw failure(parseRC, operation: operation, during: .search)
+        }
+        let serverText = diagnostic.map { String(cString: $0) }
+        switch code {
+        case LDAP_SUCCESS:
+            break
+        case LDAP_SIZELIMIT_EXCEEDED:
+            throw DirectoryError(.sizeLimit, operation: operation, resultCode: code, resultText: Self.text(code), diagnostic: serverText, hint: DirectoryError.Code.sizeLimit.defaultHint)
+        case LDAP_TIMELIMIT_EXCEEDED:
+            throw DirectoryError(.timeLimit, operation: operation, resultCode: code, resultText: Self.text(code), diagnostic: serverText, hint: DirectoryError.Code.timeLimit.defaultHint)
+        case LDAP_REFERRAL:
+            var targets: [String] = []
+            if var pointer = referrals { while let text = pointer.pointee { targets.append(String(cString: text)); pointer += 1 } }
+            throw DirectoryError(.referral, operation: operation, resultCode: code, resultText: Self.text(code),
+                                 diagnostic: ([serverText].compactMap { $0 } + targets.map { "referral to \($0)" }).joined(separator: "; "),
+                                 hint: DirectoryError.Code.referral.defaultHint)
+        case LDAP_UNAVAILABLE_CRITICAL_EXTENSION:
+            throw DirectoryError(.paging, operation: operation, resultCode: code, resultText: Self.text(code), diagnostic: serverText,
+                                 hint: "the server does not offer paged results (RFC 2696) for this search; dirbridge needs them to read a large directory safely")
+        default:
+            throw DirectoryError(.search, operation: operation, resultCode: code, resultText: Self.text(code), diagnostic: serverText,
+                                 hint: Self.searchHint(code))
+        }
+        guard let found = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) else {
+            throw DirectoryError(.paging, operation: operation, diagnostic: "the server's answer carried no paged-results control",
+                                 hint: DirectoryError.Code.paging.defaultHint)
+        }
+        var count: ber_int_t = 0
+        var next = berval(bv_len: 0, bv_val: nil)
+        let pageRC = ldap_parse_pageresponse_control(handle, found, &count, &next)
+        guard pageRC == LDAP_SUCCESS else {
+            throw failure(pageRC, operation: operation, during: .paging)
+        }
+        if cookie.bv_val != nil { ber_memfree(cookie.bv_val) }
+        cookie = next
+    }
+
+    /// Turns one search-entry message into a ``DirectoryEntry``, streaming attributes with the BER iterator.
+    private func parseEntry(_ message: OpaquePointer, operation: String) throws(DirectoryError) -> DirectoryEntry {
+        var ber: OpaquePointer?
+        var dnValue = berval(bv_len: 0, bv_val: nil)
+        let rc = ldap_get_dn_ber(handle, message, &ber, &dnValue)
+        guard rc == LDAP_SUCCESS else {
+            throw failure(rc, operation: operation, during: .search)
+        }
+        defer { if let ber { ber_free(ber, 0) } }
+        let dn = string(of: dnValue)
+        var values: [String: [[UInt8]]] = [:]
+        while true {
+            var name = berval(bv_len: 0, bv_val: nil)
+            var list: UnsafeMutablePointer<berval>?
+            let attributeRC = ldap_get_attribute_ber(handle, message, ber, &name, &list)
+            if attributeRC != LDAP_SUCCESS || name.bv_val == nil { break }
+            var collected: [[UInt8]] = []
+            if let list {
+                var index = 0
+                while let start = list[index].bv_val {
+                    collected.append(Array(UnsafeRawBufferPointer(start: start, count: Int(list[index].bv_len))))
+                    index += 1
+                }
+                ber_memfree(list)
+            }
+            values[lowercasedName(name), default: []].append(contentsOf: collected)
+        }
+        return DirectoryEntry(dn: dn, values: values)
+    }
+
+    private func string(of value: berval) -> String {
+        guard let start = value.bv_val else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: start, count: Int(value.bv_len)), as: UTF8.self)
+    }
+
+    private func lowercasedName(_ value: berval) -> String {
+        let bytes = UnsafeRawBufferPointer(start: value.bv_val, count: Int(value.bv_len))
+        return String(unsafeUninitializedCapacity: bytes.count) { buffer in
+            for (index, byte) in bytes.enumerated() {
+                buffer[index] = (byte >= 0x41 && byte <= 0x5A) ? byte + 0x20 : byte
+            }
+            return bytes.count
+        }
+    }
+
+    // MARK: errors
+
+    private func resultCode() -> Int32 {
+        var code: Int32 = 0
+        ldap_get_option(handle, LDAP_OPT_RESULT_CODE, &code)
+        return code
+    }
+
+    private func diagnosticMessage() -> String? {
+        var message: UnsafeMutablePointer<CChar>?
+        ldap_get_option(handle, LDAP_OPT_DIAGNOSTIC_MESSAGE, &message)
+        guard let message else { return nil }
+        defer { ldap_memfree(message) }
+        let text = String(cString: message)
+        return text.isEmpty ? nil : text
+    }
+
+    /// Classifies a libldap result code met while doing `operation`.
+    private func failure(_ rc: Int32, operation: String, during stage: DirectoryError.Code) -> DirectoryError {
+        let diagnostic = diagnosticMessage()
+        let tlsWords = ["tls", "certificate", "ssl", "x509", "handshake"]
+        let mentionsTLS = diagnostic.map { text in tlsWords.contains { text.lowercased().contains($0) } } ?? false
+        var code = stage
+        switch rc {
+        case LDAP_TIMEOUT:
+            code = .unreachable
+        case LDAP_SERVER_DOWN, LDAP_CONNECT_ERROR:
+            // libldap reports a failed ldaps handshake as "can't contact server": if the port
+            // accepts a plain TCP connection, the failure was TLS, not the network.
+            let tlsURL = url.lowercased().hasPrefix("ldaps://")
+            code = mentionsTLS || stage == .tls || (tlsURL && LDAPURLParts(url).map { tcpAccepts(host: $0.host, port: $0.port, timeout: timeout) } == true)
+                ? .tls : .unreachable
+        case LDAP_INVALID_CREDENTIALS, LDAP_INAPPROPRIATE_AUTH, LDAP_CONFIDENTIALITY_REQUIRED, LDAP_STRONG_AUTH_REQUIRED:
+            code = .bind
+        case LDAP_UNWILLING_TO_PERFORM where stage == .bind:
+            code = .bind
+        default:
+            break
+        }
+        var hint = code.defaultHint
+        if code == .bind && (rc == LDAP_CONFIDENTIALITY_REQUIRED || rc == LDAP_STRONG_AUTH_REQUIRED) {
+            hint = "the server wants an encrypted connection before a simple bind: use ldaps:// or start_tls: true"
+        } else if code == .search {
+            hint = Self.searchHint(rc)
+        }
+        return DirectoryError(code, operation: operation, resultCode: rc, resultText: Self.text(rc), diagnostic: diagnostic, hint: hint)
+    }
+
+    private static func searchHint(_ code: Int32) -> String {
+        switch code {
+        case LDAP_NO_SUCH_OBJECT: "the base DN does not exist on this server: check users.base / groups.base"
+        case LDAP_FILTER_ERROR: "the filter is not valid LDAP filter syntax (RFC 4515): check users.filter / groups.filter"
+        case LDAP_INSUFFICIENT_ACCESS: "the bind account may not read here: grant it read access to the base"
+        default: DirectoryError.Code.search.defaultHint
+        }
+    }
+
+    private static func text(_ code: Int32) -> String {
+        String(cString: ldap_err2string(code))
+    }
+}
+
+/// Host and port of an `ldap://` or `ldaps://` URL.
+struct LDAPURLParts {
+    var host: String
+    var port: UInt16
+
+    init?(_ url: String) {
+        let lower = url.lowercased()
+        let secure = lower.hasPrefix("ldaps://")
+        guard secure || lower.hasPrefix("ldap://") else { return nil }
+        var rest = url.dropFirst(secure ? 8 : 7)
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        var hostPart = Substring(rest)
+        var portNumber: UInt16 = secure ? 636 : 389
+        if rest.hasPrefix("["), let close = rest.firstIndex(of: "]") {
+            hostPart = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":"), let value = UInt16(after.dropFirst()) { portNumber = value }
+        } else if let colon = rest.lastIndex(of: ":") {
+            hostPart = rest[..<colon]
+            if let value = UInt16(rest[rest.index(after: colon)...]) { portNumber = value }
+        }
+        host = hostPart.isEmpty ? "localhost" : String(hostPart)
+        port = portNumber
+    }
+}
+
+/// True when a TCP connection to host:port succeeds within `timeout` seconds.
+func tcpAccepts(host: String, port: UInt16, timeout: Double) -> Bool {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var list: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, String(port), &hints, &list) == 0, let list else { return false }
+    defer { freeaddrinfo(list) }
+    var cursor: UnsafeMutablePointer<addrinfo>? = list
+    while let info = cursor {
+        let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        if fd >= 0 {
+            defer { close(fd) }
+            var limit = timeval(seconds: min(timeout, 5))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 { return true }
+        }
+        cursor = info.pointee.ai_next
+    }
+    return false
+}
+
+/// Owns one `LDAPMessage*` and frees it when the box goes away.
+private final class LDAPMessageBox {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+    deinit { ldap_msgfree(pointer) }
+}
+
+private extension timeval {
+    init(seconds: Double) {
+        let whole = Int(seconds)
+        self.init(tv_sec: whole, tv_usec: Int((seconds - Double(whole)) * 1_000_000))
+    }
+}
+
+private func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
+}
+
+/// Calls `body` with a NULL-terminated `char **` of `strings`, or NULL when `strings` is nil.
+private func withCStringArray<R>(_ strings: [String]?, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> R) -> R {
+    guard let strings else { return body(nil) }
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { for pointer in pointers { free(pointer) } }
+    return pointers.withUnsafeMutableBufferPointer { body($0.baseAddress) }
+}

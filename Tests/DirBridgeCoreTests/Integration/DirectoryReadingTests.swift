@@ -1,0 +1,216 @@
+import DirBridgeCore
+import Foundation
+import Logging
+import Testing
+
+/// One slapd for the suite: foundation fixtures plus 1,200 bulk entries under ou=bulk.
+private let sharedServer = Result { () throws -> TestSlapd in
+    let bulk = try makeTemporaryDirectory("bulk").appendingPathComponent("bulk.ldif")
+    var ldif = ""
+    for index in 1...1200 {
+        ldif += "dn: uid=bulk\(index),ou=bulk,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: bulk\(index)\ncn: Bulk \(index)\nsn: Bulk\n\n"
+    }
+    // slapadd loads before start, so the bulk file carries its own OU.
+    let withOU = "dn: ou=bulk,dc=example,dc=com\nobjectClass: organizationalUnit\nou: bulk\n\n" + ldif
+    try Data(withOU.utf8).write(to: bulk)
+    return try TestSlapd(label: "directory", fixtures: ["ldif/foundation.ldif"], bulk: [bulk])
+}
+
+private func server() throws -> TestSlapd { try sharedServer.get() }
+
+private func readAll(_ connection: DirectoryConnection, _ request: SearchRequest) throws -> ([DirectoryEntry], SearchStatistics, [Int]) {
+    var entries: [DirectoryEntry] = []
+    var pageSizes: [Int] = []
+    let statistics = try connection.search(request) { page in
+        pageSizes.append(page.count)
+        entries += page
+    }
+    return (entries, statistics, pageSizes)
+}
+
+private func expectDirectoryError(_ code: DirectoryError.Code, _ body: () throws -> Void) -> DirectoryError? {
+    do {
+        try body()
+        Issue.record("expected a \(code) DirectoryError, got success")
+        return nil
+    } catch let error as DirectoryError {
+        #expect(error.code == code, "\(error)")
+        return error
+    } catch {
+        Issue.record("expected DirectoryError, got \(error)")
+        return nil
+    }
+}
+
+@Suite("Reading a real slapd", .serialized)
+struct DirectoryReadingTests {
+    let log = CapturedLog()
+
+    @Test("a plain simple bind reads the people")
+    func plainBind() throws {
+        let slapd = try server()
+        let connection = try DirectoryConnection.open(try slapd.configuration(), logger: log.logger)
+        let (entries, statistics, _) = try readAll(connection, SearchRequest(base: "ou=people,dc=example,dc=com", scope: .one, filter: "(objectClass=inetOrgPerson)"))
+        #expect(Set(entries.compactMap { $0.first("uid") }) == ["tricky", "decoy1", "decoy2", "jsmith"])
+        #expect(statistics.entries == 4)
+        #expect(statistics.references == 0)
+    }
+
+    @Test("a wrong password is a bind error that never shows the password")
+    func wrongPassword() throws {
+        let slapd = try server()
+        let secret = "Wr0ng-S3cret-\(UUID().uuidString.prefix(6))"
+        let configuration = try slapd.configuration(password: secret)
+        let error = expectDirectoryError(.bind) { _ = try DirectoryConnection.open(configuration, logger: log.logger) }
+        #expect(error?.resultCode == 49)
+        #expect(error.map { !$0.description.contains(secret) } == true)
+        #expect(error?.description.contains("cn=sync,ou=services,dc=example,dc=com") == true)
+        #expect(error?.kind.exitCode == 3)
+        #expect(!log.messages.contains { $0.1.contains(secret) })
+    }
+
+    @Test("ldaps verifies the server against the test CA")
+    func ldapsWithCA() throws {
+        let slapd = try server()
+        var configuration = try slapd.configuration(url: slapd.ldapsURL)
+        configuration.caFile = slapd.caFile
+        let connection = try DirectoryConnection.open(configuration, logger: log.logger)
+        let (entries, _, _) = try readAll(connection, SearchRequest(base: "dc=example,dc=com", scope: .base))
+        #expect(entries.count == 1)
+    }
+
+    @Test("StartTLS upgrades an ldap:// connection")
+    func startTLS() throws {
+        let slapd = try server()
+        var configuration = try slapd.configuration()
+        configuration.startTLS = true
+        configuration.caFile = slapd.caFile
+        let connection = try DirectoryConnection.open(configuration, logger: log.logger)
+        let (entries, _, _) = try readAll(connection, SearchRequest(base: "dc=example,dc=com", scope: .base))
+        #expect(entries.count == 1)
+    }
+
+    @Test("a certificate from another CA is refused, on ldaps and on StartTLS")
+    func untrustedCertificate() throws {
+        let slapd = try server()
+        var ldaps = try slapd.configuration(url: slapd.ldapsURL)
+        ldaps.caFile = slapd.otherCAFile
+        _ = expectDirectoryError(.tls) { _ = try DirectoryConnection.open(ldaps, logger: log.logger) }
+        var startTLS = try slapd.configuration()
+        startTLS.startTLS = true
+        startTLS.caFile = slapd.otherCAFile
+        _ = expectDirectoryError(.tls) { _ = try DirectoryConnection.open(startTLS, logger: log.logger) }
+    }
+
+    @Test("with verification off an untrusted certificate works, with a warning")
+    func verificationOff() throws {
+        let slapd = try server()
+        let captured = CapturedLog()
+        var configuration = try slapd.configuration(url: slapd.ldapsURL)
+        configuration.caFile = slapd.otherCAFile
+        configuration.tlsVerify = false
+        let connection = try DirectoryConnection.open(configuration, logger: captured.logger)
+        let (entries, _, _) = try readAll(connection, SearchRequest(base: "dc=example,dc=com", scope: .base))
+        #expect(entries.count == 1)
+        #expect(captured.messages.contains { $0.0 == .warning && $0.1.contains("verification is OFF") })
+    }
+
+    @Test("a paged read gets all 1,200 entries through the 500-entry limit", arguments: [("reader", 500, 3), ("sync", 500, 3), ("sync", 100, 12)])
+    func pagedRead(account: String, pageSize: Int, pages: Int) throws {
+        let slapd = try server()
+        let connection = try DirectoryConnection.open(try slapd.configuration(account: account, pageSize: pageSize), logger: log.logger)
+        let (entries, statistics, pageSizes) = try readAll(connection, SearchRequest(base: "ou=bulk,dc=example,dc=com", scope: .one, filter: "(objectClass=inetOrgPerson)", attributes: ["uid"]))
+        #expect(entries.count == 1200)
+        #expect(Set(entries.compactMap { $0.first("uid") }).count == 1200)
+        #expect(statistics.pages == pages)
+        #expect(pageSizes.allSatisfy { $0 <= pageSize })
+    }
+
+    @Test("an account capped at 500 entries fails the read instead of returning 500")
+    func sizeLimitFails() throws {
+        let slapd = try server()
+        let connection = try DirectoryConnection.open(try slapd.configuration(account: "capped"), logger: log.logger)
+        var delivered = 0
+        let error = expectDirectoryError(.sizeLimit) {
+            try connection.search(SearchRequest(base: "ou=bulk,dc=example,dc=com", scope: .one, attributes: ["uid"])) { delivered += $0.count }
+        }
+        #expect(error?.resultCode == 4)
+        #expect(delivered <= 500)
+    }
+
+    @Test("a stopped server is an unreachable error; fail-over moves to the next URL")
+    func stoppedServer() throws {
+        let slapd = try server()
+        let dead = try TestSlapd(label: "dead")
+        let deadURL = dead.ldapURL
+        dead.stop()
+        let alone = try slapd.configuration(url: deadURL)
+        let error = expectDirectoryError(.unreachable) { _ = try DirectoryConnection.open(alone, logger: log.logger) }
+        #expect(error?.kind.exitCode == 3)
+        var both = try slapd.configuration()
+        both.urls = [deadURL, slapd.ldapURL]
+        let connection = try DirectoryConnection.open(both, logger: log.logger)
+        #expect(connection.url == slapd.ldapURL)
+    }
+
+    @Test("a filter built from a value with * ( ) \\ and NUL matches exactly the intended entry")
+    func escapedFilterValue() throws {
+        let slapd = try server()
+        let connection = try DirectoryConnection.open(try slapd.configuration(), logger: log.logger)
+        let value = "star*paren(close)back\\nul\u{0}end"
+        let filter = LDAPFilterText.equality("description", value)
+        #expect(filter == "(description=star\\2aparen\\28close\\29back\\5cnul\\00end)")
+        let (entries, _, _) = try readAll(connection, SearchRequest(base: "ou=people,dc=example,dc=com", filter: filter, attributes: ["DESCRIPTION"]))
+        #expect(entries.map(\.dn) == ["uid=tricky,ou=people,dc=example,dc=com"])
+        // Binary-safe, case-insensitive: the NUL survives and the name's case does not matter.
+        #expect(entries.first?.bytes("Description") == [Array(value.utf8)])
+    }
+
+    @Test("DNs from the server compare equal to differently written forms")
+    func dnNormalisation() throws {
+        let slapd = try server()
+        let connection = try DirectoryConnection.open(try slapd.configuration(), logger: log.logger)
+        let (people, _, _) = try readAll(connection, SearchRequest(base: "ou=people,dc=example,dc=com", filter: "(uid=jsmith)", attributes: ["memberOf"]))
+        let person = try #require(people.first)
+        #expect(try DistinguishedName(person.dn) == DistinguishedName("UID=jsmith+CN=Smith\\, John,OU=People,DC=Example,DC=Com"))
+        let group = try #require(person.strings("memberof").first)
+        #expect(try DistinguishedName(group) == DistinguishedName("CN=R\\,D (Europe)\\+,ou=groups,dc=example,dc=com"))
+    }
+
+    @Test("continuation references are skipped and counted; a referral result fails the read")
+    func references() throws {
+        let slapd = try server()
+        let connection = try DirectoryConnection.open(try slapd.configuration(), logger: log.logger)
+        let (entries, statistics, _) = try readAll(connection, SearchRequest(base: "dc=example,dc=com", filter: "(objectClass=organizationalUnit)", attributes: ["ou"]))
+        #expect(statistics.references == 1)
+        #expect(Set(entries.compactMap { $0.first("ou") }).isSuperset(of: ["people", "groups", "bulk", "services"]))
+        _ = expectDirectoryError(.referral) {
+            try connection.search(SearchRequest(base: "ou=x,ou=elsewhere,dc=example,dc=com")) { _ in }
+        }
+    }
+
+    @Test("a password file readable by others is refused; 0600 is accepted")
+    func passwordFileMode() throws {
+        let slapd = try server()
+        var configuration = try slapd.configuration()
+        guard case .file(let path) = configuration.password else { Issue.record("harness gives a file"); return }
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+        let error = expectDirectoryError(.credentials) { _ = try DirectoryConnection.open(configuration, logger: log.logger) }
+        #expect(error?.description.contains("chmod 600") == true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        _ = try DirectoryConnection.open(configuration, logger: log.logger)
+        configuration.password = .environment("DIRBRIDGE_TEST_UNSET_\(UUID().uuidString.prefix(6))")
+        _ = expectDirectoryError(.credentials) { _ = try DirectoryConnection.open(configuration, logger: log.logger) }
+    }
+
+    @Test("a bad base DN is a search error naming the base")
+    func badBase() throws {
+        let slapd = try server()
+        let connection = try DirectoryConnection.open(try slapd.configuration(), logger: log.logger)
+        let error = expectDirectoryError(.search) {
+            try connection.search(SearchRequest(base: "ou=nowhere,dc=example,dc=com")) { _ in }
+        }
+        #expect(error?.resultCode == 32)
+        #expect(error?.description.contains("ou=nowhere,dc=example,dc=com") == true)
+    }
+}

@@ -1,0 +1,136 @@
+import DirBridgeCore
+import Foundation
+import Logging
+
+/// The repository's root, found from this file's path.
+let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// A fixture file under Tests/DirBridgeCoreTests/Fixtures.
+func fixtureURL(_ relativePath: String) -> URL {
+    repositoryRoot.appendingPathComponent("Tests/DirBridgeCoreTests/Fixtures").appendingPathComponent(relativePath)
+}
+
+/// A fresh temporary directory for one test or suite.
+func makeTemporaryDirectory(_ label: String) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("dirbridge-\(label)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// Runs a command, returning its exit status and output; throws when it cannot start.
+@discardableResult
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe(), inPipe = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = inPipe
+    try process.run()
+    if let input { inPipe.fileHandleForWriting.write(Data(input.utf8)) }
+    try? inPipe.fileHandleForWriting.close()
+    // Read both pipes before waiting so a chatty child never blocks on a full pipe.
+    nonisolated(unsafe) var errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A real OpenLDAP slapd on 127.0.0.1, started by `scripts/test-slapd` from a throwaway config.
+///
+/// Stops when ``stop()`` is called, or at the latest a second after the test process exits.
+final class TestSlapd: Sendable {
+    let directory: URL
+    let env: [String: String]
+
+    var ldapURL: String { env["LDAP_URL"]! }
+    var ldapsURL: String { env["LDAPS_URL"]! }
+    var caFile: String { env["CA_FILE"]! }
+    var otherCAFile: String { env["OTHER_CA_FILE"]! }
+    static let syncDN = "cn=sync,ou=services,dc=example,dc=com"
+    static let rootDN = "cn=admin,dc=example,dc=com"
+
+    /// Starts a server loaded with the given fixture LDIF files (online) and bulk LDIF files (slapadd).
+    init(label: String, fixtures: [String] = [], bulk: [URL] = [], syncprov: Bool = true) throws {
+        directory = try makeTemporaryDirectory("slapd-\(label)")
+        var arguments = ["start", directory.path, "--owner-pid", String(ProcessInfo.processInfo.processIdentifier)]
+        for fixture in fixtures { arguments += ["--ldif", fixtureURL(fixture).path] }
+        for file in bulk { arguments += ["--bulk-ldif", file.path] }
+        if !syncprov { arguments.append("--no-syncprov") }
+        let result = try runProcess("/bin/bash", [repositoryRoot.appendingPathComponent("scripts/test-slapd").path] + arguments)
+        guard result.status == 0 else {
+            throw HarnessError(description: "scripts/test-slapd start failed (\(result.status)): \(result.stderr)")
+        }
+        var values: [String: String] = [:]
+        for line in result.stdout.split(separator: "\n") {
+            if let equals = line.firstIndex(of: "=") { values[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
+        }
+        env = values
+    }
+
+    /// Stops the server and waits for it to exit.
+    func stop() {
+        _ = try? runProcess("/bin/bash", [repositoryRoot.appendingPathComponent("scripts/test-slapd").path, "stop", directory.path])
+    }
+
+    /// Applies LDIF changes (ldapmodify syntax) as the rootdn.
+    func modify(_ ldif: String) throws {
+        let result = try runProcess("/usr/bin/ldapmodify", ["-x", "-H", ldapURL, "-D", Self.rootDN, "-w", "admin-secret"], input: ldif)
+        guard result.status == 0 else { throw HarnessError(description: "ldapmodify failed: \(result.stderr)") }
+    }
+
+    /// A directory configuration bound as one of the harness's service accounts, password from a 0600 file.
+    func configuration(account: String = "sync", url: String? = nil, password: String? = nil, pageSize: Int = 500) throws -> DirectoryConfiguration {
+        let file = directory.appendingPathComponent("password-\(account)-\(UUID().uuidString.prefix(6))")
+        try Data((password ?? "\(account)-secret").utf8).write(to: file)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file.path)
+        return DirectoryConfiguration(
+            urls: [url ?? ldapURL], bindDN: "cn=\(account),ou=services,dc=example,dc=com",
+            password: .file(file.path), pageSize: pageSize, timeout: 10)
+    }
+}
+
+/// A swift-log handler that keeps messages in memory, for asserting on warnings.
+final class CapturedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [(Logger.Level, String)] = []
+
+    var logger: Logger {
+        Logger(label: "test") { _ in CapturingHandler(log: self) }
+    }
+
+    func append(_ level: Logger.Level, _ message: String) {
+        lock.lock(); defer { lock.unlock() }
+        entries.append((level, message))
+    }
+
+    var messages: [(Logger.Level, String)] {
+        lock.lock(); defer { lock.unlock() }
+        return entries
+    }
+
+    private struct CapturingHandler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let merged = self.metadata.merging(event.metadata ?? [:]) { $1 }
+            log.append(event.level, "\(event.message) \(merged)")
+        }
+    }
+}
