@@ -33,6 +33,11 @@ public enum StoreSchema {
     public static let defaultGroupRule =
         "a user group cannot change client or whether it is the Default User Group"
 
+    /// An SQL string literal for a constant message (quotes doubled).
+    private static func literal(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+    }
+
     /// The migrator with every migration this build knows, in order.
     public static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -164,14 +169,14 @@ public enum StoreSchema {
                 );
                 CREATE TRIGGER client_users_rules_on_insert BEFORE INSERT ON client_users
                 BEGIN
-                    SELECT RAISE(ABORT, '\(sameClientRule)')
+                    SELECT RAISE(ABORT, \(literal(sameClientRule)))
                     WHERE NOT EXISTS (SELECT 1 FROM user_groups
                                       WHERE id = NEW.user_group_id AND client_id = NEW.client_id);
-                    SELECT RAISE(ABORT, '\(globalAdminRule)')
+                    SELECT RAISE(ABORT, \(literal(globalAdminRule)))
                     WHERE NEW.global_admin = 1
                       AND NOT EXISTS (SELECT 1 FROM user_groups
                                       WHERE id = NEW.user_group_id AND is_default = 1);
-                    SELECT RAISE(ABORT, '\(groupManagerRule)')
+                    SELECT RAISE(ABORT, \(literal(groupManagerRule)))
                     WHERE NEW.group_manager = 1
                       AND NOT EXISTS (SELECT 1 FROM user_groups
                                       WHERE id = NEW.user_group_id AND is_default = 0);
@@ -179,14 +184,14 @@ public enum StoreSchema {
                 CREATE TRIGGER client_users_rules_on_update
                 BEFORE UPDATE OF client_id, user_group_id, global_admin, group_manager ON client_users
                 BEGIN
-                    SELECT RAISE(ABORT, '\(sameClientRule)')
+                    SELECT RAISE(ABORT, \(literal(sameClientRule)))
                     WHERE NOT EXISTS (SELECT 1 FROM user_groups
                                       WHERE id = NEW.user_group_id AND client_id = NEW.client_id);
-                    SELECT RAISE(ABORT, '\(globalAdminRule)')
+                    SELECT RAISE(ABORT, \(literal(globalAdminRule)))
                     WHERE NEW.global_admin = 1
                       AND NOT EXISTS (SELECT 1 FROM user_groups
                                       WHERE id = NEW.user_group_id AND is_default = 1);
-                    SELECT RAISE(ABORT, '\(groupManagerRule)')
+                    SELECT RAISE(ABORT, \(literal(groupManagerRule)))
                     WHERE NEW.group_manager = 1
                       AND NOT EXISTS (SELECT 1 FROM user_groups
                                       WHERE id = NEW.user_group_id AND is_default = 0);
@@ -195,7 +200,7 @@ public enum StoreSchema {
                 BEFORE UPDATE OF is_default, client_id ON user_groups
                 WHEN NEW.is_default <> OLD.is_default OR NEW.client_id <> OLD.client_id
                 BEGIN
-                    SELECT RAISE(ABORT, '\(defaultGroupRule)');
+                    SELECT RAISE(ABORT, \(literal(defaultGroupRule)));
                 END;
                 """)
         }
