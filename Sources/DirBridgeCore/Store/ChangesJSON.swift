@@ -8,15 +8,35 @@ enum ChangesJSON {
         case flag(Bool)
     }
 
-    /// `{"field": [old, new], ...}` with keys in sorted order.
-    static func object(_ changes: [String: (old: Value, new: Value)]) -> String {
-        var out = "{"
-        for (index, key) in changes.keys.sorted().enumerated() {
-            if index > 0 { out += "," }
-            let pair = changes[key]!
-            out += quoted(key) + ":[" + encode(pair.old) + "," + encode(pair.new) + "]"
+    /// One field's change.
+    typealias Entry = (field: String, old: Value, new: Value)
+
+    /// `{"field": [old, new], ...}` with keys in sorted order (a later entry for the same
+    /// field replaces an earlier one).
+    static func object(_ entries: [Entry]) -> String {
+        var sorted: [Entry] = []
+        sorted.reserveCapacity(entries.count)
+        for entry in entries {
+            if let index = sorted.firstIndex(where: { $0.field == entry.field }) {
+                sorted[index] = entry
+            } else {
+                sorted.append(entry)
+            }
         }
-        return out + "}"
+        sorted.sort { $0.field < $1.field }
+        var out = "{"
+        out.reserveCapacity(64 * sorted.count)
+        for (index, entry) in sorted.enumerated() {
+            if index > 0 { out.append(",") }
+            appendQuoted(entry.field, to: &out)
+            out.append(":[")
+            append(entry.old, to: &out)
+            out.append(",")
+            append(entry.new, to: &out)
+            out.append("]")
+        }
+        out.append("}")
+        return out
     }
 
     /// `{"action": count, ...}` with keys in sorted order.
@@ -24,17 +44,29 @@ enum ChangesJSON {
         "{" + counts.keys.sorted().map { quoted($0) + ":" + String(counts[$0]!) }.joined(separator: ",") + "}"
     }
 
-    static func encode(_ value: Value) -> String {
+    static func append(_ value: Value, to out: inout String) {
         switch value {
-        case .null: "null"
-        case .text(let text): quoted(text)
-        case .flag(let flag): flag ? "true" : "false"
+        case .null: out.append("null")
+        case .text(let text): appendQuoted(text, to: &out)
+        case .flag(let flag): out.append(flag ? "true" : "false")
         }
     }
 
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
+        var out = ""
+        appendQuoted(text, to: &out)
+        return out
+    }
+
+    /// Appends `text` as a JSON string; text without quotes, backslashes or control
+    /// characters (nearly all) is copied in one piece.
+    static func appendQuoted(_ text: String, to out: inout String) {
+        out.append("\"")
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out.append(text)
+            out.append("\"")
+            return
+        }
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -51,6 +83,6 @@ enum ChangesJSON {
                 }
             }
         }
-        return out + "\""
+        out.append("\"")
     }
 }

@@ -99,10 +99,8 @@ private struct ChangeSetWriter {
         let id = db.lastInsertedRowID
         groupIDs[Self.nocaseKey(group.name)] = id
         groupNames[id] = (group.name, false)
-        var fields: [String: (old: ChangesJSON.Value, new: ChangesJSON.Value)] = [
-            "name": (.null, .text(group.name)), "source": (.null, .text(group.source.rawValue)),
-        ]
-        if let externalID = group.externalID { fields["external_id"] = (.null, .text(externalID)) }
+        var fields: [ChangesJSON.Entry] = [("name", .null, .text(group.name)), ("source", .null, .text(group.source.rawValue))]
+        if let externalID = group.externalID { fields.append(("external_id", .null, .text(externalID))) }
         try history(entity: "user_group", id: id, action: .groupCreated, fields: fields, reason: group.reason)
     }
 
@@ -119,7 +117,7 @@ private struct ChangeSetWriter {
         groupIDs[Self.nocaseKey(rename.newName)] = rename.userGroupID
         groupNames[rename.userGroupID] = (rename.newName, false)
         try history(entity: "user_group", id: rename.userGroupID, action: .groupRenamed,
-                    fields: ["name": (.text(current.name), .text(rename.newName))], reason: rename.reason)
+                    fields: [("name", .text(current.name), .text(rename.newName))], reason: rename.reason)
     }
 
     private func groupID(named name: String?) throws -> Int64 {
@@ -151,27 +149,28 @@ private struct ChangeSetWriter {
                 user.externalDN, now, now,
             ])
         let userID = db.lastInsertedRowID
-        var fields: [String: (old: ChangesJSON.Value, new: ChangesJSON.Value)] = [
-            "email": (.null, .text(user.email)),
-            "role": (.null, .text(user.role)),
-            "user_group": (.null, .text(groupNames[groupID]?.name ?? "")),
-            "global_admin": (.null, .flag(user.globalAdmin)),
-            "group_manager": (.null, .flag(user.groupManager)),
-            "has_login": (.null, .flag(user.hasLogin)),
-            "enabled": (.null, .flag(user.enabled)),
-            "source": (.null, .text(user.source.rawValue)),
+        var fields: [ChangesJSON.Entry] = [
+            ("email", .null, .text(user.email)),
+            ("role", .null, .text(user.role)),
+            ("user_group", .null, .text(groupNames[groupID]?.name ?? "")),
+            ("global_admin", .null, .flag(user.globalAdmin)),
+            ("group_manager", .null, .flag(user.groupManager)),
+            ("has_login", .null, .flag(user.hasLogin)),
+            ("enabled", .null, .flag(user.enabled)),
+            ("source", .null, .text(user.source.rawValue)),
         ]
+        fields.reserveCapacity(18)
         let optional: [(String, String?)] = [
             ("first_name", user.firstName), ("last_name", user.lastName), ("title", user.title),
             ("cell_phone", user.cellPhone), ("office_phone", user.officePhone), ("extension", user.extension),
             ("location", user.location), ("external_id", user.externalID), ("external_dn", user.externalDN),
         ]
         for (field, value) in optional {
-            if let value { fields[field] = (.null, .text(value)) }
+            if let value { fields.append((field, .null, .text(value))) }
         }
         if user.invite {
             try insertInvitation(userID: userID, email: user.email)
-            fields["invited"] = (.null, .flag(true))
+            fields.append(("invited", .null, .flag(true)))
         }
         try history(entity: "user", id: userID, action: .created, fields: fields, reason: user.reason)
     }
@@ -194,7 +193,7 @@ private struct ChangeSetWriter {
         }
         var assignments: [String] = []
         var arguments = StatementArguments()
-        var fields: [String: (old: ChangesJSON.Value, new: ChangesJSON.Value)] = [:]
+        var fields: [ChangesJSON.Entry] = []
         for name in update.fields.keys.sorted() {
             let change = update.fields[name]!
             guard ClientUserUpdate.updatableFields.contains(name) else {
@@ -205,15 +204,16 @@ private struct ChangeSetWriter {
                 guard let newName = change.new else {
                     throw StoreError(.invalidChange, "a client user must keep a user group")
                 }
-                _ = arguments.append(contentsOf: [try groupID(named: newName)])
-                fields[name] = (PortalStore.text(change.old), .text(groupNames[try groupID(named: newName)]?.name ?? newName))
+                let newID = try groupID(named: newName)
+                _ = arguments.append(contentsOf: [newID])
+                fields.append((name, PortalStore.text(change.old), .text(groupNames[newID]?.name ?? newName)))
             } else if Self.booleanFields.contains(name) {
                 guard let new = try Self.flag(change.new, field: name) else {
                     throw StoreError(.invalidChange, "\(name) cannot be null")
                 }
                 assignments.append("\(name) = ?")
                 _ = arguments.append(contentsOf: [new])
-                fields[name] = (try Self.flag(change.old, field: name).map { .flag($0) } ?? .null, .flag(new))
+                fields.append((name, try Self.flag(change.old, field: name).map { .flag($0) } ?? .null, .flag(new)))
             } else {
                 if change.new == nil && Self.requiredTextFields.contains(name) {
                     throw StoreError(.invalidChange, "\(name) cannot be null")
@@ -223,7 +223,7 @@ private struct ChangeSetWriter {
                 }
                 assignments.append("\(name) = ?")
                 _ = arguments.append(contentsOf: [change.new])
-                fields[name] = (PortalStore.text(change.old), PortalStore.text(change.new))
+                fields.append((name, PortalStore.text(change.old), PortalStore.text(change.new)))
             }
         }
         assignments.append("updated_at = ?")
@@ -245,7 +245,7 @@ private struct ChangeSetWriter {
             throw StoreError(.unknownUser, "no such client user in client \(changes.clientID)")
         }
         try insertInvitation(userID: invitation.userID, email: email)
-        try history(entity: "user", id: invitation.userID, action: .invited, fields: [:], reason: invitation.reason)
+        try history(entity: "user", id: invitation.userID, action: .invited, fields: [], reason: invitation.reason)
     }
 
     private func insertInvitation(userID: Int64, email: String) throws {
@@ -256,7 +256,7 @@ private struct ChangeSetWriter {
 
     private mutating func history(
         entity: String, id: Int64, action: HistoryAction,
-        fields: [String: (old: ChangesJSON.Value, new: ChangesJSON.Value)], reason: String?
+        fields: [ChangesJSON.Entry], reason: String?
     ) throws {
         try PortalStore.insertHistory(
             db: db, clientID: changes.clientID, entity: entity, entityID: id, action: action,

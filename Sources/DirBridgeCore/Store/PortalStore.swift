@@ -32,6 +32,10 @@ public final class PortalStore: Sendable {
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
         configuration.label = "dirbridge.store"
+        configuration.prepareDatabase { db in
+            // 32 MB of page cache: a 100k-user apply stays in memory until it commits.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
+        }
         do {
             pool = try DatabasePool(path: path, configuration: configuration)
         } catch {
@@ -104,12 +108,12 @@ public final class PortalStore: Sendable {
             guard updateFields, existing.parentID != parentID || existing.membershipEndDate != endDate else {
                 return existing
             }
-            var changes: [String: (old: ChangesJSON.Value, new: ChangesJSON.Value)] = [:]
+            var changes: [ChangesJSON.Entry] = []
             if existing.parentID != parentID {
-                changes["parent_id"] = (text(existing.parentID.map { String($0) }), text(parentID.map { String($0) }))
+                changes.append(("parent_id", text(existing.parentID.map { String($0) }), text(parentID.map { String($0) })))
             }
             if existing.membershipEndDate != endDate {
-                changes["membership_end_date"] = (text(existing.membershipEndDate), text(endDate))
+                changes.append(("membership_end_date", text(existing.membershipEndDate), text(endDate)))
             }
             try db.execute(
                 sql: "UPDATE clients SET parent_id = ?, membership_end_date = ? WHERE id = ?",
@@ -131,11 +135,9 @@ public final class PortalStore: Sendable {
                 VALUES (?, ?, 1, 'portal', NULL, ?)
                 """,
             arguments: [clientID, StoreSchema.defaultUserGroupName, now])
-        var changes: [String: (old: ChangesJSON.Value, new: ChangesJSON.Value)] = [
-            "name": (.null, .text(name)), "active": (.null, .flag(true)),
-        ]
-        if let parentID { changes["parent_id"] = (.null, .text(String(parentID))) }
-        if let endDate { changes["membership_end_date"] = (.null, .text(endDate)) }
+        var changes: [ChangesJSON.Entry] = [("name", .null, .text(name)), ("active", .null, .flag(true))]
+        if let parentID { changes.append(("parent_id", .null, .text(String(parentID)))) }
+        if let endDate { changes.append(("membership_end_date", .null, .text(endDate))) }
         try insertHistory(
             db: db, clientID: clientID, entity: "client", entityID: clientID, action: .created,
             changes: ChangesJSON.object(changes), editor: editor, runID: nil, at: now, reason: nil)
