@@ -99,7 +99,7 @@ public struct ClientListingRow: Sendable, Equatable, Encodable {
     public var parent: String?
     public var membershipEndDate: String?
     public var users: Int
-    /// Distinct non-empty locations of the client's users.
+    /// Distinct non-empty locations of the client's users (trimmed, ASCII case folded).
     public var locations: Int
     public var active: Bool
     public var createdAt: String

@@ -107,7 +107,8 @@ extension PortalStore {
         }
     }
 
-    /// Every client with its number of users and of distinct non-empty locations, by name.
+    /// Every client with its number of users and of distinct non-empty locations (trimmed,
+    /// ASCII case folded), by name.
     public func clientListing() throws(StoreError) -> [ClientListingRow] {
         try storeOperation("listing clients") {
             try pool.read { db in
@@ -116,7 +117,7 @@ extension PortalStore {
                     sql: """
                         SELECT c.name, p.name, c.membership_end_date,
                                (SELECT COUNT(*) FROM client_users u WHERE u.client_id = c.id),
-                               (SELECT COUNT(DISTINCT u.location) FROM client_users u
+                               (SELECT COUNT(DISTINCT LOWER(TRIM(u.location))) FROM client_users u
                                 WHERE u.client_id = c.id AND TRIM(COALESCE(u.location, '')) <> ''),
                                c.active, c.created_at
                         FROM clients c LEFT JOIN clients p ON p.id = c.parent_id
