@@ -11,19 +11,13 @@ enum ChangesJSON {
     /// One field's change.
     typealias Entry = (field: String, old: Value, new: Value)
 
-    /// `{"field": [old, new], ...}` with keys in sorted order (a later entry for the same
-    /// field replaces an earlier one).
+    /// `{"field": [old, new], ...}` with keys in sorted order; each field appears once in
+    /// `entries` (callers build them that way, most already in order).
     static func object(_ entries: [Entry]) -> String {
-        var sorted: [Entry] = []
-        sorted.reserveCapacity(entries.count)
-        for entry in entries {
-            if let index = sorted.firstIndex(where: { $0.field == entry.field }) {
-                sorted[index] = entry
-            } else {
-                sorted.append(entry)
-            }
+        var sorted = entries
+        if zip(entries, entries.dropFirst()).contains(where: { $0.field >= $1.field }) {
+            sorted.sort { $0.field < $1.field }
         }
-        sorted.sort { $0.field < $1.field }
         var out = "{"
         out.reserveCapacity(64 * sorted.count)
         for (index, entry) in sorted.enumerated() {

@@ -149,29 +149,31 @@ private struct ChangeSetWriter {
                 user.externalDN, now, now,
             ])
         let userID = db.lastInsertedRowID
-        var fields: [ChangesJSON.Entry] = [
-            ("email", .null, .text(user.email)),
-            ("role", .null, .text(user.role)),
-            ("user_group", .null, .text(groupNames[groupID]?.name ?? "")),
-            ("global_admin", .null, .flag(user.globalAdmin)),
-            ("group_manager", .null, .flag(user.groupManager)),
-            ("has_login", .null, .flag(user.hasLogin)),
-            ("enabled", .null, .flag(user.enabled)),
-            ("source", .null, .text(user.source.rawValue)),
-        ]
+        if user.invite { try insertInvitation(userID: userID, email: user.email) }
+        // Built in key order, so the JSON needs no sort: one history row per created user.
+        var fields: [ChangesJSON.Entry] = []
         fields.reserveCapacity(18)
-        let optional: [(String, String?)] = [
-            ("first_name", user.firstName), ("last_name", user.lastName), ("title", user.title),
-            ("cell_phone", user.cellPhone), ("office_phone", user.officePhone), ("extension", user.extension),
-            ("location", user.location), ("external_id", user.externalID), ("external_dn", user.externalDN),
-        ]
-        for (field, value) in optional {
+        func add(_ field: String, _ value: String?) {
             if let value { fields.append((field, .null, .text(value))) }
         }
-        if user.invite {
-            try insertInvitation(userID: userID, email: user.email)
-            fields.append(("invited", .null, .flag(true)))
-        }
+        add("cell_phone", user.cellPhone)
+        add("email", user.email)
+        fields.append(("enabled", .null, .flag(user.enabled)))
+        add("extension", user.extension)
+        add("external_dn", user.externalDN)
+        add("external_id", user.externalID)
+        add("first_name", user.firstName)
+        fields.append(("global_admin", .null, .flag(user.globalAdmin)))
+        fields.append(("group_manager", .null, .flag(user.groupManager)))
+        fields.append(("has_login", .null, .flag(user.hasLogin)))
+        if user.invite { fields.append(("invited", .null, .flag(true))) }
+        add("last_name", user.lastName)
+        add("location", user.location)
+        add("office_phone", user.officePhone)
+        add("role", user.role)
+        add("source", user.source.rawValue)
+        add("title", user.title)
+        add("user_group", groupNames[groupID]?.name ?? "")
         try history(entity: "user", id: userID, action: .created, fields: fields, reason: user.reason)
     }
 
