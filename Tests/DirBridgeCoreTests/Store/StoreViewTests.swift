@@ -156,3 +156,19 @@ struct StoreViewTests {
         #expect(RunListing.duration(seconds) == text)
     }
 }
+
+@Suite("History JSON")
+struct ChangesJSONTests {
+    @Test("changes are a JSON object with sorted keys, escaped strings, booleans and nulls")
+    func changesObject() throws {
+        let text = ChangesJSON.object([
+            ("title", .null, .text("Head of \"Sales\"\\\n\u{1}")),
+            ("enabled", .flag(true), .flag(false)),
+            ("last_name", .text("Ødegaard"), .text("Øde")),
+        ])
+        #expect(text == #"{"enabled":[true,false],"last_name":["Ødegaard","Øde"],"title":[null,"Head of \"Sales\"\\\n\u0001"]}"#)
+        let parsed = try parseChanges(text)
+        #expect(parsed["title"]?.last as? String == "Head of \"Sales\"\\\n\u{1}")
+        #expect(ChangesJSON.counts(["updated": 2, "created": 10]) == #"{"created":10,"updated":2}"#)
+    }
+}
