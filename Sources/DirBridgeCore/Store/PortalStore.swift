@@ -79,8 +79,9 @@ public final class PortalStore: Sendable {
         }
     }
 
-    /// The client a mapping names, created with its Default User Group (and its parent,
-    /// if missing) on first use; a changed membership end date or parent is updated.
+    /// The client a mapping names (matched case-insensitively), created with its Default
+    /// User Group (and its parent, if missing) on first use; a changed membership end date
+    /// or parent is updated, one left out of the spec is kept.
     ///
     /// Each creation or update writes a `history` row (entity `client`, no run).
     public func ensureClient(_ spec: ClientSpec, editor: String = "dirbridge") throws(StoreError) -> ClientRecord {
@@ -102,9 +103,10 @@ public final class PortalStore: Sendable {
         named name: String, parentID: Int64?, endDate: String?, updateFields: Bool, editor: String,
         now: String, db: Database
     ) throws -> ClientRecord {
-        if var existing = try Row.fetchOne(db, sql: "\(clientColumns) WHERE name = ?", arguments: [name])
-            .map(clientRecord)
-        {
+        if var existing = try fetchClient(named: name, db: db) {
+            // A spec that leaves the parent or end date out keeps the stored one.
+            let parentID = parentID ?? existing.parentID
+            let endDate = endDate ?? existing.membershipEndDate
             guard updateFields, existing.parentID != parentID || existing.membershipEndDate != endDate else {
                 return existing
             }

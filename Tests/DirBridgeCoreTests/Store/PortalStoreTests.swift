@@ -81,6 +81,14 @@ struct PortalStoreTests {
         let parent = try #require(try store.client(named: "Acme Holding"))
         #expect(child.parentID == parent.id)
         #expect(try temp.count("user_groups") == 2)
+        let moved = try store.ensureClient(ClientSpec(name: "ACME LABS", membershipEndDate: "2028-06-30"))
+        #expect(moved.id == child.id && moved.name == "Acme Labs")
+        #expect(moved.parentID == parent.id && moved.membershipEndDate == "2028-06-30")
+        #expect(try store.clients().count == 2)
+        let update = try temp.sql().read { db in
+            try String.fetchOne(db, sql: "SELECT changes FROM history WHERE action = 'updated' AND entity = 'client'")
+        }
+        #expect(update == #"{"membership_end_date":[null,"2028-06-30"]}"#)
     }
 
     @Test("emails are unique per client, case-insensitively")
