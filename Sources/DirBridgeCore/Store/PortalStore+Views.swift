@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+
+extension PortalStore {
+    /// The client named `name`, or a ``StoreError/Code/unknownClient`` error listing the
+    /// store's clients.
+    public func requireClient(named name: String) throws(StoreError) -> ClientRecord {
+        if let client = try client(named: name) { return client }
+        let names = try clients().map(\.name)
+        throw StoreError(
+            .unknownClient,
+            "no client named \(name) in \(path)"
+                + (names.isEmpty ? " (the store has no clients)" : "; clients: \(names.joined(separator: ", "))"))
+    }
+
+    /// The client users of one client (or of every client when `clientName` is nil), with
+    /// their user group's and client's names, in email order.
+    public func userListing(clientName: String? = nil) throws(StoreError) -> [UserListingRow] {
+        let clientID = try clientName.map { name throws(StoreError) in try requireClient(named: name).id }
+        return try storeOperation("listing users") {
+            try pool.read { db in
+                var rows: [UserListingRow] = []
+                let cursor = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT c.name, u.email, u.first_name, u.last_name, u.title, u.cell_phone, u.office_phone,
+                               u.extension, u.location, u.role, g.name, u.has_login, u.global_admin,
+                               u.group_manager, u.enabled
+                        FROM client_users u
+                        JOIN clients c ON c.id = u.client_id
+                        JOIN user_groups g ON g.id = u.user_group_id
+                        WHERE ?1 IS NULL OR u.client_id = ?1
+                        ORDER BY u.email, u.id
+                        """,
+                    arguments: [clientID])
+                while let row = try cursor.next() {
+                    rows.append(UserListingRow(
+                        client: row[0], email: row[1], firstName: row[2], lastName: row[3], title: row[4],
+                        cellPhone: row[5], officePhone: row[6], extension: row[7], location: row[8], role: row[9],
+                        userGroup: row[10], hasLogin: row[11], globalAdmin: row[12], groupManager: row[13],
+                        enabled: row[14]))
+                }
+                return rows
+            }
+        }
+    }
+
+    /// History entries, oldest first: of the users with this email (any client, or only
+    /// `clientName`'s), of one sync run, or all.
+    public func historyListing(userEmail: String? = nil, runID: Int64? = nil, clientName: String? = nil)
+        throws(StoreError) -> [HistoryListingRow]
+    {
+        let clientID = try clientName.map { name throws(StoreError) in try requireClient(named: name).id }
+        return try storeOperation("listing history") {
+            try pool.read { db in
+                var rows: [HistoryListingRow] = []
+                let cursor = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT h.id, c.name, h.entity, h.entity_id,
+                               CASE h.entity
+                                   WHEN 'user' THEN (SELECT email FROM client_users WHERE id = h.entity_id)
+                                   WHEN 'user_group' THEN (SELECT name FROM user_groups WHERE id = h.entity_id)
+                                   WHEN 'client' THEN (SELECT name FROM clients WHERE id = h.entity_id)
+                               END,
+                               h.action, h.changes, h.editor, h.run_id, h.at, h.reason
+                        FROM history h
+                        JOIN clients c ON c.id = h.client_id
+                        WHERE (?1 IS NULL OR h.client_id = ?1)
+                          AND (?2 IS NULL OR h.run_id = ?2)
+                          AND (?3 IS NULL OR (h.entity = 'user' AND h.entity_id IN
+                                   (SELECT id FROM client_users WHERE email = ?3 COLLATE NOCASE)))
+                        ORDER BY h.id
+                        """,
+                    arguments: [clientID, runID, userEmail])
+                while let row = try cursor.next() {
+                    rows.append(HistoryListingRow(
+                        id: row[0], client: row[1], entity: row[2], entityID: row[3], subject: row[4],
+                        action: row[5], changes: HistoryListingRow.parseChanges(row[6]), editor: row[7],
+                        runID: row[8], at: row[9], reason: row[10]))
+                }
+                return rows
+            }
+        }
+    }
+
+    /// Every sync run, oldest first.
+    public func runListing() throws(StoreError) -> [RunListingRow] {
+        try storeOperation("listing sync runs") {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT r.id, c.name, r.mapping, r.directory, r.mode, r.status, r.started_at, r.finished_at,
+                               r.summary, r.error, r.entries_read
+                        FROM sync_runs r LEFT JOIN clients c ON c.id = r.client_id
+                        ORDER BY r.id
+                        """
+                ).map { row in
+                    let summaryText: String = row[8]
+                    let summary = (try? JSONDecoder().decode([String: Int].self, from: Data(summaryText.utf8))) ?? [:]
+                    return RunListingRow(
+                        id: row[0], client: row[1], mapping: row[2], directory: row[3], mode: row[4], status: row[5],
+                        startedAt: row[6], finishedAt: row[7], summary: summary, error: row[9], entriesRead: row[10])
+                }
+            }
+        }
+    }
+
+    /// Every client with its number of users and of distinct non-empty locations (trimmed,
+    /// ASCII case folded), by name.
+    public func clientListing() throws(StoreError) -> [ClientListingRow] {
+        try storeOperation("listing clients") {
+            try pool.read { db in
+                try Row.fetchAll(
+                    db,
+                    sql: """
+                        SELECT c.name, p.name, c.membership_end_date,
+                               (SELECT COUNT(*) FROM client_users u WHERE u.client_id = c.id),
+                               (SELECT COUNT(DISTINCT LOWER(TRIM(u.location))) FROM client_users u
+                                WHERE u.client_id = c.id AND TRIM(COALESCE(u.location, '')) <> ''),
+                               c.active, c.created_at
+                        FROM clients c LEFT JOIN clients p ON p.id = c.parent_id
+                        ORDER BY c.name
+                        """
+                ).map { row in
+                    ClientListingRow(name: row[0], parent: row[1], membershipEndDate: row[2], users: row[3],
+                                     locations: row[4], active: row[5], createdAt: row[6])
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+import Foundation
+import GRDB
+
+/// The portal's SQLite store: opens (or creates) the file, migrates it, and is the only way
+/// dirbridge reads and writes the portal's tables.
+///
+/// It owns a GRDB `DatabasePool` (WAL mode, foreign keys on) and is safe to share between
+/// tasks. Every write runs in one transaction: it is written whole or not at all. The
+/// portal's rules (Global Admin only in the Default User Group, Group Manager only in a
+/// custom group) are SQLite triggers, so they hold for the portal's own writes too.
+///
+/// ```swift
+/// let store = try PortalStore(path: "portal.sqlite")
+/// let client = try store.ensureClient(ClientSpec(name: "Acme Corp"))
+/// let state = try store.loadState(clientID: client.id)
+/// ```
+public final class PortalStore: Sendable {
+    /// The store file's path.
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens the store at `path`, creating it when `createIfMissing` (read-only views pass
+    /// false and get a ``StoreError/Code/missingStore`` error instead), and migrates it.
+    ///
+    /// A store migrated by a newer dirbridge is refused (``StoreError/Code/newerSchema``).
+    public init(path: String, createIfMissing: Bool = true) throws(StoreError) {
+        self.path = path
+        if !createIfMissing && !FileManager.default.fileExists(atPath: path) {
+            throw StoreError(.missingStore, "no portal store at \(path): check --store (views never create a store)")
+        }
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.label = "dirbridge.store"
+        configuration.prepareDatabase { db in
+            // 32 MB of page cache: a 100k-user apply stays in memory until it commits.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            let detail = (error as? DatabaseError)?.message ?? "\(error)"
+            throw StoreError(.cannotOpen, "cannot open the portal store \(path): \(detail)")
+        }
+        let migrator = StoreSchema.migrator
+        let unknown = try storeOperation("reading the migrations of \(path)") {
+            try pool.read { db in
+                try migrator.appliedIdentifiers(db).subtracting(StoreSchema.knownIdentifiers)
+            }
+        }
+        if !unknown.isEmpty {
+            throw StoreError(
+                .newerSchema,
+                "the portal store \(path) was written by a newer dirbridge (migrations "
+                    + "\(unknown.sorted().joined(separator: ", ")) unknown to dirbridge \(DirBridge.version)): "
+                    + "upgrade dirbridge")
+        }
+        try storeOperation("migrating the portal store \(path)") { try migrator.migrate(pool) }
+    }
+
+    /// The migrations applied to this store, in order.
+    public func appliedMigrations() throws(StoreError) -> [String] {
+        try storeOperation { try pool.read { try StoreSchema.migrator.appliedMigrations($0) } }
+    }
+
+    // MARK: - Clients
+
+    /// The client with this name (exact match first, then case-insensitive), or nil.
+    public func client(named name: String) throws(StoreError) -> ClientRecord? {
+        try storeOperation { try pool.read { try Self.fetchClient(named: name, db: $0) } }
+    }
+
+    /// Every client, by name.
+    public func clients() throws(StoreError) -> [ClientRecord] {
+        try storeOperation {
+            try pool.read { db in
+                try Row.fetchAll(db, sql: "\(Self.clientColumns) ORDER BY name").map(Self.clientRecord)
+            }
+        }
+    }
+
+    /// The client a mapping names (matched case-insensitively), created with its Default
+    /// User Group (and its parent, if missing) on first use; a changed membership end date
+    /// or parent is updated, one left out of the spec is kept.
+    ///
+    /// Each creation or update writes a `history` row (entity `client`, no run).
+    public func ensureClient(_ spec: ClientSpec, editor: String = "dirbridge") throws(StoreError) -> ClientRecord {
+        try storeOperation("client \(spec.name)") {
+            try pool.write { db in
+                let now = StoreTime.text(Date())
+                var parentID: Int64?
+                if let parentName = spec.parentName {
+                    parentID = try Self.ensureClient(named: parentName, parentID: nil, endDate: nil,
+                                                     updateFields: false, editor: editor, now: now, db: db).id
+                }
+                return try Self.ensureClient(named: spec.name, parentID: parentID, endDate: spec.membershipEndDate,
+                                             updateFields: true, editor: editor, now: now, db: db)
+            }
+        }
+    }
+
+    private static func ensureClient(
+        named name: String, parentID: Int64?, endDate: String?, updateFields: Bool, editor: String,
+        now: String, db: Database
+    ) throws -> ClientRecord {
+        if var existing = try fetchClient(named: name, db: db) {
+            // A spec that leaves the parent or end date out keeps the stored one.
+            let parentID = parentID ?? existing.parentID
+            let endDate = endDate ?? existing.membershipEndDate
+            guard updateFields, existing.parentID != parentID || existing.membershipEndDate != endDate else {
+                return existing
+            }
+            var changes: [ChangesJSON.Entry] = []
+            if existing.parentID != parentID {
+                changes.append(("parent_id", text(existing.parentID.map { String($0) }), text(parentID.map { String($0) })))
+            }
+            if existing.membershipEndDate != endDate {
+                changes.append(("membership_end_date", text(existing.membershipEndDate), text(endDate)))
+            }
+            try db.execute(
+                sql: "UPDATE clients SET parent_id = ?, membership_end_date = ? WHERE id = ?",
+                arguments: [parentID, endDate, existing.id])
+            try insertHistory(
+                db: db, clientID: existing.id, entity: "client", entityID: existing.id, action: .updated,
+                changes: ChangesJSON.object(changes), editor: editor, runID: nil, at: now, reason: nil)
+            existing.parentID = parentID
+            existing.membershipEndDate = endDate
+            return existing
+        }
+        try db.execute(
+            sql: "INSERT INTO clients (name, parent_id, membership_end_date, active, created_at) VALUES (?, ?, ?, 1, ?)",
+            arguments: [name, parentID, endDate, now])
+        let clientID = db.lastInsertedRowID
+        try db.execute(
+            sql: """
+                INSERT INTO user_groups (client_id, name, is_default, source, external_id, created_at)
+                VALUES (?, ?, 1, 'portal', NULL, ?)
+                """,
+            arguments: [clientID, StoreSchema.defaultUserGroupName, now])
+        var changes: [ChangesJSON.Entry] = [("name", .null, .text(name)), ("active", .null, .flag(true))]
+        if let parentID { changes.append(("parent_id", .null, .text(String(parentID)))) }
+        if let endDate { changes.append(("membership_end_date", .null, .text(endDate))) }
+        try insertHistory(
+            db: db, clientID: clientID, entity: "client", entityID: clientID, action: .created,
+            changes: ChangesJSON.object(changes), editor: editor, runID: nil, at: now, reason: nil)
+        return ClientRecord(id: clientID, name: name, parentID: parentID, membershipEndDate: endDate, active: true,
+                            createdAt: now)
+    }
+
+    // MARK: - State
+
+    /// Every user group and client user of a client, read in one transaction.
+    ///
+    /// Rows are read with cursors, so 100,000 users cost one query, not one per user.
+    public func loadState(clientID: Int64) throws(StoreError) -> ClientState {
+        try storeOperation("loading client \(clientID)") {
+            try pool.read { db in
+                guard let client = try Row.fetchOne(db, sql: "\(Self.clientColumns) WHERE id = ?", arguments: [clientID])
+                    .map(Self.clientRecord)
+                else {
+                    throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
+                }
+                var groups: [StoredUserGroup] = []
+                let groupRows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT id, client_id, name, is_default, source, external_id, created_at
+                        FROM user_groups WHERE client_id = ? ORDER BY id
+                        """,
+                    arguments: [clientID])
+                while let row = try groupRows.next() {
+                    groups.append(StoredUserGroup(
+                        id: row[0], clientID: row[1], name: row[2], isDefault: row[3],
+                        source: RecordSource(rawValue: row[4]) ?? .portal, externalID: row[5], createdAt: row[6]))
+                }
+                var users: [StoredUser] = []
+                let userRows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT id, client_id, email, first_name, last_name, title, cell_phone, office_phone,
+                               extension, location, role, user_group_id, global_admin, group_manager, has_login,
+                               enabled, source, external_id, external_dn, created_at, updated_at
+                        FROM client_users WHERE client_id = ? ORDER BY id
+                        """,
+                    arguments: [clientID])
+                while let row = try userRows.next() {
+                    users.append(StoredUser(
+                        id: row[0], clientID: row[1], email: row[2], firstName: row[3], lastName: row[4],
+                        title: row[5], cellPhone: row[6], officePhone: row[7], extension: row[8], location: row[9],
+                        role: row[10], userGroupID: row[11], globalAdmin: row[12], groupManager: row[13],
+                        hasLogin: row[14], enabled: row[15], source: RecordSource(rawValue: row[16]) ?? .portal,
+                        externalID: row[17], externalDN: row[18], createdAt: row[19], updatedAt: row[20]))
+                }
+                let lastHistoryID = try Int64.fetchOne(
+                    db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
+                return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
+            }
+        }
+    }
+
+    // MARK: - Sync runs
+
+    /// Records a run that wrote nothing else (a dry run, a refused or failed run); returns
+    /// its id.
+    public func recordRun(_ run: SyncRunRecord) throws(StoreError) -> Int64 {
+        try storeOperation("recording the sync run") {
+            try pool.write { db in
+                let runID = try Self.insertRun(run, db: db)
+                try db.execute(
+                    sql: "UPDATE sync_runs SET finished_at = ?, summary = ? WHERE id = ?",
+                    arguments: [StoreTime.text(run.finishedAt ?? Date()), ChangesJSON.counts(run.summary), runID])
+                return runID
+            }
+        }
+    }
+
+    static func insertRun(_ run: SyncRunRecord, db: Database) throws -> Int64 {
+        try db.execute(
+            sql: """
+                INSERT INTO sync_runs (client_id, mapping, directory, mode, status, started_at, finished_at,
+                                       summary, error, entries_read, plan_hash, incremental, dirbridge_version)
+                VALUES (?, ?, ?, ?, ?, ?, NULL, '{}', ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                run.clientID, run.mapping, run.directory, run.mode.rawValue, run.status.rawValue,
+                StoreTime.text(run.startedAt), run.error, run.entriesRead, run.planHash, run.incremental,
+                DirBridge.version,
+            ])
+        return db.lastInsertedRowID
+    }
+
+    // MARK: - Helpers
+
+    static let clientColumns = "SELECT id, name, parent_id, membership_end_date, active, created_at FROM clients"
+
+    static func clientRecord(_ row: Row) -> ClientRecord {
+        ClientRecord(id: row[0], name: row[1], parentID: row[2], membershipEndDate: row[3], active: row[4],
+                     createdAt: row[5])
+    }
+
+    static func fetchClient(named name: String, db: Database) throws -> ClientRecord? {
+        try Row.fetchOne(
+            db, sql: "\(clientColumns) WHERE name = ? COLLATE NOCASE ORDER BY name = ? DESC, id LIMIT 1",
+            arguments: [name, name]
+        ).map(clientRecord)
+    }
+
+    static func text(_ value: String?) -> ChangesJSON.Value {
+        value.map { .text($0) } ?? .null
+    }
+
+    static func insertHistory(
+        db: Database, clientID: Int64, entity: String, entityID: Int64, action: HistoryAction, changes: String,
+        editor: String, runID: Int64?, at: String, reason: String?
+    ) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO history (client_id, entity, entity_id, action, changes, editor, run_id, at, reason)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        try statement.execute(arguments: [clientID, entity, entityID, action.rawValue, changes, editor, runID, at, reason])
+    }
+}

@@ -1,0 +1,208 @@
+import GRDB
+
+/// The portal store's schema: the SPEC's tables (section 2) and dirbridge's own additions,
+/// as GRDB migrations applied in order.
+///
+/// Migrations are append-only: a released identifier is never edited or removed, so a store
+/// written by an older dirbridge opens with a newer one. A store that holds an identifier
+/// this build does not know was written by a newer dirbridge and is refused.
+public enum StoreSchema {
+    /// The portal's own tables: clients, user groups, client users, history, invitations,
+    /// sync runs, with their uniqueness rules.
+    public static let portalSchema = "v1-portal-schema"
+    /// dirbridge's additions: history reasons, sync run details, sync state, leases, and
+    /// the triggers that enforce the portal's flag rules on every write.
+    public static let dirbridgeExtras = "v2-dirbridge-extras"
+
+    /// Every migration identifier this build knows.
+    public static let knownIdentifiers: Set<String> = [portalSchema, dirbridgeExtras]
+
+    /// The name of the group every client has exactly one of.
+    public static let defaultUserGroupName = "Default User Group"
+
+    /// The message of the trigger refusing Global Admin outside the Default User Group.
+    public static let globalAdminRule =
+        "Global Admin may only be set on a user of the client's Default User Group"
+    /// The message of the trigger refusing Group Manager outside a custom user group.
+    public static let groupManagerRule =
+        "Group Manager may only be set on a user of a custom user group"
+    /// The message of the trigger refusing a user group of another client.
+    public static let sameClientRule =
+        "a client user's user group must belong to the same client"
+    /// The message of the trigger refusing to change which group is the default one.
+    public static let defaultGroupRule =
+        "a user group cannot change client or whether it is the Default User Group"
+
+    /// An SQL string literal for a constant message (quotes doubled).
+    private static func literal(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
+    }
+
+    /// The migrator with every migration this build knows, in order.
+    public static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        registerPortalSchema(in: &migrator)
+        registerDirbridgeExtras(in: &migrator)
+        return migrator
+    }
+
+    /// Registers the first migration only; tests use it to build a store as an older
+    /// dirbridge would have left it.
+    public static func registerPortalSchema(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration(portalSchema) { db in
+            try db.execute(sql: """
+                CREATE TABLE clients (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    name TEXT NOT NULL UNIQUE,
+                    parent_id INTEGER REFERENCES clients(id),
+                    membership_end_date TEXT,
+                    active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+                    created_at TEXT NOT NULL
+                );
+                CREATE TABLE user_groups (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    client_id INTEGER NOT NULL REFERENCES clients(id),
+                    name TEXT NOT NULL,
+                    is_default INTEGER NOT NULL DEFAULT 0 CHECK (is_default IN (0, 1)),
+                    source TEXT NOT NULL DEFAULT 'portal' CHECK (source IN ('directory', 'portal')),
+                    external_id TEXT,
+                    created_at TEXT NOT NULL,
+                    CHECK (is_default = 0 OR name = 'Default User Group')
+                );
+                CREATE UNIQUE INDEX user_groups_client_name
+                    ON user_groups(client_id, name COLLATE NOCASE);
+                CREATE UNIQUE INDEX user_groups_one_default
+                    ON user_groups(client_id) WHERE is_default = 1;
+                CREATE UNIQUE INDEX user_groups_client_external_id
+                    ON user_groups(client_id, external_id) WHERE external_id IS NOT NULL;
+                CREATE TABLE client_users (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    client_id INTEGER NOT NULL REFERENCES clients(id),
+                    email TEXT NOT NULL,
+                    first_name TEXT,
+                    last_name TEXT,
+                    title TEXT,
+                    cell_phone TEXT,
+                    office_phone TEXT,
+                    extension TEXT,
+                    location TEXT,
+                    role TEXT NOT NULL DEFAULT 'Guest',
+                    user_group_id INTEGER NOT NULL REFERENCES user_groups(id),
+                    global_admin INTEGER NOT NULL DEFAULT 0 CHECK (global_admin IN (0, 1)),
+                    group_manager INTEGER NOT NULL DEFAULT 0 CHECK (group_manager IN (0, 1)),
+                    has_login INTEGER NOT NULL DEFAULT 0 CHECK (has_login IN (0, 1)),
+                    enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+                    source TEXT NOT NULL DEFAULT 'portal' CHECK (source IN ('directory', 'portal')),
+                    external_id TEXT,
+                    external_dn TEXT,
+                    created_at TEXT NOT NULL,
+                    updated_at TEXT NOT NULL
+                );
+                CREATE UNIQUE INDEX client_users_client_email
+                    ON client_users(client_id, email COLLATE NOCASE);
+                CREATE UNIQUE INDEX client_users_client_external_id
+                    ON client_users(client_id, external_id) WHERE external_id IS NOT NULL;
+                CREATE INDEX client_users_user_group ON client_users(user_group_id);
+                CREATE TABLE sync_runs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    client_id INTEGER REFERENCES clients(id),
+                    mapping TEXT NOT NULL,
+                    directory TEXT NOT NULL,
+                    mode TEXT NOT NULL CHECK (mode IN ('dry-run', 'apply')),
+                    status TEXT NOT NULL CHECK (status IN ('succeeded', 'failed', 'refused')),
+                    started_at TEXT NOT NULL,
+                    finished_at TEXT,
+                    summary TEXT NOT NULL DEFAULT '{}',
+                    error TEXT
+                );
+                CREATE TABLE history (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    client_id INTEGER NOT NULL REFERENCES clients(id),
+                    entity TEXT NOT NULL CHECK (entity IN ('user', 'user_group', 'client')),
+                    entity_id INTEGER NOT NULL,
+                    action TEXT NOT NULL,
+                    changes TEXT NOT NULL DEFAULT '{}',
+                    editor TEXT NOT NULL,
+                    run_id INTEGER REFERENCES sync_runs(id),
+                    at TEXT NOT NULL
+                );
+                CREATE INDEX history_entity ON history(client_id, entity, entity_id);
+                CREATE INDEX history_run ON history(run_id);
+                CREATE TABLE invitations (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    client_id INTEGER NOT NULL REFERENCES clients(id),
+                    user_id INTEGER NOT NULL REFERENCES client_users(id),
+                    email TEXT NOT NULL,
+                    created_at TEXT NOT NULL,
+                    sent_at TEXT
+                );
+                CREATE INDEX invitations_user ON invitations(user_id);
+                """)
+        }
+    }
+
+    /// Registers the second migration: dirbridge's columns, tables and triggers.
+    static func registerDirbridgeExtras(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration(dirbridgeExtras) { db in
+            try db.execute(sql: """
+                ALTER TABLE history ADD COLUMN reason TEXT;
+                ALTER TABLE sync_runs ADD COLUMN entries_read INTEGER;
+                ALTER TABLE sync_runs ADD COLUMN plan_hash TEXT;
+                ALTER TABLE sync_runs ADD COLUMN incremental INTEGER NOT NULL DEFAULT 0
+                    CHECK (incremental IN (0, 1));
+                ALTER TABLE sync_runs ADD COLUMN dirbridge_version TEXT;
+                CREATE INDEX sync_runs_client ON sync_runs(client_id, id);
+                CREATE TABLE sync_state (
+                    client_id INTEGER NOT NULL REFERENCES clients(id),
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    PRIMARY KEY (client_id, key)
+                );
+                CREATE TABLE leases (
+                    client_id INTEGER PRIMARY KEY REFERENCES clients(id),
+                    holder TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    host TEXT NOT NULL,
+                    acquired_at TEXT NOT NULL,
+                    expires_at TEXT NOT NULL
+                );
+                CREATE TRIGGER client_users_rules_on_insert BEFORE INSERT ON client_users
+                BEGIN
+                    SELECT RAISE(ABORT, \(literal(sameClientRule)))
+                    WHERE NOT EXISTS (SELECT 1 FROM user_groups
+                                      WHERE id = NEW.user_group_id AND client_id = NEW.client_id);
+                    SELECT RAISE(ABORT, \(literal(globalAdminRule)))
+                    WHERE NEW.global_admin = 1
+                      AND NOT EXISTS (SELECT 1 FROM user_groups
+                                      WHERE id = NEW.user_group_id AND is_default = 1);
+                    SELECT RAISE(ABORT, \(literal(groupManagerRule)))
+                    WHERE NEW.group_manager = 1
+                      AND NOT EXISTS (SELECT 1 FROM user_groups
+                                      WHERE id = NEW.user_group_id AND is_default = 0);
+                END;
+                CREATE TRIGGER client_users_rules_on_update
+                BEFORE UPDATE OF client_id, user_group_id, global_admin, group_manager ON client_users
+                BEGIN
+                    SELECT RAISE(ABORT, \(literal(sameClientRule)))
+                    WHERE NOT EXISTS (SELECT 1 FROM user_groups
+                                      WHERE id = NEW.user_group_id AND client_id = NEW.client_id);
+                    SELECT RAISE(ABORT, \(literal(globalAdminRule)))
+                    WHERE NEW.global_admin = 1
+                      AND NOT EXISTS (SELECT 1 FROM user_groups
+                                      WHERE id = NEW.user_group_id AND is_default = 1);
+                    SELECT RAISE(ABORT, \(literal(groupManagerRule)))
+                    WHERE NEW.group_manager = 1
+                      AND NOT EXISTS (SELECT 1 FROM user_groups
+                                      WHERE id = NEW.user_group_id AND is_default = 0);
+                END;
+                CREATE TRIGGER user_groups_default_is_fixed
+                BEFORE UPDATE OF is_default, client_id ON user_groups
+                WHEN NEW.is_default <> OLD.is_default OR NEW.client_id <> OLD.client_id
+                BEGIN
+                    SELECT RAISE(ABORT, \(literal(defaultGroupRule)));
+                END;
+                """)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import DirBridgeCore
+import Foundation
+
+/// The `dirbridge` command: keeps a client portal's users in step with a corporate directory.
+@main
+struct DirBridgeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dirbridge",
+        abstract: "Keep a client portal's users in step with an LDAP directory.",
+        version: DirBridge.version,
+        subcommands: [UsersCommand.self, HistoryCommand.self, RunsCommand.self, ClientsCommand.self]
+    )
+
+    /// Parses and runs, with the SPEC's exit status 1 (not swift-argument-parser's 64) for
+    /// bad arguments.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                ExitStatus.printError(fullMessage(for: error))
+                Foundation.exit(ExitStatus.usage.rawValue)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// Options every view of the store shares.
+struct StoreViewOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The portal store (SQLite file) to read.", valueName: "path"))
+    var store: String
+
+    @Flag(name: .long, help: "Print a JSON array of objects with stable snake_case keys.")
+    var json = false
+
+    /// Opens the store for reading; a missing file is an error, never an empty new store.
+    func open() throws(StoreError) -> PortalStore {
+        try PortalStore(path: store, createIfMissing: false)
+    }
+}

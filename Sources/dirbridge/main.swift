@@ -1,7 +1,0 @@
-import ArgumentParser
-import DirBridgeCore
-
-struct DirBridgeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "dirbridge", version: DirBridge.version)
-}
-DirBridgeCommand.main()

@@ -1,0 +1,66 @@
+import Foundation
+import Testing
+@testable import DirBridgeCore
+
+/// The built `dirbridge` next to the test bundle, when there is one.
+private let dirbridgeBinary: URL? = {
+    let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [bundleDirectory, bundleDirectory.deletingLastPathComponent()]
+        .map { $0.appendingPathComponent("dirbridge") }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+}()
+
+private func runDirbridge(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = dirbridgeBinary
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+}
+
+@Suite("Store views on the command line", .enabled(if: dirbridgeBinary != nil, "needs the built dirbridge binary"))
+struct StoreCLITests {
+    @Test("a view of a missing store exits 4 naming the path and creates nothing")
+    func missingStoreExits4() throws {
+        let temp = try TemporaryStore()
+        let result = try runDirbridge(["runs", "--store", temp.path])
+        #expect(result.status == 4)
+        #expect(result.stderr.contains(temp.path))
+        #expect(!FileManager.default.fileExists(atPath: temp.path))
+    }
+
+    @Test("users --sort with an unknown column exits 1 listing the valid ones")
+    func badSortExits1() throws {
+        let temp = try TemporaryStore()
+        let result = try runDirbridge(["users", "--store", temp.path, "--sort", "surname"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("last_name"))
+    }
+
+    @Test("users --json prints the client's users sorted by last name, descending")
+    func usersJSONContract() throws {
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        _ = try store.apply(
+            ChangeSet(clientID: client.id, userCreations: [
+                NewClientUser(email: "a@acme.example", lastName: "Ångström", externalID: "1"),
+                NewClientUser(email: "z@acme.example", lastName: "Zimmer", externalID: "2"),
+                NewClientUser(email: "b@acme.example", lastName: "berg", externalID: "3"),
+            ]),
+            run: applyRun(clientID: client.id))
+        let result = try runDirbridge(
+            ["users", "--store", temp.path, "--client", "Acme Corp", "--sort", "last_name", "--desc", "--json"])
+        #expect(result.status == 0)
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.compactMap { $0["last_name"] as? String } == ["Zimmer", "berg", "Ångström"])
+        let text = try runDirbridge(["users", "--store", temp.path, "--sort", "last_name"])
+        #expect(text.status == 0)
+        #expect(text.stdout.hasPrefix("Client     Email"))
+    }
+}
