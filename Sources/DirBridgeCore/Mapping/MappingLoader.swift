@@ -133,12 +133,12 @@ private final class MappingReader {
         guard let sections = entries(root, "the mapping file", MappingKeys.root) else { return nil }
 
         let client = sections["client"].flatMap { readClient($0.value) }
-        if sections["client"] == nil { issue(root, "missing `client:` (the portal client this file feeds)") }
+        if sections["client"] == nil, !reportedMisspelling(of: "client", in: root) { issue(root, "missing `client:` (the portal client this file feeds)") }
         let editor = sections["editor"].flatMap { nonEmptyString($0.value, "editor") } ?? "dirbridge"
         let storePath = sections["store"].flatMap { readStore($0.value) }
         let directory = readDirectory(sections["directory"], root: root)
         let users = sections["users"].flatMap { readUsers($0) }
-        if sections["users"] == nil { issue(root, "missing `users:` (where the users are and how to map them)") }
+        if sections["users"] == nil, !reportedMisspelling(of: "users", in: root) { issue(root, "missing `users:` (where the users are and how to map them)") }
         let groups = sections["groups"].flatMap { readGroups($0) }
         let rules = sections["rules"].map { readRules($0.value, hasGroups: sections["groups"] != nil) } ?? []
         let deprovision = sections["deprovision"].map { readDeprovision($0.value) } ?? DeprovisionSettings()
@@ -350,7 +350,9 @@ private final class MappingReader {
 
     func readDirectory(_ entry: Entry?, root: Node) -> DirectoryConfiguration? {
         guard let entry else {
-            issue(root, "missing `directory:` (the LDAP server to read)")
+            if !reportedMisspelling(of: "directory", in: root) {
+                issue(root, "missing `directory:` (the LDAP server to read)")
+            }
             return nil
         }
         guard let keys = entries(entry.value, "`directory`", MappingKeys.directory) else { return nil }
@@ -383,7 +385,7 @@ private final class MappingReader {
                     valid = false
                 }
             }
-        } else {
+        } else if !reportedMisspelling(of: "url", in: entry.value) {
             issue(entry.key, "`directory` needs a `url` (ldap:// or ldaps://)")
             valid = false
         }
@@ -422,7 +424,7 @@ private final class MappingReader {
                 configuration.password = .file(path(value))
             } else { valid = false }
         }
-        if let bindDN = keys["bind_dn"], env == nil, passwordFile == nil {
+        if let bindDN = keys["bind_dn"], env == nil, passwordFile == nil, !hasLiteralPassword(entry.value) {
             issue(bindDN.key, "`bind_dn` is set but no password source",
                   hint: "add `bind_password_env: VARIABLE` or `bind_password_file: PATH`")
             valid = false
@@ -482,7 +484,7 @@ private final class MappingReader {
         var base = ""
         if let node = keys["base"]?.value {
             if let text = nonEmptyString(node, "users.base"), dn(node, "users.base") != nil { base = text } else { valid = false }
-        } else {
+        } else if !reportedMisspelling(of: "base", in: entry.value) {
             issue(entry.key, "`users` needs a `base` (the DN under which users are searched)")
             valid = false
         }
@@ -497,7 +499,7 @@ private final class MappingReader {
         var id = ""
         if let node = keys["id"]?.value {
             if let value = attributeName(node, "users.id") { id = value } else { valid = false }
-        } else {
+        } else if !reportedMisspelling(of: "id", in: entry.value) {
             issue(entry.key, "`users` needs an `id`: the immutable key attribute",
                   hint: "entryUUID (OpenLDAP), objectGUID (Active Directory), ipaUniqueID (FreeIPA), nsUniqueId (389 DS)")
             valid = false
@@ -512,13 +514,13 @@ private final class MappingReader {
                         fields[portalField] = template
                     } else { valid = false }
                 }
-                if fieldKeys["email"] == nil, !hasUnknownKeyIssue(near: fieldsEntry.value) {
+                if fieldKeys["email"] == nil, !reportedMisspelling(of: "email", in: fieldsEntry.value) {
                     issue(fieldsEntry.key, "`users.fields` needs `email`: the portal's login name",
                           hint: #"e.g. email: "{mail | lower | trim}""#)
                     valid = false
                 }
             } else { valid = false }
-        } else {
+        } else if !reportedMisspelling(of: "fields", in: entry.value) {
             issue(entry.key, "`users` needs `fields`, at least `email`", hint: #"e.g. fields: { email: "{mail | lower}" }"#)
             valid = false
         }
@@ -540,12 +542,18 @@ private final class MappingReader {
             adoptExisting: adopt)
     }
 
-    /// Whether an unknown-key issue was already reported inside `node`: a misspelt `email`
-    /// then gets its "did you mean", not a second "missing email" error.
-    func hasUnknownKeyIssue(near node: Node) -> Bool {
+    /// Whether a misspelling of `key` was already reported inside `node` ("did you mean `key`?"):
+    /// the reader then gets that one error, not a second "missing `key`".
+    func reportedMisspelling(of key: String, in node: Node) -> Bool {
         guard case .mapping(let mapping) = node else { return false }
         let lines = Set(mapping.keys.compactMap { $0.mark?.line })
-        return issues.contains { lines.contains($0.line) && $0.hint == "did you mean `email`?" }
+        return issues.contains { lines.contains($0.line) && $0.hint == "did you mean `\(key)`?" }
+    }
+
+    /// Whether the mapping node has a key that writes a password literally (already reported).
+    func hasLiteralPassword(_ node: Node) -> Bool {
+        guard case .mapping(let mapping) = node else { return false }
+        return mapping.keys.contains { MappingKeys.literalPasswords.contains(($0.string ?? "").lowercased()) }
     }
 
     func readGroups(_ entry: Entry) -> GroupsSection? {
@@ -557,7 +565,7 @@ private final class MappingReader {
             if let text = nonEmptyString(node, "groups.base"), dn(node, "groups.base") != nil {
                 section.base = text
             } else { valid = false }
-        } else {
+        } else if !reportedMisspelling(of: "base", in: entry.value) {
             issue(entry.key, "`groups` needs a `base` (the DN under which groups are searched)")
             valid = false
         }
