@@ -313,6 +313,10 @@ private final class MappingReader {
         if case .scalar = node {
             return nonEmptyString(node, "client").map { ClientSettings(name: $0) }
         }
+        if case .sequence = node {
+            issue(node, "`client` must be a name or a mapping {name, parent, membership_end_date}, found a list")
+            return nil
+        }
         guard let keys = entries(node, "`client`", MappingKeys.client) else { return nil }
         guard let nameEntry = keys["name"] else {
             issue(node, "`client` needs a `name`")
