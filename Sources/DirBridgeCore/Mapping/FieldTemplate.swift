@@ -187,27 +187,27 @@ public enum TemplateFilter: Sendable, Equatable {
 
     /// `+1 555 0100 x1234` → `1234`; "" when the number has no extension.
     static func phoneExtension(_ phone: String) -> String {
-        let chars = Array(phone.lowercased())
+        let bytes = Array(phone.utf8).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
         var i = 0
-        while i < chars.count {
+        while i < bytes.count {
             var j: Int? = nil
-            for marker in ["extension", "ext.", "ext", "x"] where j == nil {
-                let m = Array(marker)
-                if i + m.count <= chars.count, Array(chars[i..<(i + m.count)]) == m { j = i + m.count }
+            for marker in extensionMarkers where j == nil {
+                if i + marker.count <= bytes.count, bytes[i..<(i + marker.count)].elementsEqual(marker) {
+                    j = i + marker.count
+                }
             }
             if var k = j {
-                while k < chars.count, chars[k] == " " || chars[k] == ":" || chars[k] == "." { k += 1 }
-                var digits = ""
-                while k < chars.count, chars[k].isASCII, chars[k].isNumber {
-                    digits.append(chars[k])
-                    k += 1
-                }
-                if !digits.isEmpty { return digits }
+                while k < bytes.count, bytes[k] == 0x20 || bytes[k] == 0x3A || bytes[k] == 0x2E { k += 1 }
+                let digitsStart = k
+                while k < bytes.count, bytes[k] >= 0x30, bytes[k] <= 0x39 { k += 1 }
+                if k > digitsStart { return String(decoding: bytes[digitsStart..<k], as: UTF8.self) }
             }
             i += 1
         }
         return ""
     }
+
+    private static let extensionMarkers: [[UInt8]] = ["extension", "ext.", "ext", "x"].map { Array($0.utf8) }
 
     /// `+1 (555) 010-0100 x12` → `+15550100100`: leading `+` kept, separators and extension dropped.
     static func e164(_ phone: String) -> String {

@@ -25,9 +25,17 @@ enum MappingDN {
         }.joined(separator: ",")
     }
 
-    /// The normalised RDNs of `dn`, most specific first, each as its `type=value` AVAs.
-    static func rdns(_ dn: String) throws(MappingDNError) -> [[(type: String, value: String)]] {
-        try parse(dn).map { rdn in rdn.map { (type: $0.type, value: $0.value) } }
+    /// A cheap test that `dn` may already be normalised: no ASCII capitals and no space next to
+    /// `,` `=` `+` or at either end. When false, `normalize` is needed before comparing.
+    static func mayBeNormalized(_ dn: String) -> Bool {
+        var previous: UInt8 = 0x2C
+        for byte in dn.utf8 {
+            if byte >= 0x41 && byte <= 0x5A { return false }
+            if byte == 0x20, previous == 0x2C || previous == 0x3D || previous == 0x2B || previous == 0x20 { return false }
+            if previous == 0x20, byte == 0x2C || byte == 0x3D || byte == 0x2B { return false }
+            previous = byte
+        }
+        return previous != 0x20
     }
 
     private struct AVA {

@@ -51,7 +51,9 @@ public enum RuleSelector: Sendable, Equatable {
 public struct GroupPattern: Sendable, Equatable, CustomStringConvertible {
     /// The pattern as written.
     public let text: String
-    private let pattern: [Character]
+    /// Lowercased UTF-8 pattern; for DN patterns, with spaces around `=` and `,` removed.
+    private let pattern: [UInt8]
+    /// How many leading RDNs of a group's DN the pattern covers; nil for a cn pattern.
     private let rdnCount: Int?
 
     public init(_ text: String) {
@@ -61,20 +63,32 @@ public struct GroupPattern: Sendable, Equatable, CustomStringConvertible {
                 rdn.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                     .map { String($0).trimmingSpaces() }.joined(separator: "=")
             }
-            pattern = Array(pieces.joined(separator: ","))
+            pattern = Array(pieces.joined(separator: ",").utf8)
             rdnCount = pieces.count
         } else {
-            pattern = Array(text.trimmingSpaces().lowercased())
+            pattern = Array(text.trimmingSpaces().lowercased().utf8)
             rdnCount = nil
         }
     }
 
     /// Whether a group with this normalised DN and cn matches.
     public func matches(groupDN: String, cn: String) -> Bool {
-        guard let rdnCount else { return Self.glob(pattern, Array(cn.lowercased())) }
-        let rdns = Self.splitRDNs(groupDN.lowercased())
-        guard rdns.count >= rdnCount else { return false }
-        return Self.glob(pattern, Array(rdns.prefix(rdnCount).joined(separator: ",")))
+        guard let rdnCount else { return Self.glob(pattern, Array(cn.lowercased().utf8)) }
+        // The first `rdnCount` RDNs of the DN, ASCII-lowercased (a normalised DN already is).
+        var prefix: [UInt8] = []
+        prefix.reserveCapacity(groupDN.utf8.count)
+        var commas = 0
+        var escaped = false
+        for byte in groupDN.utf8 {
+            if !escaped, byte == 0x2C {
+                commas += 1
+                if commas == rdnCount { break }
+            }
+            escaped = !escaped && byte == 0x5C
+            prefix.append(byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte)
+        }
+        guard commas + 1 >= rdnCount else { return false }
+        return Self.glob(pattern, prefix)
     }
 
     public var description: String { text }
@@ -103,18 +117,19 @@ public struct GroupPattern: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Wildcard match where `*` matches any run of characters (iterative, with backtracking).
-    static func glob(_ pattern: [Character], _ text: [Character]) -> Bool {
+    static func glob(_ pattern: [UInt8], _ text: [UInt8]) -> Bool {
+        let star = UInt8(ascii: "*")
         var p = 0, t = 0
-        var star: Int? = nil, mark = 0
+        var lastStar: Int? = nil, mark = 0
         while t < text.count {
-            if p < pattern.count, pattern[p] != "*", pattern[p] == text[t] {
+            if p < pattern.count, pattern[p] != star, pattern[p] == text[t] {
                 p += 1
                 t += 1
-            } else if p < pattern.count, pattern[p] == "*" {
-                star = p
+            } else if p < pattern.count, pattern[p] == star {
+                lastStar = p
                 mark = t
                 p += 1
-            } else if let s = star {
+            } else if let s = lastStar {
                 p = s + 1
                 mark += 1
                 t = mark
@@ -122,7 +137,7 @@ public struct GroupPattern: Sendable, Equatable, CustomStringConvertible {
                 return false
             }
         }
-        while p < pattern.count, pattern[p] == "*" { p += 1 }
+        while p < pattern.count, pattern[p] == star { p += 1 }
         return p == pattern.count
     }
 }

@@ -170,7 +170,8 @@ public struct RuleEvaluator: Sendable {
             return filter.matches(user) ? (.filter(text), nil) : nil
         case .group(let dn):
             let candidates = memberships.filter {
-                $0.groupDN == dn || (try? MappingDN.normalize($0.groupDN)) == dn
+                $0.groupDN == dn
+                    || (!MappingDN.mayBeNormalized($0.groupDN) && (try? MappingDN.normalize($0.groupDN)) == dn)
             }
             return nearest(candidates).map { (.group(dn: $0.groupDN, path: $0.path), $0) }
         case .groups(let pattern):
