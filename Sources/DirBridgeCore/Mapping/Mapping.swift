@@ -22,6 +22,23 @@ public struct Mapping: Sendable {
     /// What happens to users who leave, and the guards.
     public var deprovision: DeprovisionSettings
 
+    /// A mapping built in code (tests, tools); files go through ``MappingLoader``, which validates.
+    public init(
+        file: String, client: ClientSettings, editor: String = "dirbridge", storePath: String? = nil,
+        directory: DirectoryConfiguration, users: UsersSection, groups: GroupsSection? = nil,
+        rules: [MappingRule] = [], deprovision: DeprovisionSettings = DeprovisionSettings()
+    ) {
+        self.file = file
+        self.client = client
+        self.editor = editor
+        self.storePath = storePath
+        self.directory = directory
+        self.users = users
+        self.groups = groups
+        self.rules = rules
+        self.deprovision = deprovision
+    }
+
     /// The user attributes the reader requests: those read by the field templates, the id,
     /// the `disabled` filter, rules' filters, and membership attributes (`memberOf`, `uid`
     /// for `memberUid`). Lowercased, without duplicates.
@@ -123,12 +140,33 @@ public struct UsersSection: Sendable {
     public var login: LoginMode
     /// `none` (default) or `email`.
     public var adoptExisting: AdoptMode
+
+    public init(
+        base: String, scope: SearchScope = .sub, filter: String = "(objectClass=person)", id: String,
+        fields: [PortalField: FieldTemplate], disabled: FilterSetting? = nil, login: LoginMode = .none,
+        adoptExisting: AdoptMode = .none
+    ) {
+        self.base = base
+        self.scope = scope
+        self.filter = filter
+        self.id = id.lowercased()
+        self.fields = fields
+        self.disabled = disabled
+        self.login = login
+        self.adoptExisting = adoptExisting
+    }
 }
 
 /// An LDAP filter from the mapping, with its text as written.
 public struct FilterSetting: Sendable, Equatable {
     public var text: String
     public var filter: LDAPFilter
+
+    /// Parses `text` as an in-memory filter.
+    public init(_ text: String) throws(LDAPFilterError) {
+        self.text = text
+        self.filter = try LDAPFilter.parse(text)
+    }
 }
 
 /// Whether new client users get a login and an invitation.
@@ -156,6 +194,18 @@ public struct GroupsSection: Sendable, Equatable {
     public var nested: Bool
     /// Deepest nesting followed; nil (default) follows every level, cycle-safe.
     public var maxDepth: Int?
+
+    public init(
+        base: String, scope: SearchScope = .sub, filter: String = GroupsSection.defaultFilter,
+        members: [String] = ["member"], nested: Bool = true, maxDepth: Int? = nil
+    ) {
+        self.base = base
+        self.scope = scope
+        self.filter = filter
+        self.members = members.map { $0.lowercased() }
+        self.nested = nested
+        self.maxDepth = maxDepth
+    }
 
     public static let defaultFilter =
         "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup)(objectClass=group))"
@@ -217,6 +267,13 @@ public struct MappedFields: Sendable, Equatable {
     public var fields: [PortalField: String]
     /// The entry matches `users.disabled`.
     public var disabled: Bool
+
+    public init(dn: String, externalID: String, fields: [PortalField: String], disabled: Bool) {
+        self.dn = dn
+        self.externalID = externalID
+        self.fields = fields
+        self.disabled = disabled
+    }
 
     /// The rendered email; never empty.
     public var email: String { fields[.email] ?? "" }

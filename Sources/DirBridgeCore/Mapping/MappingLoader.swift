@@ -273,7 +273,7 @@ private final class MappingReader {
     func inMemoryFilter(_ node: Node, _ name: String) -> FilterSetting? {
         guard let text = nonEmptyString(node, name) else { return nil }
         do {
-            return FilterSetting(text: text, filter: try LDAPFilter.parse(text))
+            return try FilterSetting(text)
         } catch {
             issue(node, "`\(name)` is not a valid LDAP filter: \(error.message)", offset: error.offset)
             return nil
