@@ -34,7 +34,7 @@ struct ValidateCommand: ParsableCommand {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(issues), as: UTF8.self))
+            print(issues.isEmpty ? "[]" : String(decoding: try encoder.encode(issues), as: UTF8.self))
         }
         if !issues.isEmpty { throw ExitCode(FailureKind.usage.exitCode) }
     }
