@@ -1,0 +1,301 @@
+/// One client's sync, as described by a mapping file: what to read, how to map it, what to leave alone.
+///
+/// Produced by ``MappingLoader/load(path:environment:)``, which has already checked every key;
+/// a `Mapping` is always valid. It is a value: `Sendable` and safe to share between tasks.
+public struct Mapping: Sendable {
+    /// The mapping file as named when loading.
+    public var file: String
+    /// The portal client (account) the users belong to.
+    public var client: ClientSettings
+    /// The editor recorded in history rows: `editor:`, default `dirbridge`.
+    public var editor: String
+    /// The SQLite store from `store: {sqlite: …}`, made absolute; nil when the file names none.
+    public var storePath: String?
+    /// How to reach and bind to the directory.
+    public var directory: DirectoryConfiguration
+    /// Where the users are and how their entries become client users.
+    public var users: UsersSection
+    /// Where the groups are; nil when the file has no `groups:` section.
+    public var groups: GroupsSection?
+    /// The rules, in order of precedence.
+    public var rules: [MappingRule]
+    /// What happens to users who leave, and the guards.
+    public var deprovision: DeprovisionSettings
+
+    /// A mapping built in code (tests, tools); files go through ``MappingLoader``, which validates.
+    public init(
+        file: String, client: ClientSettings, editor: String = "dirbridge", storePath: String? = nil,
+        directory: DirectoryConfiguration, users: UsersSection, groups: GroupsSection? = nil,
+        rules: [MappingRule] = [], deprovision: DeprovisionSettings = DeprovisionSettings()
+    ) {
+        self.file = file
+        self.client = client
+        self.editor = editor
+        self.storePath = storePath
+        self.directory = directory
+        self.users = users
+        self.groups = groups
+        self.rules = rules
+        self.deprovision = deprovision
+    }
+
+    /// The user attributes the reader requests: those read by the field templates, the id,
+    /// the `disabled` filter, rules' filters, and membership attributes (`memberOf`, `uid`
+    /// for `memberUid`). Lowercased, without duplicates.
+    public var attributesToRead: [String] {
+        var names: [String] = []
+        func add(_ name: String) { if !names.contains(name) { names.append(name) } }
+        add(users.id)
+        for field in PortalField.allCases { users.fields[field]?.attributes.forEach(add) }
+        users.disabled?.filter.attributes.forEach(add)
+        for rule in rules {
+            if case .filter(let filter, _) = rule.selector { filter.attributes.forEach(add) }
+        }
+        if let groups {
+            if groups.members.contains("memberof") { add("memberof") }
+            if groups.members.contains("memberuid") { add("uid") }
+        }
+        return names
+    }
+
+    /// The group attributes the reader requests: `cn`, the member attributes (except
+    /// `memberOf`, which lives on users) and those `user_group` templates read.
+    public var groupAttributesToRead: [String] {
+        var names = ["cn"]
+        func add(_ name: String) { if !names.contains(name) { names.append(name) } }
+        groups?.members.filter { $0 != "memberof" }.forEach(add)
+        for rule in rules { rule.userGroup?.attributes.forEach(add) }
+        return names
+    }
+
+    /// The portal fields, external id and disabled state of one user entry, or why it is skipped.
+    public func mapUser(_ entry: EntryAttributes) -> Result<MappedFields, SkipReason> {
+        let externalID = Self.externalID(entry, attribute: users.id)
+        guard !externalID.isEmpty else { return .failure(.missingID(dn: entry.dn, attribute: users.id)) }
+        var fields: [PortalField: String] = [:]
+        for (field, template) in users.fields {
+            fields[field] = template.render(entry)
+        }
+        guard let email = fields[.email], !email.isEmpty else {
+            return .failure(.missingEmail(dn: entry.dn, template: users.fields[.email]?.source ?? ""))
+        }
+        return .success(MappedFields(
+            dn: entry.dn, externalID: externalID, fields: fields,
+            disabled: users.disabled?.filter.matches(entry) ?? false))
+    }
+
+    /// Applies the rules to one user; see ``RuleEvaluator``.
+    public func evaluateRules(for user: EntryAttributes, memberships: [GroupMembership]) -> RuleOutcome {
+        RuleEvaluator(rules: rules).evaluate(user: user, memberships: memberships)
+    }
+
+    /// The id attribute's first value: 16-byte binary (AD `objectGUID`) becomes UUID text,
+    /// anything else its UTF-8 text.
+    static func externalID(_ entry: EntryAttributes, attribute: String) -> String {
+        guard let raw = entry.values[attribute]?.first, !raw.isEmpty else { return "" }
+        if raw.count == 16, attribute == "objectguid" || String(validating: raw, as: UTF8.self) == nil {
+            return TemplateFilter.uuidText(raw)
+        }
+        return String(decoding: raw, as: UTF8.self)
+    }
+}
+
+/// The portal client a mapping feeds: `client: Acme` or `client: {name, parent, membership_end_date}`.
+public struct ClientSettings: Sendable, Equatable {
+    /// The client's name; unique in the store; created when missing.
+    public var name: String
+    /// The parent account's name, if any.
+    public var parent: String?
+    /// `YYYY-MM-DD`, if any.
+    public var membershipEndDate: String?
+
+    public init(name: String, parent: String? = nil, membershipEndDate: String? = nil) {
+        self.name = name
+        self.parent = parent
+        self.membershipEndDate = membershipEndDate
+    }
+}
+
+/// A client user's field in the portal that a template can fill.
+public enum PortalField: String, Sendable, CaseIterable, Hashable, Codable {
+    case email, firstName = "first_name", lastName = "last_name", title
+    case cellPhone = "cell_phone", officePhone = "office_phone", `extension`, location
+}
+
+/// The `users:` section: where the users are, their key, their fields and their state.
+public struct UsersSection: Sendable {
+    /// Search base DN, as written.
+    public var base: String
+    /// Search scope; default `sub`.
+    public var scope: SearchScope
+    /// Server-side search filter; default `(objectClass=person)`.
+    public var filter: String
+    /// Lowercased immutable-key attribute (`entryuuid`, `objectguid`, `nsuniqueid`, `ipauniqueid`).
+    public var id: String
+    /// Templates per portal field; `email` is always present.
+    public var fields: [PortalField: FieldTemplate]
+    /// Entries matching this filter are disabled users; nil when not set.
+    public var disabled: FilterSetting?
+    /// `none` (default) or `invite`.
+    public var login: LoginMode
+    /// `none` (default) or `email`.
+    public var adoptExisting: AdoptMode
+
+    public init(
+        base: String, scope: SearchScope = .sub, filter: String = "(objectClass=person)", id: String,
+        fields: [PortalField: FieldTemplate], disabled: FilterSetting? = nil, login: LoginMode = .none,
+        adoptExisting: AdoptMode = .none
+    ) {
+        self.base = base
+        self.scope = scope
+        self.filter = filter
+        self.id = id.lowercased()
+        self.fields = fields
+        self.disabled = disabled
+        self.login = login
+        self.adoptExisting = adoptExisting
+    }
+}
+
+/// An LDAP filter from the mapping, with its text as written.
+public struct FilterSetting: Sendable, Equatable {
+    public var text: String
+    public var filter: LDAPFilter
+
+    /// Parses `text` as an in-memory filter.
+    public init(_ text: String) throws(LDAPFilterError) {
+        self.text = text
+        self.filter = try LDAPFilter.parse(text)
+    }
+}
+
+/// Whether new client users get a login and an invitation.
+public enum LoginMode: String, Sendable, CaseIterable {
+    case none, invite
+}
+
+/// Whether a portal-created user with the same email is linked to the directory entry.
+public enum AdoptMode: String, Sendable, CaseIterable {
+    case none, email
+}
+
+/// The `groups:` section: where groups are and how membership is read.
+public struct GroupsSection: Sendable, Equatable {
+    /// Search base DN, as written.
+    public var base: String
+    /// Search scope; default `sub`.
+    public var scope: SearchScope
+    /// Server-side search filter; default: groupOfNames, groupOfUniqueNames, posixGroup, AD group.
+    public var filter: String
+    /// Lowercased membership attributes; default `[member]`. `memberuid` matches users' `uid`;
+    /// `memberof` reads membership from the users.
+    public var members: [String]
+    /// Resolve groups that are members of groups; default `true`.
+    public var nested: Bool
+    /// Deepest nesting followed; nil (default) follows every level, cycle-safe.
+    public var maxDepth: Int?
+
+    public init(
+        base: String, scope: SearchScope = .sub, filter: String = GroupsSection.defaultFilter,
+        members: [String] = ["member"], nested: Bool = true, maxDepth: Int? = nil
+    ) {
+        self.base = base
+        self.scope = scope
+        self.filter = filter
+        self.members = members.map { $0.lowercased() }
+        self.nested = nested
+        self.maxDepth = maxDepth
+    }
+
+    public static let defaultFilter =
+        "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup)(objectClass=group))"
+}
+
+/// The `deprovision:` section.
+public struct DeprovisionSettings: Sendable, Equatable {
+    /// What happens to directory users who are no longer read: default `disable`.
+    public var missing: MissingAction
+    /// Most users one apply may disable; default 5%.
+    public var maxDisable: Threshold
+    /// Most Global Admin / Group Manager / role removals one apply may make; default 3.
+    public var maxDemote: Int
+    /// Lowercased emails never disabled or demoted by a sync.
+    public var protected: [String]
+
+    public init(missing: MissingAction = .disable, maxDisable: Threshold = .percent(5), maxDemote: Int = 3, protected: [String] = []) {
+        self.missing = missing
+        self.maxDisable = maxDisable
+        self.maxDemote = maxDemote
+        self.protected = protected
+    }
+}
+
+/// `missing: disable | ignore`.
+public enum MissingAction: String, Sendable, CaseIterable {
+    case disable, ignore
+}
+
+/// A guard limit written as a count (`10`) or a share (`5%`).
+public enum Threshold: Sendable, Equatable, CustomStringConvertible {
+    case count(Int)
+    case percent(Double)
+
+    /// The largest allowed number of changes among `total` users (a share rounds down).
+    public func limit(of total: Int) -> Int {
+        switch self {
+        case .count(let count): count
+        case .percent(let percent): Int((Double(total) * percent / 100).rounded(.down))
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .count(let count): "\(count)"
+        case .percent(let percent):
+            percent == percent.rounded() ? "\(Int(percent))%" : "\(percent)%"
+        }
+    }
+}
+
+/// A user entry mapped onto portal fields.
+public struct MappedFields: Sendable, Equatable {
+    /// The entry's DN, as read.
+    public var dn: String
+    /// The immutable key (`users.id`), UUID text for binary GUIDs.
+    public var externalID: String
+    /// Rendered value per mapped portal field; unmapped fields are absent (never touched).
+    public var fields: [PortalField: String]
+    /// The entry matches `users.disabled`.
+    public var disabled: Bool
+
+    public init(dn: String, externalID: String, fields: [PortalField: String], disabled: Bool) {
+        self.dn = dn
+        self.externalID = externalID
+        self.fields = fields
+        self.disabled = disabled
+    }
+
+    /// The rendered email; never empty.
+    public var email: String { fields[.email] ?? "" }
+}
+
+/// Why an entry does not become a client user; reported by DN, never silently dropped.
+public enum SkipReason: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The email template rendered "".
+    case missingEmail(dn: String, template: String)
+    /// The id attribute is missing.
+    case missingID(dn: String, attribute: String)
+
+    public var dn: String {
+        switch self {
+        case .missingEmail(let dn, _), .missingID(let dn, _): dn
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .missingEmail(let dn, let template): "\(dn): no email (`\(template)` is empty); skipped"
+        case .missingID(let dn, let attribute): "\(dn): no `\(attribute)` (the id attribute); skipped"
+        }
+    }
+}
