@@ -10,8 +10,10 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
     public struct Assertion: Sendable, Hashable {
         /// The attribute type, lowercased (`cn`, `ou`, or an OID).
         public var type: String
-        /// The value with escapes resolved, as written (case kept).
+        /// The value with escapes resolved, as written (case kept); for a BER value, `#` and its hex.
         public var value: String
+        /// True when the value was written as `#` followed by hex (a BER encoding), kept verbatim.
+        public var isBER: Bool = false
     }
 
     /// The RDNs, most specific first (`cn=…` before `dc=…`).
@@ -31,7 +33,7 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
         parts.reserveCapacity(rdns.count)
         for rdn in rdns {
             var pieces: [String] = rdn.map { (assertion: Assertion) -> String in
-                assertion.type + "=" + escapeValue(foldValue(assertion.value))
+                assertion.type + "=" + (assertion.isBER ? assertion.value : escapeValue(foldValue(assertion.value)))
             }
             pieces.sort()
             parts.append(pieces.joined(separator: "+"))
@@ -145,6 +147,9 @@ private struct DNParser {
 
     private mutating func assertion() throws(DistinguishedNameError) -> DistinguishedName.Assertion {
         skipSpaces()
+        if position == bytes.count || [UInt8(ascii: ","), UInt8(ascii: "+"), UInt8(ascii: ";")].contains(bytes[position]) {
+            throw fail("empty RDN")
+        }
         let start = position
         while position < bytes.count, bytes[position] != UInt8(ascii: "=") {
             let byte = bytes[position]
@@ -162,7 +167,8 @@ private struct DNParser {
         position += 1
         skipSpaces()
         let typeName = type.hasPrefix("oid.") ? String(type.dropFirst(4)) : type
-        return DistinguishedName.Assertion(type: typeName, value: try value())
+        let isBER = position < bytes.count && bytes[position] == UInt8(ascii: "#")
+        return DistinguishedName.Assertion(type: typeName, value: try value(), isBER: isBER)
     }
 
     private mutating func value() throws(DistinguishedNameError) -> String {
