@@ -42,7 +42,7 @@ struct MappingLoaderTests {
         #expect(mapping.client.name == "Example Corp")
         #expect(mapping.storePath == Self.repository.appendingPathComponent("mappings/demo.sqlite").path)
         #expect(mapping.directory.urls == ["ldap://127.0.0.1:3890"])
-        #expect(mapping.directory.bindDN == "cn=sync,dc=example,dc=com")
+        #expect(mapping.directory.bindDN == "cn=sync,ou=services,dc=example,dc=com")
         #expect(mapping.directory.password == .environment("DIRBRIDGE_BIND_PASSWORD"))
         #expect(mapping.users.base == "ou=people,dc=example,dc=com")
         #expect(mapping.users.login == .invite)

@@ -2,29 +2,7 @@ import Foundation
 import Testing
 @testable import DirBridgeCore
 
-/// The built `dirbridge` next to the test bundle, when there is one.
-private let dirbridgeBinary: URL? = {
-    let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    let candidates = [bundleDirectory, bundleDirectory.deletingLastPathComponent()]
-        .map { $0.appendingPathComponent("dirbridge") }
-    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
-}()
-
-private func runDirbridge(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-    let process = Process()
-    process.executableURL = dirbridgeBinary
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-}
-
-@Suite("Store views on the command line", .enabled(if: dirbridgeBinary != nil, "needs the built dirbridge binary"))
+@Suite("Store views on the command line")
 struct StoreCLITests {
     @Test("a view of a missing store exits 4 naming the path and creates nothing")
     func missingStoreExits4() throws {

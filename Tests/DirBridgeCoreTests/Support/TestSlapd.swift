@@ -43,6 +43,23 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
+/// The built `dirbridge` next to the test bundle (`swift build` builds it with the tests).
+let dirbridgeBinary: URL? = {
+    let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    let candidates = [bundleDirectory, bundleDirectory.deletingLastPathComponent()]
+        .map { $0.appendingPathComponent("dirbridge") }
+    return candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) }
+}()
+
+/// Runs the built `dirbridge` with `arguments`; `environment` entries are added to this process's environment.
+func runDirbridge(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    guard let binary = dirbridgeBinary else {
+        throw HarnessError(description: "the dirbridge binary is not built next to the tests: run `swift build` before `swift test`")
+    }
+    let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    return try runProcess(binary.path, arguments, environment: merged)
+}
+
 struct HarnessError: Error, CustomStringConvertible {
     var description: String
 }

@@ -1,0 +1,27 @@
+import ArgumentParser
+import Logging
+
+/// `--verbose` and `--quiet`, shared by every command that talks to a directory or a store.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Log each step, including the equivalent ldapsearch of every search.")
+    var verbose = false
+
+    @Flag(name: .long, help: "Print only errors and the result.")
+    var quiet = false
+
+    /// A logger writing to standard error at the level the flags ask for.
+    func makeLogger(label: String = "dirbridge") -> Logger {
+        LogSetup.bootstrapOnce()
+        var logger = Logger(label: label)
+        logger.logLevel = verbose ? .debug : (quiet ? .error : .notice)
+        return logger
+    }
+}
+
+enum LogSetup {
+    private static let bootstrapped: Void = {
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+    }()
+
+    static func bootstrapOnce() { _ = bootstrapped }
+}
