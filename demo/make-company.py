@@ -55,7 +55,14 @@ def group(cn, member_dns):
 
 for dept, dns in members.items():
     out += group(f"dept-{dept}", dns)
-out += group("portal-admins", [members["People"][0], members["Engineering"][0]])
+# IT staff in no department: the Global Admin rule keeps them in the Default User Group.
+it_staff = []
+for uid, first, last in [("it-admin1", "Ingrid", "Sørensen"), ("it-admin2", "Omar", "Haddad")]:
+    dn = f"uid={uid},ou=people,{BASE}"
+    out += [f"dn: {dn}", "objectClass: inetOrgPerson", f"uid: {uid}", line("cn", f"{first} {last}"), line("givenName", first),
+            line("sn", last), f"mail: {uid}@example.com", "title: IT Administrator", "telephoneNumber: +1 555 0100 x1000", "l: Berlin", ""]
+    it_staff.append(dn)
+out += group("portal-admins", it_staff)
 out += group("sales-leads", members["Sales"][:3])
 # A nested group: the commercial division holds two department groups.
 out += group("division-commercial", [f"cn=dept-Sales,ou=groups,{BASE}", f"cn=dept-Marketing,ou=groups,{BASE}"])

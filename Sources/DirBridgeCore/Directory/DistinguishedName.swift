@@ -48,6 +48,32 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { normalized }
 
+    /// A fast test that `text` is already in canonical form, so parsing can be skipped:
+    /// plain ASCII, no capitals, no escapes, quotes, `+` or `;`, every RDN `type=value` with
+    /// no space next to `,` or `=` and no double spaces. False means "parse to be sure".
+    public static func isCanonical(_ text: String) -> Bool {
+        var previous: UInt8 = 0x2C
+        var sawEquals = false
+        for byte in text.utf8 {
+            switch byte {
+            case 0x41...0x5A, 0x80...0xFF, 0x5C, 0x22, 0x2B, 0x3B, 0x23, 0x3C, 0x3E, 0x00:
+                return false
+            case 0x20:
+                if previous == 0x2C || previous == 0x3D || previous == 0x20 { return false }
+            case 0x2C:
+                if previous == 0x20 || previous == 0x2C || !sawEquals { return false }
+                sawEquals = false
+            case 0x3D:
+                if previous == 0x20 || sawEquals { return false }
+                sawEquals = true
+            default:
+                break
+            }
+            previous = byte
+        }
+        return !text.isEmpty && previous != 0x20 && sawEquals && previous != 0x3D
+    }
+
     public static func == (lhs: DistinguishedName, rhs: DistinguishedName) -> Bool { lhs.normalized == rhs.normalized }
     public func hash(into hasher: inout Hasher) { hasher.combine(normalized) }
 

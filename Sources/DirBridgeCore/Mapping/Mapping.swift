@@ -299,3 +299,17 @@ public enum SkipReason: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+extension Threshold {
+    /// Parses `10` or `5%` (0–100%) as on the command line; nil when malformed or out of range.
+    public init?(parsing text: String) {
+        let trimmed = text.trimmingSpaces()
+        if trimmed.hasSuffix("%") {
+            guard let percent = Double(trimmed.dropLast()), percent.isFinite, percent >= 0, percent <= 100 else { return nil }
+            self = .percent(percent)
+        } else {
+            guard let count = Int(trimmed), count >= 0 else { return nil }
+            self = .count(count)
+        }
+    }
+}

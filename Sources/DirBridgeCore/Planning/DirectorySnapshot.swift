@@ -1,0 +1,235 @@
+import Logging
+
+/// A directory user after mapping and rule evaluation: what the portal should hold for it.
+public struct DirectoryUser: Sendable {
+    /// Portal fields, external id, DN and directory-disabled state.
+    public var mapped: MappedFields
+    /// User group, role and flags, with the rules that decided them.
+    public var outcome: RuleOutcome
+}
+
+/// An entry that does not become a client user, reported by DN (SPEC section 5.3).
+public struct SkippedEntry: Sendable, Codable, Equatable {
+    public var dn: String
+    public var reason: String
+    /// The entry's immutable id when it has one: a skipped entry is still present, so its portal user is not disabled.
+    public var externalID: String?
+}
+
+/// Everything one full read of the directory gave, mapped: the desired state of the portal.
+///
+/// Built by streaming pages: raw entries are dropped as soon as they are mapped.
+public struct DirectorySnapshot: Sendable {
+    public var users: [DirectoryUser]
+    public var skipped: [SkippedEntry]
+    /// External ids of every user entry read, skipped ones included.
+    public var presentIDs: Set<String>
+    /// User entries read (before skipping).
+    public var entriesRead: Int
+    /// Group entries read.
+    public var groupsRead: Int
+    /// Search continuation references skipped.
+    public var references: Int
+}
+
+/// Reads users and groups for a mapping and resolves memberships (member DN, uniqueMember,
+/// memberUid, memberOf; nested groups cycle-safe with a depth cap).
+public enum DirectorySnapshotReader {
+    /// Nesting followed when the mapping sets no `groups.max_depth`.
+    public static let defaultMaxDepth = 32
+
+    /// Reads the whole directory view of `mapping` over `connection`.
+    ///
+    /// Groups are read first (they are few), then users stream page by page; each user is
+    /// mapped and its rules evaluated as it arrives. Any directory failure throws before a
+    /// snapshot exists, so nothing downstream ever sees a partial read.
+    public static func read(
+        _ mapping: Mapping, connection: DirectoryConnection, logger: Logger,
+        progress: ((Int) -> Void)? = nil
+    ) throws -> DirectorySnapshot {
+        var index = GroupIndex(mapping: mapping)
+        var references = 0
+        if let groups = mapping.groups {
+            let statistics = try connection.search(
+                SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead)
+            ) { page in
+                for entry in page { index.add(entry) }
+            }
+            references += statistics.references
+            index.link()
+        }
+        var users: [DirectoryUser] = []
+        var skipped: [SkippedEntry] = []
+        var presentIDs = Set<String>()
+        var read = 0
+        let evaluator = RuleEvaluator(rules: mapping.rules)
+        let statistics = try connection.search(
+            SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead)
+        ) { page in
+            for entry in page {
+                switch mapping.mapUser(entry) {
+                case .success(let mapped):
+                    presentIDs.insert(mapped.externalID)
+                    let memberships = index.memberships(of: entry)
+                    users.append(DirectoryUser(mapped: mapped, outcome: evaluator.evaluate(user: entry, memberships: memberships)))
+                case .failure(let reason):
+                    let id = Mapping.externalID(entry, attribute: mapping.users.id)
+                    if !id.isEmpty { presentIDs.insert(id) }
+                    skipped.append(SkippedEntry(dn: entry.dn, reason: reason.description, externalID: id.isEmpty ? nil : id))
+                }
+            }
+            read += page.count
+            progress?(read)
+        }
+        references += statistics.references
+        let (kept, duplicates) = removeDuplicateEmails(users)
+        skipped += duplicates
+        logger.debug("directory read", metadata: ["users": "\(read)", "groups": "\(index.count)", "skipped": "\(skipped.count)"])
+        return DirectorySnapshot(users: kept, skipped: skipped, presentIDs: presentIDs, entriesRead: read, groupsRead: index.count, references: references)
+    }
+
+    /// Entries sharing an email (case-insensitive) are all skipped and reported; none is chosen.
+    static func removeDuplicateEmails(_ users: [DirectoryUser]) -> ([DirectoryUser], [SkippedEntry]) {
+        var byEmail: [String: [Int]] = [:]
+        for (position, user) in users.enumerated() { byEmail[user.mapped.email.lowercased(), default: []].append(position) }
+        let duplicated = byEmail.filter { $0.value.count > 1 }
+        guard !duplicated.isEmpty else { return (users, []) }
+        var drop = Set<Int>()
+        var skipped: [SkippedEntry] = []
+        for (email, positions) in duplicated.sorted(by: { $0.key < $1.key }) {
+            let dns = positions.map { users[$0].mapped.dn }
+            for position in positions {
+                drop.insert(position)
+                let others = dns.filter { $0 != users[position].mapped.dn }.joined(separator: "; ")
+                skipped.append(SkippedEntry(dn: users[position].mapped.dn, reason: "duplicate email \(email) (also \(others)); skipped, none chosen", externalID: users[position].mapped.externalID))
+            }
+        }
+        return (users.enumerated().filter { !drop.contains($0.offset) }.map(\.element), skipped)
+    }
+}
+
+/// The groups read, indexed for membership lookups and nested-group walks.
+struct GroupIndex {
+    struct Node {
+        var dn: String
+        var cn: String
+        var entry: EntryAttributes
+        var parents: [Int] = []
+    }
+
+    private let memberAttributes: [String]
+    private let dnMemberAttributes: [String]
+    private let readsMemberUID: Bool
+    private let readsMemberOf: Bool
+    private let nested: Bool
+    private let maxDepth: Int
+    private(set) var nodes: [Node] = []
+    private var byDN: [String: Int] = [:]
+    private var byMemberDN: [String: [Int]] = [:]
+    private var byMemberUID: [String: [Int]] = [:]
+    private var closures: [Int: [GroupMembership]] = [:]
+    private var membershipsByDirectGroups: [[Int]: [GroupMembership]] = [:]
+
+    init(mapping: Mapping) {
+        let members = mapping.groups?.members.map { $0.lowercased() } ?? []
+        memberAttributes = members
+        dnMemberAttributes = members.filter { $0 != "memberuid" && $0 != "memberof" }
+        readsMemberUID = members.contains("memberuid")
+        readsMemberOf = members.contains("memberof")
+        nested = mapping.groups?.nested ?? false
+        maxDepth = mapping.groups?.maxDepth ?? DirectorySnapshotReader.defaultMaxDepth
+    }
+
+    var count: Int { nodes.count }
+
+    mutating func add(_ entry: EntryAttributes) {
+        guard let dn = try? DistinguishedName(entry.dn) else { return }
+        let position = nodes.count
+        nodes.append(Node(dn: dn.normalized, cn: entry.first("cn") ?? dn.rdnValue ?? entry.dn, entry: entry))
+        byDN[dn.normalized] = position
+        for attribute in dnMemberAttributes {
+            for value in entry.strings(attribute) {
+                if let member = normalizedDN(value) { byMemberDN[member, default: []].append(position) }
+            }
+        }
+        if readsMemberUID {
+            for uid in entry.strings("memberuid") { byMemberUID[uid.lowercased(), default: []].append(position) }
+        }
+    }
+
+    /// Links groups that are members of groups, once all groups are read.
+    mutating func link() {
+        guard nested else { return }
+        for (position, node) in nodes.enumerated() {
+            for parent in byMemberDN[node.dn] ?? [] where parent != position {
+                nodes[position].parents.append(parent)
+            }
+        }
+    }
+
+    /// The groups `entry` belongs to, directly and (when nested) through groups in groups.
+    mutating func memberships(of entry: EntryAttributes) -> [GroupMembership] {
+        guard !nodes.isEmpty || readsMemberOf else { return [] }
+        var direct = Set<Int>()
+        var outside: [GroupMembership] = []
+        if !dnMemberAttributes.isEmpty, let dn = normalizedDN(entry.dn) {
+            direct.formUnion(byMemberDN[dn] ?? [])
+        }
+        if readsMemberUID {
+            for uid in entry.strings("uid") { direct.formUnion(byMemberUID[uid.lowercased()] ?? []) }
+        }
+        if readsMemberOf {
+            for value in entry.strings("memberof") {
+                guard let group = try? DistinguishedName(value) else { continue }
+                if let position = byDN[group.normalized] {
+                    direct.insert(position)
+                } else {
+                    // A group outside groups.base/filter: rules can still name it by DN.
+                    outside.append(GroupMembership(groupDN: group.normalized, cn: group.rdnValue ?? value, path: [group.normalized]))
+                }
+            }
+        }
+        let key = direct.sorted()
+        let resolved: [GroupMembership]
+        if let cached = membershipsByDirectGroups[key] {
+            resolved = cached
+        } else {
+            var best: [String: GroupMembership] = [:]
+            for group in key {
+                for membership in closure(of: group) {
+                    if let known = best[membership.groupDN], known.path.count <= membership.path.count { continue }
+                    best[membership.groupDN] = membership
+                }
+            }
+            resolved = best.values.sorted { $0.groupDN < $1.groupDN }
+            membershipsByDirectGroups[key] = resolved
+        }
+        return outside.isEmpty ? resolved : resolved + outside
+    }
+
+    /// A group and every group above it, each with the shortest path from it; cycle-safe, depth-capped.
+    private mutating func closure(of start: Int) -> [GroupMembership] {
+        if let cached = closures[start] { return cached }
+        var result: [GroupMembership] = []
+        var visited: Set<Int> = [start]
+        var queue: [(Int, [String])] = [(start, [nodes[start].dn])]
+        var head = 0
+        while head < queue.count {
+            let (position, path) = queue[head]
+            head += 1
+            let node = nodes[position]
+            result.append(GroupMembership(groupDN: node.dn, cn: node.cn, attributes: node.entry, path: path))
+            guard nested, path.count < maxDepth else { continue }
+            for parent in node.parents where !visited.contains(parent) {
+                visited.insert(parent)
+                queue.append((parent, path + [nodes[parent].dn]))
+            }
+        }
+        closures[start] = result
+        return result
+    }
+
+    private func normalizedDN(_ text: String) -> String? {
+        DistinguishedName.isCanonical(text) ? text : try? DistinguishedName.normalize(text)
+    }
+}

@@ -1,0 +1,131 @@
+/// What a sync would do to one client: the reviewed diff between the directory and the store.
+///
+/// Pure data, `Codable` with stable keys: the text, JSON and (later) HTML views and the
+/// saved plan are all renderings of this one value.
+public struct Plan: Sendable, Codable, Equatable {
+    public var client: String
+    public var mapping: String
+    public var directory: String
+    /// User groups the rules name that the client does not have yet.
+    public var groupCreations: [PlannedGroup]
+    /// One entry per client user that changes, sorted by action then email.
+    public var userChanges: [PlannedUserChange]
+    /// Entries reported and left out (no email, no id, duplicate email, email taken).
+    public var skipped: [SkippedEntry]
+    /// Changes a `protected` user was spared.
+    public var protectedKept: [ProtectedNote]
+    /// Guards this plan breaks; an apply is refused while any remain (unless forced).
+    public var guardViolations: [GuardViolation]
+    public var summary: PlanSummary
+    /// New users per user group, for onboarding ("Sales: 120 new, 3 managers").
+    public var onboarding: [GroupOnboarding]
+
+    /// True when applying would change nothing.
+    public var isEmpty: Bool { groupCreations.isEmpty && userChanges.isEmpty }
+}
+
+/// The kinds of change a plan groups its lines by.
+public enum PlannedAction: String, Sendable, Codable, CaseIterable, Comparable {
+    case create, link, update, enable, disable
+
+    public static func < (lhs: PlannedAction, rhs: PlannedAction) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+/// A user group to create, and the rule that names it.
+public struct PlannedGroup: Sendable, Codable, Equatable {
+    public var name: String
+    public var reason: String
+}
+
+/// One client user's change: its fields old → new, the history action, and why.
+public struct PlannedUserChange: Sendable, Codable, Equatable {
+    public var action: PlannedAction
+    /// The history row's action (`created`, `updated`, `group_changed`, …).
+    public var historyAction: HistoryAction
+    public var email: String
+    /// The store's id of the user; nil for a user to create.
+    public var userID: Int64?
+    public var externalID: String?
+    public var dn: String?
+    /// Column → old and new value (`user_group` by name; flags as "1"/"0").
+    public var fields: [String: FieldChange]
+    /// Why, one line per decision: the rule and group path, or the directory's state.
+    public var reasons: [String]
+    /// A new user who gets a login and an invitation.
+    public var invite: Bool
+}
+
+/// A change a protected user was spared.
+public struct ProtectedNote: Sendable, Codable, Equatable {
+    public var email: String
+    public var withheld: [String]
+}
+
+/// A safety guard the plan breaks, with its figures.
+public struct GuardViolation: Sendable, Codable, Equatable, CustomStringConvertible {
+    /// `empty_read`, `max_disable`, `max_demote` or `last_global_admin`.
+    public var guardName: String
+    public var message: String
+
+    public var description: String { "\(guardName): \(message)" }
+
+    enum CodingKeys: String, CodingKey {
+        case guardName = "guard"
+        case message
+    }
+}
+
+/// Counts per action; the summary line and `sync_runs.summary`.
+public struct PlanSummary: Sendable, Codable, Equatable {
+    public var create = 0
+    public var link = 0
+    public var update = 0
+    public var enable = 0
+    public var disable = 0
+    public var unchanged = 0
+    public var groupsCreated = 0
+    public var invitations = 0
+    public var skipped = 0
+    /// Directory entries read (users).
+    public var entriesRead = 0
+    /// Directory users considered (read and mapped).
+    public var total = 0
+
+    enum CodingKeys: String, CodingKey {
+        case create, link, update, enable, disable, unchanged, skipped, total, invitations
+        case groupsCreated = "groups_created"
+        case entriesRead = "entries_read"
+    }
+
+    /// The counts as the `sync_runs.summary` JSON object.
+    public var counts: [String: Int] {
+        ["create": create, "link": link, "update": update, "enable": enable, "disable": disable, "unchanged": unchanged,
+         "groups_created": groupsCreated, "invitations": invitations, "skipped": skipped, "entries_read": entriesRead]
+    }
+
+    /// `12 to create, 3 to update, 1 to disable, 0 unchanged of 412`.
+    public var line: String {
+        var parts = ["\(create) to create"]
+        if link > 0 { parts.append("\(link) to link") }
+        parts.append("\(update) to update")
+        if enable > 0 { parts.append("\(enable) to re-enable") }
+        parts.append("\(disable) to disable")
+        return parts.joined(separator: ", ") + ", \(unchanged) unchanged of \(total)"
+            + (groupsCreated > 0 ? "; \(groupsCreated) user group\(groupsCreated == 1 ? "" : "s") to create" : "")
+            + (skipped > 0 ? "; \(skipped) skipped" : "")
+    }
+}
+
+/// New users landing in one user group.
+public struct GroupOnboarding: Sendable, Codable, Equatable {
+    public var userGroup: String
+    public var new: Int
+    public var managers: Int
+
+    enum CodingKeys: String, CodingKey {
+        case userGroup = "user_group"
+        case new, managers
+    }
+}

@@ -1,0 +1,317 @@
+/// Explicit overrides of the guards, from the command line.
+public struct GuardOverrides: Sendable, Equatable {
+    /// `--force`: apply even when guards object.
+    public var force: Bool
+    /// `--max-disable`: replaces `deprovision.max_disable` for this run.
+    public var maxDisable: Threshold?
+
+    public init(force: Bool = false, maxDisable: Threshold? = nil) {
+        self.force = force
+        self.maxDisable = maxDisable
+    }
+}
+
+/// Computes the plan: the directory's desired state against the store's current state.
+///
+/// Pure: no I/O. Users are matched by external id, then (with `adopt_existing: email`) a
+/// portal user by email; mapped fields, user group, role and flags follow the directory;
+/// users gone from the directory or disabled there are disabled, never deleted. Fields the
+/// mapping does not map, and portal-created users it does not adopt, are never touched.
+public struct Planner {
+    public let mapping: Mapping
+    public let overrides: GuardOverrides
+
+    public init(mapping: Mapping, overrides: GuardOverrides = GuardOverrides()) {
+        self.mapping = mapping
+        self.overrides = overrides
+    }
+
+    static let booleanFields: Set<String> = ["global_admin", "group_manager", "has_login", "enabled"]
+
+    public func plan(snapshot: DirectorySnapshot, state: ClientState?) -> Plan {
+        let users = state?.users ?? []
+        let groupsByID = Dictionary(uniqueKeysWithValues: (state?.userGroups ?? []).map { ($0.id, $0) })
+        var groupNames: [String: String] = [:]  // lowercased → stored spelling
+        for group in state?.userGroups ?? [] { groupNames[group.name.lowercased()] = group.name }
+        if groupNames[defaultUserGroupName.lowercased()] == nil { groupNames[defaultUserGroupName.lowercased()] = defaultUserGroupName }
+
+        var byExternalID: [String: Int] = [:]
+        var byEmail: [String: Int] = [:]
+        for (position, user) in users.enumerated() {
+            if let id = user.externalID, user.source == .directory { byExternalID[id] = position }
+            byEmail[user.email.lowercased()] = position
+        }
+        let protected = Set(mapping.deprovision.protected.map { $0.lowercased() })
+        let mappedFields = mapping.users.fields.keys.sorted { $0.rawValue < $1.rawValue }
+
+        var changes: [PlannedUserChange] = []
+        var skipped = snapshot.skipped
+        var protectedKept: [ProtectedNote] = []
+        var groupsToCreate: [String: PlannedGroup] = [:]
+        var matched = Set<Int>()
+        var summary = PlanSummary()
+        var demotions = 0
+        var onboarding: [String: GroupOnboarding] = [:]
+
+        for user in snapshot.users {
+            let outcome = user.outcome
+            let groupName = groupNames[outcome.userGroup.lowercased()] ?? groupsToCreate[outcome.userGroup.lowercased()]?.name
+            if groupName == nil {
+                let reason = outcome.decisions.first { $0.attribute == .userGroup }?.description ?? "named by the rules"
+                groupsToCreate[outcome.userGroup.lowercased()] = PlannedGroup(name: outcome.userGroup, reason: reason)
+            }
+            let targetGroup = groupName ?? outcome.userGroup
+
+            if let position = byExternalID[user.mapped.externalID] {
+                matched.insert(position)
+                let stored = users[position]
+                var change = update(stored, to: user, group: targetGroup, currentGroup: groupsByID[stored.userGroupID]?.name ?? defaultUserGroupName, fields: mappedFields)
+                applyProtection(&change, stored: stored, protected: protected, notes: &protectedKept)
+                if change.fields.isEmpty { summary.unchanged += 1; continue }
+                demotions += demotionCount(change)
+                changes.append(change)
+                continue
+            }
+            let email = user.mapped.email
+            if let position = byEmail[email.lowercased()], !matched.contains(position) {
+                let stored = users[position]
+                if stored.source == .portal && mapping.users.adoptExisting == .email {
+                    matched.insert(position)
+                    var change = update(stored, to: user, group: targetGroup, currentGroup: groupsByID[stored.userGroupID]?.name ?? defaultUserGroupName, fields: mappedFields)
+                    change.fields["source"] = FieldChange(old: stored.source.rawValue, new: RecordSource.directory.rawValue)
+                    change.action = .link
+                    change.historyAction = .linked
+                    change.reasons.insert("adopted: portal user with the same email (adopt_existing: email)", at: 0)
+                    applyProtection(&change, stored: stored, protected: protected, notes: &protectedKept)
+                    demotions += demotionCount(change)
+                    changes.append(change)
+                } else {
+                    let why = stored.source == .portal
+                        ? "email \(email) belongs to a portal-created user; set users.adopt_existing: email to link it"
+                        : "email \(email) belongs to another directory user (external id \(stored.externalID ?? "none")); fix the duplicate in the directory"
+                    skipped.append(SkippedEntry(dn: user.mapped.dn, reason: why, externalID: user.mapped.externalID))
+                }
+                continue
+            }
+            if user.mapped.disabled {
+                // Not onboarded while disabled in the directory; it is created when enabled there.
+                summary.unchanged += 1
+                continue
+            }
+            changes.append(create(user, group: targetGroup))
+            var entry = onboarding[targetGroup] ?? GroupOnboarding(userGroup: targetGroup, new: 0, managers: 0)
+            entry.new += 1
+            if outcome.groupManager { entry.managers += 1 }
+            onboarding[targetGroup] = entry
+        }
+
+        // Directory users no longer in the directory's answer.
+        if mapping.deprovision.missing == .disable {
+            for (position, stored) in users.enumerated() where stored.source == .directory && stored.enabled && !matched.contains(position) {
+                guard let id = stored.externalID, !snapshot.presentIDs.contains(id) else { continue }
+                if protected.contains(stored.email.lowercased()) {
+                    protectedKept.append(ProtectedNote(email: stored.email, withheld: ["disable (not in the directory any more)"]))
+                    continue
+                }
+                changes.append(PlannedUserChange(
+                    action: .disable, historyAction: .disabled, email: stored.email, userID: stored.id, externalID: id, dn: stored.externalDN,
+                    fields: ["enabled": FieldChange(old: "1", new: "0")],
+                    reasons: ["not in the directory any more: no entry with \(mapping.users.id)=\(id) under \(mapping.users.base) matching \(mapping.users.filter)"],
+                    invite: false))
+            }
+        }
+
+        changes.sort { ($0.action, $0.email.lowercased()) < ($1.action, $1.email.lowercased()) }
+        for change in changes {
+            switch change.action {
+            case .create: summary.create += 1; if change.invite { summary.invitations += 1 }
+            case .link: summary.link += 1
+            case .update: summary.update += 1
+            case .enable: summary.enable += 1
+            case .disable: summary.disable += 1
+            }
+        }
+        summary.groupsCreated = groupsToCreate.count
+        summary.skipped = skipped.count
+        summary.entriesRead = snapshot.entriesRead
+        summary.total = snapshot.users.count
+
+        let violations = guards(snapshot: snapshot, users: users, changes: changes, demotions: demotions)
+        return Plan(
+            client: mapping.client.name, mapping: mapping.file, directory: mapping.directory.displayURL,
+            groupCreations: groupsToCreate.values.sorted { $0.name.lowercased() < $1.name.lowercased() },
+            userChanges: changes, skipped: skipped.sorted { $0.dn < $1.dn }, protectedKept: protectedKept.sorted { $0.email < $1.email },
+            guardViolations: violations, summary: summary,
+            onboarding: onboarding.values.sorted { $0.userGroup.lowercased() < $1.userGroup.lowercased() })
+    }
+
+    // MARK: one user
+
+    private func create(_ user: DirectoryUser, group: String) -> PlannedUserChange {
+        var fields: [String: FieldChange] = [:]
+        for (field, value) in user.mapped.fields where !value.isEmpty {
+            fields[field.rawValue] = FieldChange(old: nil, new: value)
+        }
+        let invite = mapping.users.login == .invite
+        fields["user_group"] = FieldChange(old: nil, new: group)
+        fields["role"] = FieldChange(old: nil, new: user.outcome.role)
+        fields["global_admin"] = FieldChange(old: nil, new: user.outcome.globalAdmin ? "1" : "0")
+        fields["group_manager"] = FieldChange(old: nil, new: user.outcome.groupManager ? "1" : "0")
+        fields["has_login"] = FieldChange(old: nil, new: invite ? "1" : "0")
+        fields["enabled"] = FieldChange(old: nil, new: "1")
+        fields["external_id"] = FieldChange(old: nil, new: user.mapped.externalID)
+        fields["external_dn"] = FieldChange(old: nil, new: user.mapped.dn)
+        var reasons = ["new in the directory: \(user.mapped.dn)"]
+        reasons += user.outcome.decisions.map(\.description)
+        if invite { reasons.append("login: invite — a login and an invitation") }
+        return PlannedUserChange(action: .create, historyAction: .created, email: user.mapped.email, userID: nil,
+                                 externalID: user.mapped.externalID, dn: user.mapped.dn, fields: fields, reasons: reasons, invite: invite)
+    }
+
+    private func update(_ stored: StoredUser, to user: DirectoryUser, group: String, currentGroup: String, fields mapped: [PortalField]) -> PlannedUserChange {
+        var fields: [String: FieldChange] = [:]
+        var reasons: [String] = []
+        var attributeChanges = false
+        for field in mapped {
+            let new = user.mapped.fields[field].flatMap { $0.isEmpty ? nil : $0 }
+            let old = stored.value(of: field)
+            if (old ?? "") != (new ?? "") {
+                fields[field.rawValue] = FieldChange(old: old, new: new)
+                attributeChanges = true
+            }
+        }
+        if attributeChanges { reasons.append("directory attributes of \(user.mapped.dn)") }
+        if stored.externalDN != user.mapped.dn {
+            fields["external_dn"] = FieldChange(old: stored.externalDN, new: user.mapped.dn)
+            if stored.externalDN != nil { reasons.append("entry renamed or moved: same \(mapping.users.id), new DN") }
+        }
+        if stored.externalID != user.mapped.externalID {
+            fields["external_id"] = FieldChange(old: stored.externalID, new: user.mapped.externalID)
+        }
+        let outcome = user.outcome
+        let decisionText = { (attribute: DecidedAttribute, fallback: String) -> String in
+            outcome.decisions.last { $0.attribute == attribute && $0.note == nil }?.description
+                ?? outcome.decisions.first { $0.attribute == attribute }?.description ?? fallback
+        }
+        if group.lowercased() != currentGroup.lowercased() {
+            fields["user_group"] = FieldChange(old: currentGroup, new: group)
+            reasons.append(decisionText(.userGroup, "no rule names a user group any more: \(defaultUserGroupName)"))
+        }
+        if stored.role != outcome.role {
+            fields["role"] = FieldChange(old: stored.role, new: outcome.role)
+            reasons.append(decisionText(.role, "no rule names a role any more: \(RuleEvaluator.defaultRole)"))
+        }
+        if stored.globalAdmin != outcome.globalAdmin {
+            fields["global_admin"] = FieldChange(old: stored.globalAdmin ? "1" : "0", new: outcome.globalAdmin ? "1" : "0")
+            reasons.append(outcome.globalAdmin ? decisionText(.globalAdmin, "a rule sets Global Admin") : "no matching rule sets Global Admin any more (or the user left the Default User Group)")
+        }
+        if stored.groupManager != outcome.groupManager {
+            fields["group_manager"] = FieldChange(old: stored.groupManager ? "1" : "0", new: outcome.groupManager ? "1" : "0")
+            reasons.append(outcome.groupManager ? decisionText(.groupManager, "a rule sets Group Manager") : "no matching rule sets Group Manager for the user's group any more")
+        }
+        let enabled = !user.mapped.disabled
+        if stored.enabled != enabled {
+            fields["enabled"] = FieldChange(old: stored.enabled ? "1" : "0", new: enabled ? "1" : "0")
+            reasons.append(enabled ? "enabled in the directory again" : "disabled in the directory (\(mapping.users.disabled?.text ?? "users.disabled"))")
+        }
+        let (action, history) = Self.classify(fields)
+        return PlannedUserChange(action: action, historyAction: history, email: stored.email, userID: stored.id,
+                                 externalID: user.mapped.externalID, dn: user.mapped.dn, fields: fields, reasons: reasons, invite: false)
+    }
+
+    /// The plan group and history action of an update, by precedence.
+    static func classify(_ fields: [String: FieldChange]) -> (PlannedAction, HistoryAction) {
+        if let enabled = fields["enabled"] { return enabled.new == "1" ? (.enable, .enabled) : (.disable, .disabled) }
+        if fields["user_group"] != nil { return (.update, .groupChanged) }
+        if fields["global_admin"] != nil || fields["group_manager"] != nil { return (.update, .flagsChanged) }
+        if fields["role"] != nil { return (.update, .roleChanged) }
+        return (.update, .updated)
+    }
+
+    /// Removes what a protected user must not lose: disable, Global Admin, Group Manager, role, and the group move tied to them.
+    private func applyProtection(_ change: inout PlannedUserChange, stored: StoredUser, protected: Set<String>, notes: inout [ProtectedNote]) {
+        guard protected.contains(stored.email.lowercased()) else { return }
+        var withheld: [String] = []
+        let losesAccess = change.fields["enabled"]?.new == "0" || change.fields["global_admin"]?.new == "0"
+            || change.fields["group_manager"]?.new == "0" || (change.fields["role"] != nil && stored.role != RuleEvaluator.defaultRole)
+        guard losesAccess else { return }
+        for field in ["enabled", "global_admin", "group_manager", "role", "user_group"] {
+            if let value = change.fields.removeValue(forKey: field) {
+                withheld.append("\(field): \(value.old ?? "") → \(value.new ?? "")")
+            }
+        }
+        notes.append(ProtectedNote(email: stored.email, withheld: withheld))
+        let kept = change.action == .link
+        (change.action, change.historyAction) = Self.classify(change.fields)
+        if kept { change.action = .link; change.historyAction = .linked }
+    }
+
+    private func demotionCount(_ change: PlannedUserChange) -> Int {
+        var count = 0
+        if change.fields["global_admin"]?.new == "0" { count += 1 }
+        if change.fields["group_manager"]?.new == "0" { count += 1 }
+        if let role = change.fields["role"], role.old != nil, role.old != RuleEvaluator.defaultRole { count += 1 }
+        return count
+    }
+
+    // MARK: guards
+
+    private func guards(snapshot: DirectorySnapshot, users: [StoredUser], changes: [PlannedUserChange], demotions: Int) -> [GuardViolation] {
+        var violations: [GuardViolation] = []
+        let directoryUsers = users.filter { $0.source == .directory && $0.enabled }
+        if snapshot.entriesRead == 0 && !directoryUsers.isEmpty {
+            violations.append(GuardViolation(guardName: "empty_read", message:
+                "the directory returned no users under \(mapping.users.base) matching \(mapping.users.filter), but the store holds \(directoryUsers.count) enabled directory users; "
+                + "a broken filter, a bind account that cannot see the entries, or an outage must not disable a company (--force overrides)"))
+        }
+        let disables = changes.filter { $0.action == .disable }.count
+        let threshold = overrides.maxDisable ?? mapping.deprovision.maxDisable
+        let limit = threshold.limit(of: directoryUsers.count)
+        if disables > limit {
+            violations.append(GuardViolation(guardName: "max_disable", message:
+                "\(disables) users would be disabled, above max_disable \(threshold) (\(limit) of \(directoryUsers.count) enabled directory users); review the plan, then --max-disable or --force"))
+        }
+        if demotions > mapping.deprovision.maxDemote {
+            violations.append(GuardViolation(guardName: "max_demote", message:
+                "\(demotions) Global Admin / Group Manager / role removals, above max_demote \(mapping.deprovision.maxDemote); review the plan, then --force"))
+        }
+        let adminsBefore = users.filter { $0.globalAdmin && $0.enabled }.count
+        if adminsBefore > 0 {
+            let storedByID = Dictionary(uniqueKeysWithValues: users.map { ($0.id, $0) })
+            var admins = storedByID.mapValues { $0.globalAdmin && $0.enabled }
+            var created = 0
+            for change in changes {
+                let gaNew = change.fields["global_admin"]?.new
+                let enabledNew = change.fields["enabled"]?.new
+                if let id = change.userID, let stored = storedByID[id] {
+                    let ga = gaNew.map { $0 == "1" } ?? stored.globalAdmin
+                    let enabled = enabledNew.map { $0 == "1" } ?? stored.enabled
+                    admins[id] = ga && enabled
+                } else if gaNew == "1" {
+                    created += 1
+                }
+            }
+            if admins.values.filter({ $0 }).count + created == 0 {
+                violations.append(GuardViolation(guardName: "last_global_admin", message:
+                    "the client has \(adminsBefore) enabled Global Admin\(adminsBefore == 1 ? "" : "s") and would have none after this sync; check the admin rule and group (--force overrides)"))
+            }
+        }
+        return violations
+    }
+}
+
+extension StoredUser {
+    /// The stored value of a mapped portal field.
+    func value(of field: PortalField) -> String? {
+        switch field {
+        case .email: email
+        case .firstName: firstName
+        case .lastName: lastName
+        case .title: title
+        case .cellPhone: cellPhone
+        case .officePhone: officePhone
+        case .extension: `extension`
+        case .location: location
+        }
+    }
+}

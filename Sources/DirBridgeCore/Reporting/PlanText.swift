@@ -1,0 +1,94 @@
+/// Renders a plan as the reviewed diff the SPEC describes: grouped by action, `+` new user,
+/// `~ field: old → new`, `-` disabled, each change with its reason, then the summary line.
+public enum PlanText {
+    public static func render(_ plan: Plan, verbose: Bool = false) -> String {
+        var out: [String] = ["Plan for \(plan.client) (mapping \(plan.mapping), directory \(plan.directory))"]
+        if plan.isEmpty {
+            out.append("")
+            out.append("Nothing to do: the portal already matches the directory.")
+        }
+        if !plan.groupCreations.isEmpty {
+            out.append("")
+            out.append("User groups to create (\(plan.groupCreations.count)):")
+            for group in plan.groupCreations {
+                out.append("  + \(group.name)")
+                out.append("      why: \(group.reason)")
+            }
+        }
+        let titles: [PlannedAction: String] = [
+            .create: "Users to create", .link: "Portal users to link", .update: "Users to update",
+            .enable: "Users to re-enable", .disable: "Users to disable",
+        ]
+        for action in PlannedAction.allCases {
+            let changes = plan.userChanges.filter { $0.action == action }
+            guard !changes.isEmpty else { continue }
+            out.append("")
+            out.append("\(titles[action]!) (\(changes.count)):")
+            for change in changes {
+                out += lines(for: change, verbose: verbose)
+            }
+        }
+        if !plan.protectedKept.isEmpty {
+            out.append("")
+            out.append("Protected users kept as they are (\(plan.protectedKept.count)):")
+            for note in plan.protectedKept {
+                out.append("  = \(note.email): withheld \(note.withheld.joined(separator: "; "))")
+            }
+        }
+        if !plan.skipped.isEmpty {
+            out.append("")
+            out.append("Skipped entries (\(plan.skipped.count)):")
+            for entry in plan.skipped {
+                out.append("  ! \(entry.dn): \(entry.reason)")
+            }
+        }
+        if !plan.guardViolations.isEmpty {
+            out.append("")
+            out.append("Guards: an apply of this plan would be REFUSED:")
+            for violation in plan.guardViolations {
+                out.append("  ✗ \(violation.guardName): \(violation.message)")
+            }
+        }
+        out.append("")
+        out.append(plan.summary.line)
+        if !plan.onboarding.isEmpty {
+            out.append("New users per user group: " + plan.onboarding.map { group in
+                "\(group.userGroup): \(group.new) new" + (group.managers > 0 ? ", \(group.managers) manager\(group.managers == 1 ? "" : "s")" : "")
+            }.joined(separator: "; "))
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    private static func lines(for change: PlannedUserChange, verbose: Bool) -> [String] {
+        switch change.action {
+        case .create:
+            let name = [change.fields["first_name"]?.new, change.fields["last_name"]?.new].compactMap { $0 }.joined(separator: " ")
+            var flags: [String] = []
+            if change.fields["global_admin"]?.new == "1" { flags.append("Global Admin") }
+            if change.fields["group_manager"]?.new == "1" { flags.append("Group Manager") }
+            if change.invite { flags.append("invite") }
+            let group = change.fields["user_group"]?.new ?? defaultUserGroupName
+            let role = change.fields["role"]?.new ?? RuleEvaluator.defaultRole
+            var result = ["  + \(change.email)" + (name.isEmpty ? "" : "  \(name)") + "  — \(group), \(role)" + (flags.isEmpty ? "" : ", " + flags.joined(separator: ", "))]
+            let reasons = verbose ? change.reasons : Array(change.reasons.dropFirst().filter { !$0.hasPrefix("login:") })
+            result += reasons.map { "      why: \($0)" }
+            return result
+        case .disable where change.fields.count == 1:
+            return ["  - \(change.email)"] + change.reasons.map { "      why: \($0)" }
+        default:
+            let marker = change.action == .disable ? "-" : "~"
+            var result = ["  \(marker) \(change.email)"]
+            for (field, value) in change.fields.sorted(by: { $0.key < $1.key }) where verbose || !["external_id", "source"].contains(field) {
+                result.append("      \(field): \(show(value.old, field)) → \(show(value.new, field))")
+            }
+            result += change.reasons.map { "      why: \($0)" }
+            return result
+        }
+    }
+
+    private static func show(_ value: String?, _ field: String) -> String {
+        guard let value else { return "(none)" }
+        if Planner.booleanFields.contains(field) { return value == "1" ? "yes" : "no" }
+        return value.isEmpty ? "(empty)" : "\"\(value)\""
+    }
+}

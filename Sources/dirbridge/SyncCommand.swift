@@ -1,0 +1,97 @@
+import ArgumentParser
+import DirBridgeCore
+import Foundation
+
+/// `dirbridge sync MAPPING [--apply]`: the main job. A dry run unless `--apply`.
+struct SyncCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Plan (dry run) or apply the sync of one mapping.",
+        discussion: """
+            Without --apply, prints the plan and writes only a dry-run row in sync_runs.
+            Exit codes: 0 done; 1 usage or mapping error; 2 changes found (with --detailed-exitcode); \
+            3 directory error; 4 store error; 5 refused by a safety guard.
+            """)
+
+    @Argument(help: "The mapping file.")
+    var mapping: String
+
+    @Flag(name: .long, help: "Apply the changes (default: dry run).")
+    var apply = false
+
+    @Option(name: .long, help: ArgumentHelp("The portal store (SQLite file); overrides the mapping's store.", valueName: "path"))
+    var store: String?
+
+    @Flag(name: .long, help: "Print the plan as JSON with stable keys.")
+    var json = false
+
+    @Flag(name: .long, help: "Apply even when a safety guard objects (empty read, max_disable, max_demote, last Global Admin).")
+    var force = false
+
+    @Option(name: .long, help: ArgumentHelp("Override deprovision.max_disable for this run: a count or a share like 10%.", valueName: "limit"))
+    var maxDisable: String?
+
+    @Flag(name: .long, help: "Exit 2 when a dry run found changes.")
+    var detailedExitcode = false
+
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if let maxDisable, Threshold(parsing: maxDisable) == nil {
+            throw ValidationError("--max-disable takes a count (10) or a share (5%), not \(maxDisable)")
+        }
+    }
+
+    func run() throws {
+        let logger = output.makeLogger()
+        try ExitStatus.reporting {
+            let loaded = try MappingLoader.load(path: mapping)
+            let request = SyncRequest(
+                mapping: loaded, storePath: store, apply: apply,
+                overrides: GuardOverrides(force: force, maxDisable: maxDisable.flatMap(Threshold.init(parsing:))))
+            let progress = Progress.onTerminal(enabled: !output.quiet && !json)
+            let outcome: SyncOutcome
+            do {
+                outcome = try SyncEngine.run(request, logger: logger, progress: progress.report)
+                progress.finish()
+            } catch let error as SyncError {
+                progress.finish()
+                if let plan = error.plan { print(json ? try JSONOutput.encode(value: plan) : PlanText.render(plan, verbose: output.verbose), terminator: "") }
+                throw error
+            } catch {
+                progress.finish()
+                throw error
+            }
+            if json {
+                print(try JSONOutput.encode(value: outcome.plan), terminator: "")
+            } else if !output.quiet || !outcome.plan.isEmpty {
+                print(PlanText.render(outcome.plan, verbose: output.verbose), terminator: "")
+                print(outcome.applied ? "Applied (sync run \(outcome.runID))." : "Dry run (sync run \(outcome.runID)): nothing written. Apply with --apply.")
+            }
+            if detailedExitcode && !apply && !outcome.plan.isEmpty { throw ExitCode(2) }
+        }
+    }
+}
+
+/// A one-line progress counter on standard error, only when it is a terminal.
+final class Progress {
+    private let enabled: Bool
+    private var shown = false
+
+    private init(enabled: Bool) { self.enabled = enabled }
+
+    static func onTerminal(enabled: Bool) -> Progress {
+        Progress(enabled: enabled && isatty(STDERR_FILENO) == 1)
+    }
+
+    func report(_ entries: Int) {
+        guard enabled else { return }
+        shown = true
+        FileHandle.standardError.write(Data("\rreading the directory: \(entries) users".utf8))
+    }
+
+    func finish() {
+        if shown { FileHandle.standardError.write(Data("\n".utf8)) }
+        shown = false
+    }
+}
