@@ -85,6 +85,15 @@ public struct Planner {
                     applyProtection(&change, stored: stored, protected: protected, notes: &protectedKept)
                     demotions += demotionCount(change)
                     changes.append(change)
+                } else if stored.source == .directory, let oldID = stored.externalID, !snapshot.presentIDs.contains(oldID) {
+                    // The entry was deleted and created again (a new immutable id, the same
+                    // email): the person comes back to their portal user, re-enabled.
+                    matched.insert(position)
+                    var change = update(stored, to: user, group: targetGroup, currentGroup: groupsByID[stored.userGroupID]?.name ?? defaultUserGroupName, fields: mappedFields)
+                    change.reasons.insert("back in the directory with a new \(mapping.users.id) (was \(oldID)): same email, same portal user", at: 0)
+                    applyProtection(&change, stored: stored, protected: protected, notes: &protectedKept)
+                    demotions += demotionCount(change)
+                    changes.append(change)
                 } else {
                     let why = stored.source == .portal
                         ? "email \(email) belongs to a portal-created user; set users.adopt_existing: email to link it"
