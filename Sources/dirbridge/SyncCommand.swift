@@ -64,8 +64,8 @@ struct SyncCommand: ParsableCommand {
             }
             if json {
                 print(try JSONOutput.encode(value: outcome.plan), terminator: "")
-            } else if !output.quiet || !outcome.plan.isEmpty {
-                print(PlanText.render(outcome.plan, verbose: output.verbose), terminator: "")
+            } else {
+                if output.quiet { print(outcome.plan.summary.line) } else { print(PlanText.render(outcome.plan, verbose: output.verbose), terminator: "") }
                 print(outcome.applied ? "Applied (sync run \(outcome.runID))." : "Dry run (sync run \(outcome.runID)): nothing written. Apply with --apply.")
             }
             if detailedExitcode && !apply && !outcome.plan.isEmpty { throw ExitCode(2) }

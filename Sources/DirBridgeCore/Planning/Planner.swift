@@ -221,7 +221,7 @@ public struct Planner {
         let enabled = !user.mapped.disabled
         if stored.enabled != enabled {
             fields["enabled"] = FieldChange(old: stored.enabled ? "1" : "0", new: enabled ? "1" : "0")
-            reasons.append(enabled ? "enabled in the directory again" : "disabled in the directory (\(mapping.users.disabled?.text ?? "users.disabled"))")
+            reasons.append(enabled ? "enabled in the directory again" : "disabled in the directory: matches users.disabled \(mapping.users.disabled?.text ?? "")")
         }
         let (action, history) = Self.classify(fields)
         return PlannedUserChange(action: action, historyAction: history, email: stored.email, userID: stored.id,
