@@ -72,13 +72,16 @@ def main():
     group_list = sorted(depts)
 
     count = args.count
+    if count > len(candidates) // 2:  # a tiny directory: fewer changes
+        count = len(candidates) // 2
+        print(f"changes: only {len(users)} users; writing {count} changes", file=sys.stderr)
     departures = max(1, min(count * 5 // 100, len(users) // 100))  # well under max_disable 5%
     hires = max(1, count * 5 // 100)
     moves = max(1, count * 10 // 100)
     phones = count * 25 // 100
     titles = count - departures - hires - moves - phones
-    if titles < 0 or len(candidates) < count:
-        ap.error("too few users for that many changes")
+    if titles < 0:
+        ap.error("--count is too small for the mix (at least 20)")
     picked = rng.sample(candidates, departures + moves + phones + titles)
     gone, moved = picked[:departures], picked[departures:departures + moves]
     phoned = picked[departures + moves:departures + moves + phones]
