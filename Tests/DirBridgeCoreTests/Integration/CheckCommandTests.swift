@@ -18,12 +18,12 @@ struct CheckCommandTests {
         let slapd = try demoServer.get()
         let result = try runDirbridge(["check", demoMapping], environment: environment(slapd))
         #expect(result.status == 0, "\(result.stderr)")
-        #expect(result.stdout.contains("users:  290 under ou=people,dc=example,dc=com"))
+        #expect(result.stdout.contains("users:  292 under ou=people,dc=example,dc=com"))
         #expect(result.stdout.contains("groups: 9 under ou=groups,dc=example,dc=com"))
         #expect(result.stdout.components(separatedBy: "\nuid=").count - 1 == 5)
         let json = try runDirbridge(["check", demoMapping, "--json"], environment: environment(slapd))
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        #expect(object["users"] as? Int == 290)
+        #expect(object["users"] as? Int == 292)
         #expect((object["sample"] as? [Any])?.count == 5)
     }
 

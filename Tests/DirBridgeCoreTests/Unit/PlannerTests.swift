@@ -1,0 +1,155 @@
+import Foundation
+import Testing
+@testable import DirBridgeCore
+
+/// Builds a mapping, a store state and directory users in memory: the planner is pure.
+private struct World {
+    var mapping: Mapping
+    var users: [StoredUser] = []
+    var groups: [StoredUserGroup] = [StoredUserGroup(id: 1, clientID: 1, name: "Default User Group", isDefault: true, source: .portal, externalID: nil, createdAt: "2026-01-01T00:00:00Z"),
+                                     StoredUserGroup(id: 2, clientID: 1, name: "Sales", isDefault: false, source: .directory, externalID: nil, createdAt: "2026-01-01T00:00:00Z")]
+
+    init(protected: [String] = [], maxDisable: String = "2", adopt: String = "none") throws {
+        let yaml = """
+            client: Acme
+            directory: { url: "ldap://127.0.0.1:1", bind_dn: "cn=x,dc=a", bind_password_env: X }
+            users:
+              base: ou=people,dc=a
+              id: entryUUID
+              fields: { email: mail, title: title }
+              disabled: (locked=TRUE)
+              login: invite
+              adopt_existing: \(adopt)
+            deprovision: { max_disable: \(maxDisable), max_demote: 1, protected: [\(protected.joined(separator: ", "))] }
+            """
+        mapping = try MappingLoader.load(yaml: yaml, file: "acme.yaml", baseDirectory: "/tmp", environment: [:])
+    }
+
+    mutating func stored(_ id: Int64, _ email: String, group: Int64 = 1, ga: Bool = false, gm: Bool = false, role: String = "Guest",
+                         enabled: Bool = true, title: String? = nil, source: RecordSource = .directory) {
+        users.append(StoredUser(id: id, clientID: 1, email: email, firstName: nil, lastName: nil, title: title, cellPhone: nil, officePhone: nil,
+                                extension: nil, location: nil, role: role, userGroupID: group, globalAdmin: ga, groupManager: gm, hasLogin: true,
+                                enabled: enabled, source: source, externalID: source == .directory ? "id-\(id)" : nil,
+                                externalDN: source == .directory ? "uid=\(id),ou=people,dc=a" : nil, createdAt: "", updatedAt: ""))
+    }
+
+    var state: ClientState {
+        ClientState(client: ClientRecord(id: 1, name: "Acme", parentID: nil, membershipEndDate: nil, active: true, createdAt: ""),
+                    userGroups: groups, users: users, lastHistoryID: nil)
+    }
+
+    func directoryUser(_ id: Int64, _ email: String, title: String? = nil, group: String = "Default User Group", ga: Bool = false,
+                       disabled: Bool = false) -> DirectoryUser {
+        var fields: [PortalField: String] = [.email: email]
+        if let title { fields[.title] = title }
+        return DirectoryUser(
+            mapped: MappedFields(dn: "uid=\(id),ou=people,dc=a", externalID: "id-\(id)", fields: fields, disabled: disabled),
+            outcome: RuleOutcome(userGroup: group, role: "Guest", globalAdmin: ga, groupManager: false, decisions: []))
+    }
+
+    func plan(_ directory: [DirectoryUser], read: Int? = nil) -> Plan {
+        let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: Set(directory.map(\.mapped.externalID)),
+                                         entriesRead: read ?? directory.count, groupsRead: 0, references: 0)
+        return Planner(mapping: mapping).plan(snapshot: snapshot, state: state)
+    }
+}
+
+@Suite("Planner: the diff and the guards, without a server")
+struct PlannerTests {
+    @Test("an unchanged directory gives an empty plan; a changed title is one update with old and new")
+    func diff() throws {
+        var world = try World()
+        world.stored(1, "a@acme.example", ga: true, title: "Boss")
+        world.stored(2, "b@acme.example", title: "Clerk")
+        #expect(world.plan([world.directoryUser(1, "a@acme.example", title: "Boss", ga: true), world.directoryUser(2, "b@acme.example", title: "Clerk")]).isEmpty)
+        let plan = world.plan([world.directoryUser(1, "a@acme.example", title: "Boss", ga: true), world.directoryUser(2, "b@acme.example", title: "Chief Clerk")])
+        #expect(plan.userChanges.count == 1)
+        #expect(plan.userChanges[0].fields == ["title": FieldChange(old: "Clerk", new: "Chief Clerk")])
+        #expect(plan.userChanges[0].historyAction == .updated)
+        #expect(plan.summary.line == "0 to create, 1 to update, 0 to disable, 1 unchanged of 2")
+    }
+
+    @Test("history actions follow precedence", arguments: [
+        (["enabled": FieldChange(old: "1", new: "0"), "title": FieldChange(old: "a", new: "b")], HistoryAction.disabled),
+        (["enabled": FieldChange(old: "0", new: "1")], .enabled),
+        (["user_group": FieldChange(old: "A", new: "B"), "group_manager": FieldChange(old: "1", new: "0")], .groupChanged),
+        (["global_admin": FieldChange(old: "0", new: "1"), "role": FieldChange(old: "Guest", new: "Admin")], .flagsChanged),
+        (["role": FieldChange(old: "Guest", new: "Admin")], .roleChanged),
+        (["title": FieldChange(old: "a", new: "b")], .updated),
+    ])
+    func precedence(_ fields: [String: FieldChange], _ expected: HistoryAction) {
+        #expect(Planner.classify(fields).1 == expected)
+    }
+
+    @Test("a new user is created with an invitation and counted per user group")
+    func create() throws {
+        var world = try World()
+        world.stored(1, "a@acme.example", ga: true)
+        let plan = world.plan([world.directoryUser(1, "a@acme.example", ga: true), world.directoryUser(3, "new@acme.example", group: "Sales"),
+                               world.directoryUser(4, "disabled@acme.example", disabled: true)])
+        #expect(plan.userChanges.map(\.email) == ["new@acme.example"])
+        #expect(plan.userChanges[0].invite)
+        #expect(plan.userChanges[0].fields["user_group"]?.new == "Sales")
+        #expect(plan.onboarding == [GroupOnboarding(userGroup: "Sales", new: 1, managers: 0)])
+        #expect(plan.summary.invitations == 1)
+    }
+
+    @Test("missing users are disabled up to max_disable; beyond it the guard objects with the figures")
+    func maxDisable() throws {
+        var world = try World(maxDisable: "2")
+        for id in 1...5 { world.stored(Int64(id), "u\(id)@acme.example", ga: id == 1) }
+        let two = world.plan([1, 2, 3].map { world.directoryUser(Int64($0), "u\($0)@acme.example", ga: $0 == 1) })
+        #expect(two.summary.disable == 2)
+        #expect(two.guardViolations.isEmpty)
+        let three = world.plan([1, 2].map { world.directoryUser(Int64($0), "u\($0)@acme.example", ga: $0 == 1) })
+        #expect(three.guardViolations.map(\.guardName) == ["max_disable"])
+        #expect(three.guardViolations[0].message.contains("3 users would be disabled, above max_disable 2"))
+    }
+
+    @Test("an empty read objects when the store has directory users; the last Global Admin is kept")
+    func emptyReadAndLastAdmin() throws {
+        var world = try World(maxDisable: "100%")
+        world.stored(1, "a@acme.example", ga: true)
+        world.stored(2, "b@acme.example")
+        #expect(world.plan([], read: 0).guardViolations.map(\.guardName).contains("empty_read"))
+        let noAdmin = world.plan([world.directoryUser(1, "a@acme.example"), world.directoryUser(2, "b@acme.example")])
+        #expect(noAdmin.guardViolations.map(\.guardName) == ["last_global_admin"])
+    }
+
+    @Test("a protected user keeps access; a portal user is untouched unless adopted")
+    func protectedAndPortal() throws {
+        var world = try World(protected: ["a@acme.example"], maxDisable: "100%")
+        world.stored(1, "a@acme.example", ga: true)
+        world.stored(2, "b@acme.example", ga: true)
+        world.stored(3, "portal@acme.example", title: "Portal", source: .portal)
+        let plan = world.plan([world.directoryUser(2, "b@acme.example", ga: true), world.directoryUser(9, "portal@acme.example", title: "Directory")])
+        #expect(plan.protectedKept.map(\.email) == ["a@acme.example"])
+        #expect(!plan.userChanges.contains { $0.email == "a@acme.example" })
+        #expect(plan.skipped.contains { $0.reason.contains("adopt_existing") })
+        #expect(!plan.userChanges.contains { $0.userID == 3 })
+
+        var adopting = try World(adopt: "email")
+        adopting.stored(3, "portal@acme.example", title: "Portal", source: .portal)
+        let adopted = adopting.plan([adopting.directoryUser(9, "portal@acme.example", title: "Directory")])
+        #expect(adopted.userChanges.first?.historyAction == .linked)
+        #expect(adopted.userChanges.first?.fields["title"] == FieldChange(old: "Portal", new: "Directory"))
+        #expect(adopted.userChanges.first?.fields["external_id"]?.new == "id-9")
+    }
+
+    @Test("the text plan groups by action with + ~ - lines, reasons and the summary; an empty plan says so")
+    func rendering() throws {
+        var world = try World(maxDisable: "100%")
+        world.stored(1, "a@acme.example", ga: true, title: "Boss")
+        world.stored(2, "gone@acme.example")
+        let text = PlanText.render(world.plan([world.directoryUser(1, "a@acme.example", title: "CEO", ga: true), world.directoryUser(5, "n@acme.example")]))
+        #expect(text.contains("Users to create (1):\n  + n@acme.example"))
+        #expect(text.contains("  ~ a@acme.example\n      title: \"Boss\" → \"CEO\""))
+        #expect(text.contains("Users to disable (1):\n  - gone@acme.example\n      why: not in the directory any more"))
+        #expect(text.contains("1 to create, 1 to update, 1 to disable, 0 unchanged of 2"))
+        let empty = PlanText.render(world.plan([world.directoryUser(1, "a@acme.example", title: "Boss", ga: true), world.directoryUser(2, "gone@acme.example")]))
+        #expect(empty.contains("Nothing to do"))
+        let json = try JSONOutput.encode(value: world.plan([world.directoryUser(1, "a@acme.example", title: "CEO", ga: true)]))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        #expect(Set(object.keys) == ["client", "mapping", "directory", "groupCreations", "userChanges", "skipped", "protectedKept", "guardViolations", "summary", "onboarding"])
+    }
+}
