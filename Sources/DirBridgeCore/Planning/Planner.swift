@@ -53,6 +53,21 @@ public struct Planner {
         var demotions = 0
         var onboarding: [String: GroupOnboarding] = [:]
 
+        /// Plans the update of a matched store user; `adjust` marks a link or a comeback.
+        func planUpdate(_ position: Int, _ user: DirectoryUser, group: String, adjust: (inout PlannedUserChange) -> Void = { _ in }) {
+            matched.insert(position)
+            let stored = users[position]
+            var change = update(stored, to: user, group: group, currentGroup: groupsByID[stored.userGroupID]?.name ?? defaultUserGroupName, fields: mappedFields)
+            adjust(&change)
+            applyProtection(&change, stored: stored, protected: protected, notes: &protectedKept)
+            if change.fields.isEmpty {
+                summary.unchanged += 1
+                return
+            }
+            demotions += demotionCount(change)
+            changes.append(change)
+        }
+
         for user in snapshot.users {
             let outcome = user.outcome
             let groupName = groupNames[outcome.userGroup.lowercased()] ?? groupsToCreate[outcome.userGroup.lowercased()]?.name
@@ -63,37 +78,25 @@ public struct Planner {
             let targetGroup = groupName ?? outcome.userGroup
 
             if let position = byExternalID[user.mapped.externalID] {
-                matched.insert(position)
-                let stored = users[position]
-                var change = update(stored, to: user, group: targetGroup, currentGroup: groupsByID[stored.userGroupID]?.name ?? defaultUserGroupName, fields: mappedFields)
-                applyProtection(&change, stored: stored, protected: protected, notes: &protectedKept)
-                if change.fields.isEmpty { summary.unchanged += 1; continue }
-                demotions += demotionCount(change)
-                changes.append(change)
+                planUpdate(position, user, group: targetGroup)
                 continue
             }
             let email = user.mapped.email
             if let position = byEmail[email.lowercased()], !matched.contains(position) {
                 let stored = users[position]
                 if stored.source == .portal && mapping.users.adoptExisting == .email {
-                    matched.insert(position)
-                    var change = update(stored, to: user, group: targetGroup, currentGroup: groupsByID[stored.userGroupID]?.name ?? defaultUserGroupName, fields: mappedFields)
-                    change.fields["source"] = FieldChange(old: stored.source.rawValue, new: RecordSource.directory.rawValue)
-                    change.action = .link
-                    change.historyAction = .linked
-                    change.reasons.insert("adopted: portal user with the same email (adopt_existing: email)", at: 0)
-                    applyProtection(&change, stored: stored, protected: protected, notes: &protectedKept)
-                    demotions += demotionCount(change)
-                    changes.append(change)
+                    planUpdate(position, user, group: targetGroup) { change in
+                        change.fields["source"] = FieldChange(old: stored.source.rawValue, new: RecordSource.directory.rawValue)
+                        change.action = .link
+                        change.historyAction = .linked
+                        change.reasons.insert("adopted: portal user with the same email (adopt_existing: email)", at: 0)
+                    }
                 } else if stored.source == .directory, let oldID = stored.externalID, !snapshot.presentIDs.contains(oldID) {
                     // The entry was deleted and created again (a new immutable id, the same
                     // email): the person comes back to their portal user, re-enabled.
-                    matched.insert(position)
-                    var change = update(stored, to: user, group: targetGroup, currentGroup: groupsByID[stored.userGroupID]?.name ?? defaultUserGroupName, fields: mappedFields)
-                    change.reasons.insert("back in the directory with a new \(mapping.users.id) (was \(oldID)): same email, same portal user", at: 0)
-                    applyProtection(&change, stored: stored, protected: protected, notes: &protectedKept)
-                    demotions += demotionCount(change)
-                    changes.append(change)
+                    planUpdate(position, user, group: targetGroup) { change in
+                        change.reasons.insert("back in the directory with a new \(mapping.users.id) (was \(oldID)): same email, same portal user", at: 0)
+                    }
                 } else {
                     let why = stored.source == .portal
                         ? "email \(email) belongs to a portal-created user; set users.adopt_existing: email to link it"

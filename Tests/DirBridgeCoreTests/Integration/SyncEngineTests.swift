@@ -210,6 +210,29 @@ struct SyncEngineTests {
         #expect(try fixture.sync().plan.isEmpty)
     }
 
+    @Test("a dry run writes only its run row; --detailed-exitcode exits 2 on changes, 0 without; --json is the same plan")
+    func dryRunContract() throws {
+        let fixture = try EngineFixture("dry-run")
+        try fixture.sync()
+        let before = try fixture.contentFingerprint()
+        let clean = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--detailed-exitcode"])
+        #expect(clean.status == 0, "\(clean.stderr)")
+        #expect(clean.stdout.contains("Nothing to do"))
+        try fixture.slapd.modify("dn: uid=e2,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Staff Engineer\n")
+        let changed = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--detailed-exitcode"])
+        #expect(changed.status == 2)
+        #expect(changed.stdout.contains("~ e2@example.com"))
+        #expect(changed.stdout.contains("title: \"Engineer\" → \"Staff Engineer\""))
+        #expect(changed.stdout.contains("0 to create, 1 to update, 0 to disable, 11 unchanged of 12"))
+        let json = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--json"])
+        #expect(json.status == 0)
+        let plan = try JSONDecoder().decode(Plan.self, from: Data(json.stdout.utf8))
+        #expect(plan.summary.update == 1)
+        #expect(plan.userChanges.first?.fields["title"] == FieldChange(old: "Engineer", new: "Staff Engineer"))
+        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.int("SELECT count(*) FROM sync_runs WHERE mode = 'dry-run' AND status = 'succeeded'") == 3)
+    }
+
     @Test("disabling more than max_disable is refused with exit 5; nothing is written but the refused run")
     func maxDisableRefused() throws {
         let fixture = try EngineFixture("max-disable")
