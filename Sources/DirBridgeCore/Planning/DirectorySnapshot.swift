@@ -47,17 +47,7 @@ public enum DirectorySnapshotReader {
         _ mapping: Mapping, connection: DirectoryConnection, logger: Logger,
         progress: ((Int) -> Void)? = nil
     ) throws -> DirectorySnapshot {
-        var index = GroupIndex(mapping: mapping)
-        var references = 0
-        if let groups = mapping.groups {
-            let statistics = try connection.search(
-                SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead)
-            ) { page in
-                for entry in page { index.add(entry) }
-            }
-            references += statistics.references
-            index.link()
-        }
+        var (index, references) = try GroupIndex.read(mapping, connection: connection)
         var users: [DirectoryUser] = []
         var skipped: [SkippedEntry] = []
         var presentIDs = Set<String>()
@@ -141,6 +131,20 @@ struct GroupIndex {
     }
 
     var count: Int { nodes.count }
+
+    /// Reads the mapping's groups (when it has a `groups:` section) and links nested ones.
+    /// Returns the index and the number of continuation references skipped.
+    static func read(_ mapping: Mapping, connection: DirectoryConnection) throws -> (GroupIndex, Int) {
+        var index = GroupIndex(mapping: mapping)
+        guard let groups = mapping.groups else { return (index, 0) }
+        let statistics = try connection.search(
+            SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead)
+        ) { page in
+            for entry in page { index.add(entry) }
+        }
+        index.link()
+        return (index, statistics.references)
+    }
 
     mutating func add(_ entry: EntryAttributes) {
         guard let dn = try? DistinguishedName(entry.dn) else { return }

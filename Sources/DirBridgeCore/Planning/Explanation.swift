@@ -39,13 +39,7 @@ public enum Explainer {
     /// (case-insensitive), and explains it. Writes nothing.
     public static func explain(_ email: String, mapping: Mapping, storePath: String?, logger: Logger) throws -> Explanation {
         let connection = try DirectoryConnection.open(mapping.directory, logger: logger)
-        var index = GroupIndex(mapping: mapping)
-        if let groups = mapping.groups {
-            try connection.search(SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead)) { page in
-                for entry in page { index.add(entry) }
-            }
-            index.link()
-        }
+        var (index, _) = try GroupIndex.read(mapping, connection: connection)
         var found: (EntryAttributes, MappedFields)?
         try connection.search(SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead)) { page in
             for entry in page where found == nil {
