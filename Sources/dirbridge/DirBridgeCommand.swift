@@ -4,20 +4,24 @@ import Foundation
 
 /// The `dirbridge` command: keeps a client portal's users in step with a corporate directory.
 @main
-struct DirBridgeCommand: ParsableCommand {
+struct DirBridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dirbridge",
         abstract: "Keep a client portal's users in step with an LDAP directory.",
         version: DirBridge.version,
-        subcommands: [ValidateCommand.self, CheckCommand.self, SyncCommand.self, ExplainCommand.self, UsersCommand.self, HistoryCommand.self, RunsCommand.self, ClientsCommand.self]
+        subcommands: [ValidateCommand.self, CheckCommand.self, SyncCommand.self, RunCommand.self, ExplainCommand.self, UsersCommand.self, HistoryCommand.self, RunsCommand.self, ClientsCommand.self]
     )
 
     /// Parses and runs, with the SPEC's exit status 1 (not swift-argument-parser's 64) for
     /// bad arguments.
-    static func main() {
+    static func main() async {
         do {
             var command = try parseAsRoot()
-            try command.run()
+            if var asyncCommand = command as? AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
         } catch {
             if exitCode(for: error) == .validationFailure {
                 ExitStatus.printError(fullMessage(for: error))

@@ -34,11 +34,23 @@ struct SyncCommand: ParsableCommand {
     @Flag(name: .long, help: "Exit 2 when a dry run found changes.")
     var detailedExitcode = false
 
+    @Flag(name: .long, help: "Read only what changed since the last applied incremental run (RFC 4533 content sync, or modifyTimestamp); a full read when there is no cache yet or a full reconcile is due.")
+    var incremental = false
+
+    @Option(name: .long, help: ArgumentHelp("With --incremental: read everything when the last full read is older than this.", valueName: "duration"))
+    var fullEvery = "24h"
+
+    @Flag(name: .long, help: "When another sync holds the client's lease, wait for it instead of exiting 5.")
+    var wait = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if let maxDisable, Threshold(parsing: maxDisable) == nil {
             throw ValidationError("--max-disable takes a count (10) or a share (5%), not \(maxDisable)")
+        }
+        if DurationText.parse(fullEvery) == nil {
+            throw ValidationError("--full-every takes a duration like 24h, 90m or 1h30m, not \(fullEvery)")
         }
     }
 
@@ -48,7 +60,9 @@ struct SyncCommand: ParsableCommand {
             let loaded = try MappingLoader.load(path: mapping)
             let request = SyncRequest(
                 mapping: loaded, storePath: store, apply: apply,
-                overrides: GuardOverrides(force: force, maxDisable: maxDisable.flatMap(Threshold.init(parsing:))))
+                overrides: GuardOverrides(force: force, maxDisable: maxDisable.flatMap(Threshold.init(parsing:))),
+                incremental: incremental, incrementalOptions: IncrementalOptions(fullEvery: DurationText.parse(fullEvery) ?? 86400),
+                waitForLease: wait)
             let progress = Progress.onTerminal(enabled: !output.quiet && !json)
             let outcome: SyncOutcome
             do {
@@ -66,6 +80,10 @@ struct SyncCommand: ParsableCommand {
                 print(try JSONOutput.encode(value: outcome.plan), terminator: "")
             } else {
                 if output.quiet { print(outcome.plan.summary.line) } else { print(PlanText.render(outcome.plan, verbose: output.verbose), terminator: "") }
+                if incremental && !output.quiet {
+                    let how = outcome.method == .full ? "full read (\(outcome.fullReason ?? "full reconcile"))" : "incremental read (\(outcome.method.rawValue))"
+                    print("Directory: \(how), \(outcome.entriesRead) entries read.")
+                }
                 print(outcome.applied ? "Applied (sync run \(outcome.runID))." : "Dry run (sync run \(outcome.runID)): nothing written. Apply with --apply.")
             }
             if detailedExitcode && !apply && !outcome.plan.isEmpty { throw ExitCode(2) }

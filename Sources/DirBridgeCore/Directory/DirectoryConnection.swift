@@ -48,13 +48,13 @@ public struct SearchStatistics: Sendable, Equatable {
 /// connection to one task. Open one with ``open(_:logger:)``, which tries the configured
 /// URLs in order.
 public final class DirectoryConnection {
-    private let handle: OpaquePointer
+    let handle: OpaquePointer
     /// The URL this connection reached.
     public let url: String
-    private let timeout: Double
+    let timeout: Double
     private let pageSize: Int
     private let bindDN: String?
-    private let logger: Logger
+    let logger: Logger
 
     /// Connects to the first URL of `configuration` that answers, sets up TLS and binds.
     ///
@@ -274,7 +274,7 @@ public final class DirectoryConnection {
     }
 
     /// Turns one search-entry message into a ``DirectoryEntry``, streaming attributes with the BER iterator.
-    private func parseEntry(_ message: OpaquePointer, operation: String) throws(DirectoryError) -> DirectoryEntry {
+    func parseEntry(_ message: OpaquePointer, operation: String) throws(DirectoryError) -> DirectoryEntry {
         var ber: OpaquePointer?
         var dnValue = berval(bv_len: 0, bv_val: nil)
         let rc = ldap_get_dn_ber(handle, message, &ber, &dnValue)
@@ -320,7 +320,7 @@ public final class DirectoryConnection {
 
     // MARK: errors
 
-    private func resultCode() -> Int32 {
+    func resultCode() -> Int32 {
         var code: Int32 = 0
         ldap_get_option(handle, LDAP_OPT_RESULT_CODE, &code)
         return code
@@ -336,7 +336,7 @@ public final class DirectoryConnection {
     }
 
     /// Classifies a libldap result code met while doing `operation`.
-    private func failure(_ rc: Int32, operation: String, during stage: DirectoryError.Code) -> DirectoryError {
+    func failure(_ rc: Int32, operation: String, during stage: DirectoryError.Code) -> DirectoryError {
         let diagnostic = diagnosticMessage()
         let tlsWords = ["tls", "certificate", "ssl", "x509", "handshake"]
         let mentionsTLS = diagnostic.map { text in tlsWords.contains { text.lowercased().contains($0) } } ?? false
@@ -375,7 +375,7 @@ public final class DirectoryConnection {
         }
     }
 
-    private static func text(_ code: Int32) -> String {
+    static func text(_ code: Int32) -> String {
         String(cString: ldap_err2string(code))
     }
 }
@@ -428,25 +428,25 @@ func tcpAccepts(host: String, port: UInt16, timeout: Double) -> Bool {
 }
 
 /// Owns one `LDAPMessage*` and frees it when the box goes away.
-private final class LDAPMessageBox {
+final class LDAPMessageBox {
     let pointer: OpaquePointer
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
     deinit { ldap_msgfree(pointer) }
 }
 
-private extension timeval {
+extension timeval {
     init(seconds: Double) {
         let whole = Int(seconds)
         self.init(tv_sec: whole, tv_usec: Int((seconds - Double(whole)) * 1_000_000))
     }
 }
 
-private func formatSeconds(_ seconds: Double) -> String {
+func formatSeconds(_ seconds: Double) -> String {
     seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
 }
 
 /// Calls `body` with a NULL-terminated `char **` of `strings`, or NULL when `strings` is nil.
-private func withCStringArray<R>(_ strings: [String]?, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> R) -> R {
+func withCStringArray<R>(_ strings: [String]?, _ body: (UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> R) -> R {
     guard let strings else { return body(nil) }
     var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
     pointers.append(nil)

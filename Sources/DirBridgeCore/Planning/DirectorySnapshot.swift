@@ -24,8 +24,11 @@ public struct DirectorySnapshot: Sendable {
     public var skipped: [SkippedEntry]
     /// External ids of every user entry read, skipped ones included.
     public var presentIDs: Set<String>
-    /// User entries read (before skipping).
+    /// Entries read from the directory this run: every user entry for a full read, only the
+    /// changed users and groups for an incremental one.
     public var entriesRead: Int
+    /// User entries in the directory view (before skipping): what the empty-read guard checks.
+    public var userEntries: Int
     /// Group entries read.
     public var groupsRead: Int
     /// Search continuation references skipped.
@@ -42,40 +45,38 @@ public enum DirectorySnapshotReader {
     ///
     /// Groups are read first (they are few), then users stream page by page; each user is
     /// mapped and its rules evaluated as it arrives. Any directory failure throws before a
-    /// snapshot exists, so nothing downstream ever sees a partial read.
+    /// snapshot exists, so nothing downstream ever sees a partial read. A `collector` keeps
+    /// the raw entries (for the incremental sync's cache); `shouldStop` is asked between
+    /// pages and ends the read with ``SyncStopped``.
     public static func read(
         _ mapping: Mapping, connection: DirectoryConnection, logger: Logger,
         progress: ((Int) -> Void)? = nil
     ) throws -> DirectorySnapshot {
-        var (index, references) = try GroupIndex.read(mapping, connection: connection)
-        var users: [DirectoryUser] = []
-        var skipped: [SkippedEntry] = []
-        var presentIDs = Set<String>()
+        try read(mapping, connection: connection, logger: logger, progress: progress, collector: nil)
+    }
+
+    static func read(
+        _ mapping: Mapping, connection: DirectoryConnection, logger: Logger,
+        progress: ((Int) -> Void)?, collector: DirectoryCacheCollector?, shouldStop: () -> Bool = { false }
+    ) throws -> DirectorySnapshot {
+        let extra = collector?.extraAttributes ?? []
+        let (index, references) = try GroupIndex.read(mapping, connection: connection, extraAttributes: extra) { group in
+            collector?.keep(group: group)
+        }
+        var builder = SnapshotBuilder(mapping: mapping, index: index)
         var read = 0
-        let evaluator = RuleEvaluator(rules: mapping.rules)
         let statistics = try connection.search(
-            SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead)
+            SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead + extra)
         ) { page in
+            if shouldStop() { throw SyncStopped() }
             for entry in page {
-                switch mapping.mapUser(entry) {
-                case .success(let mapped):
-                    presentIDs.insert(mapped.externalID)
-                    let memberships = index.memberships(of: entry)
-                    users.append(DirectoryUser(mapped: mapped, outcome: evaluator.evaluate(user: entry, memberships: memberships)))
-                case .failure(let reason):
-                    let id = Mapping.externalID(entry, attribute: mapping.users.id)
-                    if !id.isEmpty { presentIDs.insert(id) }
-                    skipped.append(SkippedEntry(dn: entry.dn, reason: reason.description, externalID: id.isEmpty ? nil : id))
-                }
+                collector?.keep(user: entry)
+                builder.add(user: entry)
             }
             read += page.count
             progress?(read)
         }
-        references += statistics.references
-        let (kept, duplicates) = removeDuplicateEmails(users)
-        skipped += duplicates
-        logger.debug("directory read", metadata: ["users": "\(read)", "groups": "\(index.count)", "skipped": "\(skipped.count)"])
-        return DirectorySnapshot(users: kept, skipped: skipped, presentIDs: presentIDs, entriesRead: read, groupsRead: index.count, references: references)
+        return builder.finish(entriesRead: read, references: references + statistics.references, logger: logger)
     }
 
     /// Entries sharing an email (case-insensitive) are all skipped and reported; none is chosen.
@@ -95,6 +96,46 @@ public enum DirectorySnapshotReader {
             }
         }
         return (users.enumerated().filter { !drop.contains($0.offset) }.map(\.element), skipped)
+    }
+}
+
+/// Builds a snapshot from user entries, wherever they come from: a full read streaming
+/// pages, or the directory cache patched by an incremental read.
+struct SnapshotBuilder {
+    let mapping: Mapping
+    private var index: GroupIndex
+    private let evaluator: RuleEvaluator
+    private var users: [DirectoryUser] = []
+    private var skipped: [SkippedEntry] = []
+    private var presentIDs = Set<String>()
+
+    init(mapping: Mapping, index: GroupIndex) {
+        self.mapping = mapping
+        self.index = index
+        evaluator = RuleEvaluator(rules: mapping.rules)
+    }
+
+    /// Maps one user entry and evaluates its rules (or records why it is skipped).
+    mutating func add(user entry: EntryAttributes) {
+        switch mapping.mapUser(entry) {
+        case .success(let mapped):
+            presentIDs.insert(mapped.externalID)
+            let memberships = index.memberships(of: entry)
+            users.append(DirectoryUser(mapped: mapped, outcome: evaluator.evaluate(user: entry, memberships: memberships)))
+        case .failure(let reason):
+            let id = Mapping.externalID(entry, attribute: mapping.users.id)
+            if !id.isEmpty { presentIDs.insert(id) }
+            skipped.append(SkippedEntry(dn: entry.dn, reason: reason.description, externalID: id.isEmpty ? nil : id))
+        }
+    }
+
+    /// The snapshot, with entries sharing an email skipped.
+    func finish(entriesRead: Int, references: Int, logger: Logger) -> DirectorySnapshot {
+        let (kept, duplicates) = DirectorySnapshotReader.removeDuplicateEmails(users)
+        let allSkipped = skipped + duplicates
+        logger.debug("directory view built", metadata: ["users": "\(users.count + skipped.count)", "groups": "\(index.count)", "skipped": "\(allSkipped.count)"])
+        return DirectorySnapshot(users: kept, skipped: allSkipped, presentIDs: presentIDs, entriesRead: entriesRead,
+                                 userEntries: users.count + skipped.count, groupsRead: index.count, references: references)
     }
 }
 
@@ -134,16 +175,29 @@ struct GroupIndex {
 
     /// Reads the mapping's groups (when it has a `groups:` section) and links nested ones.
     /// Returns the index and the number of continuation references skipped.
-    static func read(_ mapping: Mapping, connection: DirectoryConnection) throws -> (GroupIndex, Int) {
+    static func read(
+        _ mapping: Mapping, connection: DirectoryConnection, extraAttributes: [String] = [],
+        keep: (EntryAttributes) -> Void = { _ in }
+    ) throws -> (GroupIndex, Int) {
         var index = GroupIndex(mapping: mapping)
         guard let groups = mapping.groups else { return (index, 0) }
         let statistics = try connection.search(
-            SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead)
+            SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead + extraAttributes)
         ) { page in
-            for entry in page { index.add(entry) }
+            for entry in page {
+                keep(entry)
+                index.add(entry)
+            }
         }
         index.link()
         return (index, statistics.references)
+    }
+
+    /// An index of groups already read (the directory cache).
+    init(mapping: Mapping, groups: some Sequence<EntryAttributes>) {
+        self.init(mapping: mapping)
+        for entry in groups { add(entry) }
+        link()
     }
 
     mutating func add(_ entry: EntryAttributes) {

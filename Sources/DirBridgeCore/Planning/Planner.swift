@@ -271,7 +271,7 @@ public struct Planner {
     private func guards(snapshot: DirectorySnapshot, users: [StoredUser], changes: [PlannedUserChange], demotions: Int) -> [GuardViolation] {
         var violations: [GuardViolation] = []
         let directoryUsers = users.filter { $0.source == .directory && $0.enabled }
-        if snapshot.entriesRead == 0 && !directoryUsers.isEmpty {
+        if snapshot.userEntries == 0 && !directoryUsers.isEmpty {
             violations.append(GuardViolation(guardName: "empty_read", message:
                 "the directory returned no users under \(mapping.users.base) matching \(mapping.users.filter), but the store holds \(directoryUsers.count) enabled directory users; "
                 + "a broken filter, a bind account that cannot see the entries, or an outage must not disable a company (--force overrides)"))

@@ -8,12 +8,36 @@ public struct SyncRequest: Sendable {
     public var storePath: String?
     public var apply: Bool
     public var overrides: GuardOverrides
+    /// Read only what changed since the last applied incremental run (SPEC section 6).
+    public var incremental: Bool
+    public var incrementalOptions: IncrementalOptions
+    /// What holds the client's lease while an apply runs (`sync --apply`, `run`).
+    public var holder: String
+    /// Queue behind another run holding the lease instead of exiting 5.
+    public var waitForLease: Bool
+    /// A scheduler's handle to stop the run: asked between pages and before writing.
+    public var control: RunControl?
 
-    public init(mapping: Mapping, storePath: String? = nil, apply: Bool = false, overrides: GuardOverrides = GuardOverrides()) {
+    public init(
+        mapping: Mapping, storePath: String? = nil, apply: Bool = false, overrides: GuardOverrides = GuardOverrides(),
+        incremental: Bool = false, incrementalOptions: IncrementalOptions = IncrementalOptions(),
+        holder: String = "sync --apply", waitForLease: Bool = false, control: RunControl? = nil
+    ) {
         self.mapping = mapping
         self.storePath = storePath
         self.apply = apply
         self.overrides = overrides
+        self.incremental = incremental
+        self.incrementalOptions = incrementalOptions
+        self.holder = holder
+        self.waitForLease = waitForLease
+        self.control = control
+    }
+
+    /// True once the scheduler asked the run to stop.
+    var shouldStop: @Sendable () -> Bool {
+        let control = control
+        return { control?.stopRequested ?? false }
     }
 
     /// The store file to use, or a usage error when neither `--store` nor `store.sqlite` names one.
@@ -30,6 +54,12 @@ public struct SyncOutcome: Sendable {
     public var plan: Plan
     public var runID: Int64
     public var applied: Bool
+    /// How the directory was read: `full`, or incrementally by content sync or timestamps.
+    public var method: ReadMethod
+    /// Why an incremental-capable run read everything, when it did.
+    public var fullReason: String?
+    /// Entries read from the directory this run.
+    public var entriesRead: Int
 }
 
 /// A sync that stopped: refused by a guard (exit 5), or a usage problem (exit 1).
@@ -57,36 +87,69 @@ public enum SyncEngine {
         let mapping = request.mapping
         let store = try PortalStore(path: try request.resolvedStorePath())
         let started = Date()
+        // One writer per client: the lease is held from before the read until after the write.
+        let lease = request.apply
+            ? try store.acquireLease(client: mapping.client.name, holder: request.holder, wait: request.waitForLease,
+                                     shouldStop: request.shouldStop) { holder in
+                logger.notice("waiting for the lease", metadata: ["holder": "\(holder)"])
+            }
+            : nil
+        defer { lease?.release() }
         var client = try store.client(named: mapping.client.name)
-        func record(_ status: RunStatus, mode: RunMode, summary: [String: Int] = [:], error: String? = nil, entriesRead: Int? = nil) throws -> Int64 {
+        let mode: RunMode = request.apply ? .apply : .dryRun
+        func record(_ status: RunStatus, summary: [String: Int] = [:], error: String? = nil, entriesRead: Int? = nil, incremental: Bool = false) throws -> Int64 {
             try store.recordRun(SyncRunRecord(
                 clientID: client?.id, mapping: mapping.file, directory: mapping.directory.displayURL, mode: mode, status: status,
-                startedAt: started, summary: summary, error: error, entriesRead: entriesRead))
+                startedAt: started, summary: summary, error: error, entriesRead: entriesRead, incremental: incremental))
         }
-        let mode: RunMode = request.apply ? .apply : .dryRun
+        // From the first write on, a stop request waits for the run to finish instead.
+        func gate() throws {
+            if let control = request.control, !control.beginWriting() { throw SyncStopped() }
+        }
+        defer { request.control?.endWriting() }
         let snapshot: DirectorySnapshot
+        var incremental: IncrementalReadResult?
         do {
             let connection = try DirectoryConnection.open(mapping.directory, logger: logger)
-            snapshot = try DirectorySnapshotReader.read(mapping, connection: connection, logger: logger, progress: progress)
+            if request.incremental {
+                let result = try IncrementalReader.read(
+                    mapping, store: store, connection: connection, options: request.incrementalOptions, logger: logger,
+                    progress: progress, shouldStop: request.shouldStop)
+                incremental = result
+                snapshot = result.snapshot
+            } else {
+                snapshot = try DirectorySnapshotReader.read(
+                    mapping, connection: connection, logger: logger, progress: progress, collector: nil, shouldStop: request.shouldStop)
+            }
         } catch let failure as DirectoryError {
-            _ = try record(.failed, mode: mode, error: failure.description)
+            try gate()
+            _ = try record(.failed, error: failure.description)
             throw failure
         }
+        if request.shouldStop() { throw SyncStopped() }
+        let method = incremental?.method ?? .full
+        let isIncremental = method != .full
         let planner = Planner(mapping: mapping, overrides: request.overrides)
         var plan = planner.plan(snapshot: snapshot, state: try client.map { try store.loadState(clientID: $0.id) })
+        func outcome(_ runID: Int64, applied: Bool) -> SyncOutcome {
+            SyncOutcome(plan: plan, runID: runID, applied: applied, method: method, fullReason: incremental?.fullReason, entriesRead: snapshot.entriesRead)
+        }
         guard request.apply else {
-            let runID = try record(.succeeded, mode: .dryRun, summary: plan.summary.counts, entriesRead: snapshot.entriesRead)
-            return SyncOutcome(plan: plan, runID: runID, applied: false)
+            try gate()
+            let runID = try record(.succeeded, summary: plan.summary.counts, entriesRead: snapshot.entriesRead, incremental: isIncremental)
+            return outcome(runID, applied: false)
         }
         if !plan.guardViolations.isEmpty {
             if request.overrides.force {
                 for violation in plan.guardViolations { logger.warning("guard overridden by --force", metadata: ["guard": "\(violation.guardName)", "detail": "\(violation.message)"]) }
             } else {
                 let text = plan.guardViolations.map(\.description).joined(separator: "\n")
-                _ = try record(.refused, mode: .apply, summary: plan.summary.counts, error: text, entriesRead: snapshot.entriesRead)
+                try gate()
+                _ = try record(.refused, summary: plan.summary.counts, error: text, entriesRead: snapshot.entriesRead, incremental: isIncremental)
                 throw SyncError(kind: .refused, message: "apply refused by a safety guard; nothing was changed:\n" + text, plan: plan)
             }
         }
+        try gate()
         if client == nil {
             let spec = ClientSpec(name: mapping.client.name, parentName: mapping.client.parent, membershipEndDate: mapping.client.membershipEndDate)
             client = try store.ensureClient(spec, editor: mapping.editor)
@@ -94,9 +157,10 @@ public enum SyncEngine {
         }
         let clientID = client!.id
         let run = SyncRunRecord(clientID: clientID, mapping: mapping.file, directory: mapping.directory.displayURL, mode: .apply,
-                                status: .succeeded, startedAt: started, summary: plan.summary.counts, entriesRead: snapshot.entriesRead)
-        let runID = try store.apply(plan.changeSet(clientID: clientID, editor: mapping.editor), run: run)
-        return SyncOutcome(plan: plan, runID: runID, applied: true)
+                                status: .succeeded, startedAt: started, summary: plan.summary.counts, entriesRead: snapshot.entriesRead,
+                                incremental: isIncremental)
+        let runID = try store.apply(plan.changeSet(clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: incremental?.cacheUpdate)
+        return outcome(runID, applied: true)
     }
 }
 

@@ -10,11 +10,23 @@ extension PortalStore {
     /// history actions written, overridden by any count in `run.summary`). If anything
     /// throws, nothing is left behind, not even the run row.
     public func apply(_ changes: ChangeSet, run: SyncRunRecord) throws(StoreError) -> Int64 {
+        do {
+            return try apply(changes, run: run, within: nil)
+        } catch {
+            throw StoreError.from(error)
+        }
+    }
+
+    /// ``apply(_:run:)`` under a lease, with `extra` written in the same transaction (the
+    /// incremental sync's directory cache and cookie). A lost lease writes nothing.
+    func apply(_ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease?, extra: DirectoryCacheUpdate? = nil) throws -> Int64 {
         if let runClient = run.clientID, runClient != changes.clientID {
             throw StoreError(.invalidChange, "the sync run is for client \(runClient), the changes for client \(changes.clientID)")
         }
-        return try storeOperation {
-            try pool.write { db in
+        do {
+            return try pool.write { db in
+                try lease?.verify(db)
+                try extra?.write(db)
                 var writer = try ChangeSetWriter(db: db, changes: changes, now: Date())
                 var runRecord = run
                 runRecord.clientID = changes.clientID
@@ -26,6 +38,10 @@ extension PortalStore {
                     arguments: [StoreTime.text(run.finishedAt ?? Date()), ChangesJSON.counts(summary), runID])
                 return runID
             }
+        } catch let error as LeaseError {
+            throw error
+        } catch {
+            throw StoreError.from(error)
         }
     }
 }

@@ -14,8 +14,13 @@ public enum StoreSchema {
     /// the triggers that enforce the portal's flag rules on every write.
     public static let dirbridgeExtras = "v2-dirbridge-extras"
 
+    /// Scheduled and incremental sync: the sync state and the lease keyed by client name
+    /// (a first run holds the lease before its client exists), and the directory cache that
+    /// incremental runs patch.
+    public static let incrementalSync = "v3-incremental-sync"
+
     /// Every migration identifier this build knows.
-    public static let knownIdentifiers: Set<String> = [portalSchema, dirbridgeExtras]
+    public static let knownIdentifiers: Set<String> = [portalSchema, dirbridgeExtras, incrementalSync]
 
     /// The name of the group every client has exactly one of.
     public static let defaultUserGroupName = "Default User Group"
@@ -43,6 +48,7 @@ public enum StoreSchema {
         var migrator = DatabaseMigrator()
         registerPortalSchema(in: &migrator)
         registerDirbridgeExtras(in: &migrator)
+        registerIncrementalSync(in: &migrator)
         return migrator
     }
 
@@ -202,6 +208,40 @@ public enum StoreSchema {
                 BEGIN
                     SELECT RAISE(ABORT, \(literal(defaultGroupRule)));
                 END;
+                """)
+        }
+    }
+
+    /// Registers the third migration. `sync_state` and `leases` of v2 were never written by
+    /// a release, so they are replaced by tables keyed by client name.
+    static func registerIncrementalSync(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration(incrementalSync) { db in
+            try db.execute(sql: """
+                DROP TABLE sync_state;
+                DROP TABLE leases;
+                CREATE TABLE sync_state (
+                    client TEXT NOT NULL COLLATE NOCASE,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    updated_at TEXT NOT NULL,
+                    PRIMARY KEY (client, key)
+                );
+                CREATE TABLE leases (
+                    client TEXT PRIMARY KEY COLLATE NOCASE,
+                    holder TEXT NOT NULL,
+                    token TEXT NOT NULL,
+                    pid INTEGER NOT NULL,
+                    host TEXT NOT NULL,
+                    acquired_at TEXT NOT NULL,
+                    expires_at TEXT NOT NULL
+                );
+                CREATE TABLE directory_cache (
+                    client TEXT NOT NULL COLLATE NOCASE,
+                    kind TEXT NOT NULL CHECK (kind IN ('user', 'group')),
+                    key TEXT NOT NULL,
+                    entry BLOB NOT NULL,
+                    PRIMARY KEY (client, kind, key)
+                ) WITHOUT ROWID;
                 """)
         }
     }

@@ -49,7 +49,7 @@ private struct World {
 
     func plan(_ directory: [DirectoryUser], read: Int? = nil) -> Plan {
         let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: Set(directory.map(\.mapped.externalID)),
-                                         entriesRead: read ?? directory.count, groupsRead: 0, references: 0)
+                                         entriesRead: read ?? directory.count, userEntries: read ?? directory.count, groupsRead: 0, references: 0)
         return Planner(mapping: mapping).plan(snapshot: snapshot, state: state)
     }
 }

@@ -1,0 +1,336 @@
+import Foundation
+import Logging
+
+/// How incremental runs behave: how often they fall back to a full read, and the margin
+/// taken on timestamps for clock skew and in-flight writes.
+public struct IncrementalOptions: Sendable, Equatable {
+    /// A full reconcile is done when the last one is older than this (SPEC section 6: 24h).
+    public var fullEvery: TimeInterval
+    /// High-water reads start this far before the newest timestamp seen.
+    public var margin: TimeInterval
+    /// Read everything this time, whatever the cache says.
+    public var forceFull: Bool
+
+    public init(fullEvery: TimeInterval = 24 * 3600, margin: TimeInterval = 300, forceFull: Bool = false) {
+        self.fullEvery = fullEvery
+        self.margin = margin
+        self.forceFull = forceFull
+    }
+}
+
+/// How an incremental-capable run read the directory.
+public enum ReadMethod: String, Sendable, Codable {
+    /// Everything, paged (a full reconcile).
+    case full
+    /// RFC 4533 content synchronisation (refreshOnly) from the cookie kept in `sync_state`.
+    case contentSync = "content-sync"
+    /// Entries whose `modifyTimestamp` is at or after the high-water mark (minus the margin).
+    case modifyTimestamp = "modify-timestamp"
+}
+
+/// What an incremental-capable read produced.
+struct IncrementalReadResult {
+    var snapshot: DirectorySnapshot
+    /// The cache and sync state to write with the apply.
+    var cacheUpdate: DirectoryCacheUpdate
+    /// How the directory was read this time.
+    var method: ReadMethod
+    /// Why a full read was done, when it was.
+    var fullReason: String?
+}
+
+/// Keeps raw entries of a full read for the directory cache, keyed by immutable id, and
+/// the newest `modifyTimestamp` seen (the high-water mark, in the server's clock).
+final class DirectoryCacheCollector {
+    let mapping: Mapping
+    let extraAttributes = ["entryUUID", "modifyTimestamp"]
+    private(set) var upserts: [(kind: DirectoryCacheUpdate.Kind, key: String, entry: [UInt8])] = []
+    private(set) var newestUser: String?
+    private(set) var newestGroup: String?
+
+    init(mapping: Mapping) { self.mapping = mapping }
+
+    func keep(user entry: EntryAttributes) {
+        guard let key = DirectoryCacheCollector.key(of: entry, kind: .user, mapping: mapping) else { return }
+        upserts.append((.user, key, EntryCodec.encode(entry)))
+        if let stamp = entry.first("modifytimestamp"), stamp > (newestUser ?? "") { newestUser = stamp }
+    }
+
+    func keep(group entry: EntryAttributes) {
+        guard let key = DirectoryCacheCollector.key(of: entry, kind: .group, mapping: mapping) else { return }
+        upserts.append((.group, key, EntryCodec.encode(entry)))
+        if let stamp = entry.first("modifytimestamp"), stamp > (newestGroup ?? "") { newestGroup = stamp }
+    }
+
+    /// The cache key: `entryUUID` where the server has it (content sync names entries by
+    /// it), else the user's immutable id, else a group's normalised DN.
+    static func key(of entry: EntryAttributes, kind: DirectoryCacheUpdate.Kind, mapping: Mapping) -> String? {
+        if let uuid = entry.first("entryuuid"), !uuid.isEmpty { return uuid.lowercased() }
+        if kind == .user {
+            let id = Mapping.externalID(entry, attribute: mapping.users.id)
+            return id.isEmpty ? nil : id
+        }
+        return (try? DistinguishedName.normalize(entry.dn)).map { "dn:" + $0 }
+    }
+}
+
+/// Reads the directory for an incremental-capable run: only what changed since the last
+/// applied run when the cache allows it, everything otherwise (and at every full reconcile).
+///
+/// The changes are applied to the cached directory and the whole view is mapped and
+/// planned again, so a changed group re-plans its members even though their entries did
+/// not change, and a user who left the base or filter is seen as gone.
+enum IncrementalReader {
+    static func read(
+        _ mapping: Mapping, store: PortalStore, connection: DirectoryConnection, options: IncrementalOptions,
+        logger: Logger, progress: ((Int) -> Void)?, shouldStop: () -> Bool
+    ) throws -> IncrementalReadResult {
+        let client = mapping.client.name
+        let scope = scopeFingerprint(mapping)
+        let cache = try store.directoryCache(client: client)
+        var fullReason: String
+        if let cache {
+            let lastFull = cache.state["last_full"].flatMap(StoreTime.date)
+            if options.forceFull {
+                fullReason = "a full read was asked for"
+            } else if cache.state["scope"] != scope {
+                fullReason = "the mapping's bases, filters or attributes changed since the cache was built"
+            } else if cache.state["directory"] != connection.url {
+                fullReason = "the directory server changed (\(cache.state["directory"] ?? "none") → \(connection.url))"
+            } else if lastFull.map({ Date().timeIntervalSince($0) >= options.fullEvery }) ?? true {
+                fullReason = "full reconcile due (every \(DurationText.format(options.fullEvery)))"
+            } else {
+                switch ReadMethod(rawValue: cache.state["method"] ?? "") {
+                case .contentSync:
+                    if let result = try contentSyncDelta(mapping, cache: cache, connection: connection, logger: logger, shouldStop: shouldStop) {
+                        return result
+                    }
+                    fullReason = "the server cannot send the changes since the last cookie (e-syncRefreshRequired)"
+                case .modifyTimestamp:
+                    return try timestampDelta(mapping, cache: cache, connection: connection, options: options, logger: logger, shouldStop: shouldStop)
+                default:
+                    fullReason = "the cache records no read method"
+                }
+            }
+        } else {
+            fullReason = "no directory cache yet (first incremental run)"
+        }
+        logger.info("full directory read", metadata: ["reason": "\(fullReason)"])
+        return try fullRead(mapping, connection: connection, scope: scope, reason: fullReason, logger: logger, progress: progress, shouldStop: shouldStop)
+    }
+
+    /// A full read that also rebuilds the cache, and the starting point of the next delta.
+    private static func fullRead(
+        _ mapping: Mapping, connection: DirectoryConnection, scope: String, reason: String, logger: Logger,
+        progress: ((Int) -> Void)?, shouldStop: () -> Bool
+    ) throws -> IncrementalReadResult {
+        var state = ["scope": scope, "directory": connection.url, "last_full": StoreTime.text(Date())]
+        // Cookies are taken before the read: a change made while reading is sent again next time.
+        var method = ReadMethod.modifyTimestamp
+        if try connection.offersContentSync(), let usersCookie = try connection.currentCookie(for: mapping.users.base) {
+            state["users.cookie"] = usersCookie
+            if let groups = mapping.groups {
+                if let groupsCookie = try connection.currentCookie(for: groups.base) { state["groups.cookie"] = groupsCookie }
+            }
+            if mapping.groups == nil || state["groups.cookie"] != nil { method = .contentSync }
+        }
+        let started = Date()
+        let collector = DirectoryCacheCollector(mapping: mapping)
+        let snapshot = try DirectorySnapshotReader.read(
+            mapping, connection: connection, logger: logger, progress: progress, collector: collector, shouldStop: shouldStop)
+        state["method"] = method.rawValue
+        if method == .modifyTimestamp {
+            // The server's own clock where entries carry modifyTimestamp; ours otherwise.
+            let fallback = GeneralizedTime.text(started)
+            state["users.highwater"] = collector.newestUser ?? fallback
+            state["groups.highwater"] = collector.newestGroup ?? fallback
+        }
+        var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: true, state: state)
+        update.encodedUpserts = collector.upserts
+        return IncrementalReadResult(snapshot: snapshot, cacheUpdate: update, method: .full, fullReason: reason)
+    }
+
+    /// Applies an RFC 4533 refresh of users and groups to the cache; nil when the server
+    /// asks for a full refresh.
+    private static func contentSyncDelta(
+        _ mapping: Mapping, cache: DirectoryCache, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
+    ) throws -> IncrementalReadResult? {
+        guard let usersCookie = cache.state["users.cookie"] else { return nil }
+        let extra = ["entryUUID", "modifyTimestamp"]
+        let usersRequest = SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead + extra)
+        guard case .refreshed(let userChanges) = try connection.refresh(usersRequest, cookie: usersCookie, shouldStop: shouldStop) else { return nil }
+        var groupChanges: ContentRefresh?
+        if let groups = mapping.groups {
+            guard let groupsCookie = cache.state["groups.cookie"] else { return nil }
+            let request = SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead + extra)
+            guard case .refreshed(let changes) = try connection.refresh(request, cookie: groupsCookie, shouldStop: shouldStop) else { return nil }
+            groupChanges = changes
+        }
+        var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false)
+        var users = cache.users
+        var groups = cache.groups
+        patch(&users, kind: .user, with: userChanges, update: &update)
+        if let groupChanges { patch(&groups, kind: .group, with: groupChanges, update: &update) }
+        update.state["users.cookie"] = userChanges.cookie ?? usersCookie
+        if let groupChanges { update.state["groups.cookie"] = groupChanges.cookie ?? cache.state["groups.cookie"] }
+        update.state["last_incremental"] = StoreTime.text(Date())
+        let read = userChanges.changed.count + (groupChanges?.changed.count ?? 0)
+        logger.debug("content sync", metadata: [
+            "users changed": "\(userChanges.changed.count)", "users gone": "\(update.deletions.filter { $0.kind == .user }.count)",
+            "groups changed": "\(groupChanges?.changed.count ?? 0)", "present phase": "\(userChanges.usedPresentPhase)",
+        ])
+        let snapshot = build(mapping, users: users, groups: groups, entriesRead: read,
+                             references: userChanges.references + (groupChanges?.references ?? 0), logger: logger)
+        return IncrementalReadResult(snapshot: snapshot, cacheUpdate: update, method: .contentSync, fullReason: nil)
+    }
+
+    private static func patch(_ entries: inout [String: EntryAttributes], kind: DirectoryCacheUpdate.Kind, with changes: ContentRefresh, update: inout DirectoryCacheUpdate) {
+        var gone = changes.deleted
+        if changes.usedPresentPhase {
+            let changed = Set(changes.changed.map(\.uuid))
+            for key in entries.keys where !changes.present.contains(key) && !changed.contains(key) { gone.insert(key) }
+        }
+        for key in gone where entries.removeValue(forKey: key) != nil {
+            update.deletions.append((kind, key))
+        }
+        for (uuid, entry) in changes.changed {
+            entries[uuid] = entry
+            update.encodedUpserts.append((kind, uuid, EntryCodec.encode(entry)))
+        }
+    }
+
+    /// Reads entries changed since the high-water marks (minus the margin): those still in
+    /// the base and filter replace their cached copy, those that fell out of the filter leave.
+    /// Deletions and moves out of the base are seen at the next full reconcile.
+    private static func timestampDelta(
+        _ mapping: Mapping, cache: DirectoryCache, connection: DirectoryConnection, options: IncrementalOptions,
+        logger: Logger, shouldStop: () -> Bool
+    ) throws -> IncrementalReadResult {
+        var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false)
+        var users = cache.users
+        var groups = cache.groups
+        var read = 0
+        var references = 0
+        func delta(
+            kind: DirectoryCacheUpdate.Kind, base: String, scope: SearchScope, filter: String, attributes: [String],
+            entries: inout [String: EntryAttributes]
+        ) throws {
+            let stateKey = kind == .user ? "users.highwater" : "groups.highwater"
+            let mark = cache.state[stateKey].flatMap(GeneralizedTime.date) ?? Date.distantPast
+            let since = GeneralizedTime.text(mark.addingTimeInterval(-options.margin))
+            var newest = cache.state[stateKey] ?? since
+            let changed = "(&\(filter)(modifyTimestamp>=\(since)))"
+            let left = "(&(!\(filter))(modifyTimestamp>=\(since)))"
+            var stats = try connection.search(SearchRequest(base: base, scope: scope, filter: changed, attributes: attributes + ["entryUUID", "modifyTimestamp"])) { page in
+                if shouldStop() { throw SyncStopped() }
+                for entry in page {
+                    guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping) else { continue }
+                    entries[key] = entry
+                    update.encodedUpserts.append((kind, key, EntryCodec.encode(entry)))
+                    if let stamp = entry.first("modifytimestamp"), stamp > newest { newest = stamp }
+                }
+            }
+            read += stats.entries
+            references += stats.references
+            let keyAttributes = kind == .user ? ["entryUUID", mapping.users.id] : ["entryUUID"]
+            stats = try connection.search(SearchRequest(base: base, scope: scope, filter: left, attributes: keyAttributes)) { page in
+                for entry in page {
+                    guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping),
+                          entries.removeValue(forKey: key) != nil else { continue }
+                    update.deletions.append((kind, key))
+                }
+            }
+            read += stats.entries
+            references += stats.references
+            update.state[stateKey] = newest
+        }
+        try delta(kind: .user, base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter,
+                  attributes: mapping.attributesToRead, entries: &users)
+        if let groupSection = mapping.groups {
+            try delta(kind: .group, base: groupSection.base, scope: groupSection.scope, filter: groupSection.filter,
+                      attributes: mapping.groupAttributesToRead, entries: &groups)
+        }
+        update.state["last_incremental"] = StoreTime.text(Date())
+        let snapshot = build(mapping, users: users, groups: groups, entriesRead: read, references: references, logger: logger)
+        return IncrementalReadResult(snapshot: snapshot, cacheUpdate: update, method: .modifyTimestamp, fullReason: nil)
+    }
+
+    /// Maps and evaluates the whole (patched) cached directory.
+    private static func build(
+        _ mapping: Mapping, users: [String: EntryAttributes], groups: [String: EntryAttributes], entriesRead: Int,
+        references: Int, logger: Logger
+    ) -> DirectorySnapshot {
+        var builder = SnapshotBuilder(mapping: mapping, index: GroupIndex(mapping: mapping, groups: groups.values))
+        for entry in users.values { builder.add(user: entry) }
+        return builder.finish(entriesRead: entriesRead, references: references, logger: logger)
+    }
+
+    /// What the cache depends on: bases, scopes, filters, attributes and the id. A change
+    /// forces a full read.
+    static func scopeFingerprint(_ mapping: Mapping) -> String {
+        var parts = [mapping.users.base, mapping.users.scope.rawValue, mapping.users.filter, mapping.users.id,
+                     mapping.attributesToRead.joined(separator: ",")]
+        if let groups = mapping.groups {
+            parts += [groups.base, groups.scope.rawValue, groups.filter, mapping.groupAttributesToRead.joined(separator: ",")]
+        }
+        return "v1|" + parts.joined(separator: "|")
+    }
+}
+
+/// LDAP GeneralizedTime in UTC with whole seconds (`20261123154500Z`).
+enum GeneralizedTime {
+    static func text(_ date: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        return String(format: "%04d%02d%02d%02d%02d%02dZ", parts.year!, parts.month!, parts.day!, parts.hour!, parts.minute!, parts.second!)
+    }
+
+    static func date(_ text: String) -> Date? {
+        let digits = text.prefix { $0.isNumber }
+        guard digits.count >= 14 else { return nil }
+        let numbers = [0, 4, 6, 8, 10, 12].enumerated().map { index, start -> Int in
+            let length = index == 0 ? 4 : 2
+            let from = digits.index(digits.startIndex, offsetBy: start)
+            return Int(digits[from..<digits.index(from, offsetBy: length)]) ?? 0
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar.date(from: DateComponents(year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5]))
+    }
+}
+
+/// Durations as admins write them: `90s`, `15m`, `24h`, `1h30m`.
+public enum DurationText {
+    public static func parse(_ text: String) -> TimeInterval? {
+        var total: TimeInterval = 0
+        var number = ""
+        var sawUnit = false
+        for character in text.trimmingCharacters(in: .whitespaces) {
+            if character.isNumber || character == "." {
+                number.append(character)
+                continue
+            }
+            guard let value = Double(number) else { return nil }
+            switch character {
+            case "s": total += value
+            case "m": total += value * 60
+            case "h": total += value * 3600
+            case "d": total += value * 86400
+            default: return nil
+            }
+            number = ""
+            sawUnit = true
+        }
+        guard number.isEmpty, sawUnit, total > 0 else { return nil }
+        return total
+    }
+
+    public static func format(_ seconds: TimeInterval) -> String {
+        let whole = Int(seconds.rounded())
+        if whole % 86400 == 0 { return "\(whole / 86400)d" }
+        if whole % 3600 == 0 { return "\(whole / 3600)h" }
+        if whole % 60 == 0 { return "\(whole / 60)m" }
+        return "\(whole)s"
+    }
+}

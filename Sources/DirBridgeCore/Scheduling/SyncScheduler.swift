@@ -1,0 +1,166 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// What `dirbridge run` does on each tick.
+public struct ScheduleOptions: Sendable {
+    /// Time between the starts of two runs.
+    public var every: TimeInterval
+    public var incremental: IncrementalOptions
+    /// Apply the changes (default: dry runs, which write only their `sync_runs` row).
+    public var apply: Bool
+    public var storePath: String?
+    /// The first retry after a failed run; doubled per failure, never later than the next tick.
+    public var firstRetry: TimeInterval
+    /// Stop after this many runs (tests, one-off use); nil runs until stopped.
+    public var maxRuns: Int?
+
+    public init(every: TimeInterval, incremental: IncrementalOptions = IncrementalOptions(), apply: Bool = false,
+                storePath: String? = nil, firstRetry: TimeInterval = 15, maxRuns: Int? = nil) {
+        self.every = every
+        self.incremental = incremental
+        self.apply = apply
+        self.storePath = storePath
+        self.firstRetry = firstRetry
+        self.maxRuns = maxRuns
+    }
+}
+
+/// `dirbridge run`: incremental syncs on a schedule, one log line per run, a clean stop on
+/// SIGTERM/SIGINT (a run that is reading is abandoned before it writes; a run that is
+/// writing finishes its transaction). A failed run is retried with backoff.
+public struct SyncScheduler: Service {
+    public let mapping: Mapping
+    public let options: ScheduleOptions
+    public let logger: Logger
+
+    public init(mapping: Mapping, options: ScheduleOptions, logger: Logger) {
+        self.mapping = mapping
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var failures = 0
+        var number = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            number += 1
+            let started = Date()
+            let control = RunControl()
+            let request = SyncRequest(
+                mapping: mapping, storePath: options.storePath, apply: options.apply, incremental: true,
+                incrementalOptions: options.incremental, holder: "run", control: control)
+            let ending = await runOnce(request, control: control)
+            let seconds = Date().timeIntervalSince(started)
+            var delay = options.every
+            switch ending {
+            case .abandoned:
+                if options.apply { try? PortalStore(path: try request.resolvedStorePath()).releaseOwnLease(client: mapping.client.name) }
+                logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))")
+                return
+            case .finished(.success(let outcome)):
+                failures = 0
+                logger.notice("\(SchedulerLog.line(number: number, outcome: outcome, apply: options.apply, seconds: seconds, next: started.addingTimeInterval(delay)))")
+            case .finished(.failure(let error)):
+                if error is SyncStopped {
+                    logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))")
+                    return
+                }
+                failures += 1
+                delay = min(options.every, options.firstRetry * pow(2, Double(failures - 1)))
+                logger.error("\(SchedulerLog.failure(number: number, error: error, seconds: seconds, retry: Date().addingTimeInterval(delay)))")
+            }
+            if let maxRuns = options.maxRuns, number >= maxRuns { return }
+            let wait = max(0, started.addingTimeInterval(delay).timeIntervalSinceNow)
+            if failures > 0 { delay = wait }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(wait)) }
+        }
+        logger.notice("dirbridge run: stopped")
+    }
+
+    enum Ending: Sendable {
+        case finished(Result<SyncOutcome, any Error>)
+        case abandoned
+    }
+
+    /// Runs one sync on its own thread (libldap blocks); on shutdown, a run still reading is
+    /// abandoned at once and will never write, a run writing is waited for.
+    private func runOnce(_ request: SyncRequest, control: RunControl) async -> Ending {
+        let once = ResumeOnce<Ending>()
+        let logger = logger
+        return await withGracefulShutdownHandler {
+            await withCheckedContinuation { continuation in
+                once.set(continuation)
+                Thread.detachNewThread {
+                    let result = Result<SyncOutcome, any Error> { try SyncEngine.run(request, logger: logger) }
+                    once.resume(.finished(result))
+                }
+            }
+        } onGracefulShutdown: {
+            if !control.requestStop() { once.resume(.abandoned) }
+        }
+    }
+}
+
+/// Resumes a continuation exactly once, whether the value or the continuation comes first.
+final class ResumeOnce<Value: Sendable>: Sendable {
+    private enum State {
+        case empty
+        case waiting(CheckedContinuation<Value, Never>)
+        case resolved(Value)
+        case done
+    }
+
+    private let state = Mutex<State>(.empty)
+
+    func set(_ continuation: CheckedContinuation<Value, Never>) {
+        let value: Value? = state.withLock { state in
+            switch state {
+            case .resolved(let value):
+                state = .done
+                return value
+            default:
+                state = .waiting(continuation)
+                return nil
+            }
+        }
+        if let value { continuation.resume(returning: value) }
+    }
+
+    func resume(_ value: Value) {
+        let continuation: CheckedContinuation<Value, Never>? = state.withLock { state in
+            switch state {
+            case .empty:
+                state = .resolved(value)
+                return nil
+            case .waiting(let continuation):
+                state = .done
+                return continuation
+            case .resolved, .done:
+                return nil
+            }
+        }
+        continuation?.resume(returning: value)
+    }
+}
+
+/// The one line `run` logs per run.
+enum SchedulerLog {
+    static func line(number: Int, outcome: SyncOutcome, apply: Bool, seconds: TimeInterval, next: Date) -> String {
+        let read = outcome.method == .full ? "full read" : "incremental read (\(outcome.method.rawValue))"
+        let counts = outcome.plan.summary.line
+        return "run \(number): \(apply ? "applied" : "dry run"), \(read), \(outcome.entriesRead) entries read; \(counts); "
+            + "sync run \(outcome.runID); \(String(format: "%.2f", seconds))s; next run at \(StoreTime.text(next))"
+    }
+
+    static func failure(number: Int, error: any Error, seconds: TimeInterval, retry: Date) -> String {
+        let text = (error as? any DirBridgeFailure)?.description ?? "\(error)"
+        return "run \(number): failed after \(String(format: "%.2f", seconds))s, nothing applied: "
+            + text.replacingOccurrences(of: "\n", with: " ") + "; retry at \(StoreTime.text(retry))"
+    }
+
+    static func stopped(number: Int, seconds: TimeInterval) -> String {
+        "run \(number): stopped by a signal after \(String(format: "%.2f", seconds))s before writing; nothing written, lease released"
+    }
+}

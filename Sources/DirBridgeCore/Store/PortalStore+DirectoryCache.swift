@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+
+/// The directory as the last applied sync saw it, kept so that an incremental run can read
+/// only what changed and still plan against the whole directory.
+///
+/// Entries are the raw attributes the mapping reads, keyed by the entry's immutable id
+/// (`entryUUID` where the server has it): a rename or a move replaces the row.
+public struct DirectoryCache: Sendable {
+    public var users: [String: EntryAttributes]
+    public var groups: [String: EntryAttributes]
+    /// `sync_state` for the client: cookies, high-water marks, the last full reconcile.
+    public var state: [String: String]
+}
+
+/// What one sync changes in the client's directory cache and sync state; written in the
+/// transaction of its apply, so the cache never runs ahead of (or behind) the store.
+struct DirectoryCacheUpdate: Sendable {
+    enum Kind: String, Sendable { case user, group }
+
+    var client: String
+    /// A full reconcile replaces the whole cache; an incremental run patches it.
+    var replaceAll: Bool
+    /// Entries to write, already encoded (``EntryCodec``).
+    var encodedUpserts: [(kind: Kind, key: String, entry: [UInt8])] = []
+    var deletions: [(kind: Kind, key: String)] = []
+    var state: [String: String] = [:]
+
+    func write(_ db: Database) throws {
+        if replaceAll {
+            try db.execute(sql: "DELETE FROM directory_cache WHERE client = ?", arguments: [client])
+            try db.execute(sql: "DELETE FROM sync_state WHERE client = ?", arguments: [client])
+        }
+        let delete = try db.cachedStatement(sql: "DELETE FROM directory_cache WHERE client = ? AND kind = ? AND key = ?")
+        for (kind, key) in deletions { try delete.execute(arguments: [client, kind.rawValue, key]) }
+        let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO directory_cache (client, kind, key, entry) VALUES (?, ?, ?, ?)")
+        for (kind, key, entry) in encodedUpserts {
+            try upsert.execute(arguments: [client, kind.rawValue, key, Data(entry)])
+        }
+        let now = StoreTime.text(Date())
+        let setState = try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_state (client, key, value, updated_at) VALUES (?, ?, ?, ?)")
+        for (key, value) in state { try setState.execute(arguments: [client, key, value, now]) }
+    }
+}
+
+extension PortalStore {
+    /// The client's cached directory and sync state; nil when there is none yet.
+    public func directoryCache(client: String) throws(StoreError) -> DirectoryCache? {
+        try storeOperation("reading the directory cache of client \(client)") {
+            try pool.read { db -> DirectoryCache? in
+                var state: [String: String] = [:]
+                let rows = try Row.fetchCursor(db, sql: "SELECT key, value FROM sync_state WHERE client = ?", arguments: [client])
+                while let row = try rows.next() { state[row[0]] = row[1] }
+                guard !state.isEmpty else { return nil }
+                var users: [String: EntryAttributes] = [:]
+                var groups: [String: EntryAttributes] = [:]
+                let entries = try Row.fetchCursor(db, sql: "SELECT kind, key, entry FROM directory_cache WHERE client = ?", arguments: [client])
+                while let row = try entries.next() {
+                    let key: String = row[1]
+                    let decoded = try row.withUnsafeData(atIndex: 2) { data -> EntryAttributes in
+                        guard let data, let entry = EntryCodec.decode(data) else {
+                            throw StoreError(.sqlite, "the directory cache of client \(client) holds an unreadable entry (\(key)); run `dirbridge sync --apply` for a full read")
+                        }
+                        return entry
+                    }
+                    if (row[0] as String) == DirectoryCacheUpdate.Kind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
+                }
+                return DirectoryCache(users: users, groups: groups, state: state)
+            }
+        }
+    }
+}
+
+/// A compact, binary-safe encoding of an entry: length-prefixed DN, attribute names and values.
+enum EntryCodec {
+    static func encode(_ entry: EntryAttributes) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        func put(_ count: Int) {
+            var value = UInt64(count)
+            while value >= 0x80 { out.append(UInt8(value & 0x7F) | 0x80); value >>= 7 }
+            out.append(UInt8(value))
+        }
+        func put(bytes: some Collection<UInt8>) { put(bytes.count); out.append(contentsOf: bytes) }
+        put(bytes: Array(entry.dn.utf8))
+        put(entry.values.count)
+        for (name, values) in entry.values.sorted(by: { $0.key < $1.key }) {
+            put(bytes: Array(name.utf8))
+            put(values.count)
+            for value in values { put(bytes: value) }
+        }
+        return out
+    }
+
+    static func decode(_ data: Data) -> EntryAttributes? {
+        data.withUnsafeBytes { raw -> EntryAttributes? in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var position = 0
+            func count() -> Int? {
+                var value: UInt64 = 0
+                var shift: UInt64 = 0
+                while position < bytes.count, shift < 64 {
+                    let byte = bytes[position]
+                    position += 1
+                    value |= UInt64(byte & 0x7F) << shift
+                    if byte & 0x80 == 0 { return Int(exactly: value) }
+                    shift += 7
+                }
+                return nil
+            }
+            func chunk() -> UnsafeBufferPointer<UInt8>? {
+                guard let length = count(), length <= bytes.count - position else { return nil }
+                defer { position += length }
+                return UnsafeBufferPointer(rebasing: bytes[position..<position + length])
+            }
+            guard let dn = chunk(), let attributes = count() else { return nil }
+            var values: [String: [[UInt8]]] = [:]
+            values.reserveCapacity(attributes)
+            for _ in 0..<attributes {
+                guard let name = chunk(), let valueCount = count() else { return nil }
+                var list: [[UInt8]] = []
+                list.reserveCapacity(valueCount)
+                for _ in 0..<valueCount {
+                    guard let value = chunk() else { return nil }
+                    list.append(Array(value))
+                }
+                values[String(decoding: name, as: UTF8.self)] = list
+            }
+            guard position == bytes.count else { return nil }
+            return EntryAttributes(dn: String(decoding: dn, as: UTF8.self), values: values)
+        }
+    }
+}
