@@ -1,0 +1,277 @@
+import DirBridgeCore
+import Foundation
+import GRDB
+import Logging
+import Testing
+
+private let passwordVariable: Void = { setenv("DIRBRIDGE_TEST_BIND_PASSWORD", "sync-secret", 1) }()
+
+/// A company of `users` people (u0001 …) in ou=people; u0001–u0010 in cn=engineering,
+/// u0011–u0020 in cn=sales.
+func incrementalCompanyLDIF(users: Int) -> String {
+    var text = """
+        dn: ou=people,dc=example,dc=com
+        objectClass: organizationalUnit
+        ou: people
+
+        dn: ou=alumni,dc=example,dc=com
+        objectClass: organizationalUnit
+        ou: alumni
+
+        dn: ou=groups,dc=example,dc=com
+        objectClass: organizationalUnit
+        ou: groups
+
+
+        """
+    for number in 1...users {
+        let uid = String(format: "u%04d", number)
+        text += """
+            dn: uid=\(uid),ou=people,dc=example,dc=com
+            objectClass: inetOrgPerson
+            uid: \(uid)
+            cn: User \(number)
+            givenName: User
+            sn: Number\(number)
+            mail: \(uid)@example.com
+            title: Engineer \(number % 7)
+
+
+            """
+    }
+    for (name, range) in [("engineering", 1...10), ("sales", 11...20)] {
+        text += "dn: cn=\(name),ou=groups,dc=example,dc=com\nobjectClass: groupOfNames\ncn: \(name)\n"
+        for number in range { text += String(format: "member: uid=u%04d,ou=people,dc=example,dc=com\n", number) }
+        text += "\n"
+    }
+    return text
+}
+
+/// A slapd with the generated company, an empty store and the incremental mapping.
+struct IncrementalFixture {
+    let slapd: TestSlapd
+    let storePath: String
+    let mappingPath: String
+    let mapping: Mapping
+
+    init(_ label: String, users: Int, syncprov: Bool = true, sessionlog: Bool = true) throws {
+        _ = passwordVariable
+        let directory = try makeTemporaryDirectory("incremental-\(label)")
+        let ldif = directory.appendingPathComponent("company.ldif")
+        try incrementalCompanyLDIF(users: users).write(to: ldif, atomically: true, encoding: .utf8)
+        slapd = try TestSlapd(label: label, ldif: [ldif], syncprov: syncprov, sessionlog: sessionlog)
+        storePath = directory.appendingPathComponent("portal.sqlite").path
+        mappingPath = fixtureURL("mappings/incremental.yaml").path
+        mapping = try MappingLoader.load(path: mappingPath, environment: ["DIRBRIDGE_URL": slapd.ldapURL])
+    }
+
+    @discardableResult
+    func sync(options: IncrementalOptions = IncrementalOptions()) throws -> SyncOutcome {
+        try SyncEngine.run(
+            SyncRequest(mapping: mapping, storePath: storePath, apply: true, incremental: true, incrementalOptions: options),
+            logger: Logger(label: "test"))
+    }
+
+    func cli(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runDirbridge(arguments, environment: ["DIRBRIDGE_URL": slapd.ldapURL])
+    }
+
+    func database() throws -> DatabaseQueue { try DatabaseQueue(path: storePath) }
+
+    func value<T: DatabaseValueConvertible>(_ sql: String, _ arguments: StatementArguments = []) throws -> T? {
+        try database().read { try T.fetchOne($0, sql: sql, arguments: arguments) }
+    }
+
+    /// (enabled, user group, title) of one user, by uid.
+    func user(_ uid: String) throws -> (enabled: Bool, group: String, title: String?)? {
+        try database().read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT u.enabled, g.name, u.title FROM client_users u JOIN user_groups g ON g.id = u.user_group_id
+                WHERE u.email = ?
+                """, arguments: ["\(uid)@example.com"]).map { ($0[0], $0[1], $0[2]) }
+        }
+    }
+
+    /// The contents a sync writes, sync_runs and the cache aside.
+    func portalContents() throws -> String {
+        try database().read { db in
+            try ["clients", "user_groups", "client_users", "history", "invitations"].map { table in
+                try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY id").map(\.description).joined(separator: "|")
+            }.joined(separator: "\n")
+        }
+    }
+}
+
+@Suite("Incremental sync on a real slapd")
+struct IncrementalSyncTests {
+    @Test("content sync (RFC 4533): 1,000 users, then only the changed entries are read and exactly their changes planned")
+    func contentSyncReadsOnlyChanges() throws {
+        let fixture = try IncrementalFixture("content-sync", users: 1000)
+        defer { fixture.slapd.stop() }
+        let first = try fixture.sync()
+        #expect(first.method == .full)
+        #expect(first.plan.summary.create == 1000)
+        #expect(try fixture.value("SELECT value FROM sync_state WHERE key = 'method'") == "content-sync")
+
+        let quiet = try fixture.sync()
+        #expect(quiet.method == .contentSync)
+        #expect(quiet.entriesRead == 0)
+        #expect(quiet.plan.isEmpty)
+
+        // 3 users changed, 1 deleted, u0005 moved from engineering to sales by editing the groups only.
+        let before = try contextCSN(fixture)
+        try fixture.slapd.modify("""
+            dn: uid=u0100,ou=people,dc=example,dc=com
+            changetype: modify
+            replace: title
+            title: Head of Testing
+
+            dn: uid=u0200,ou=people,dc=example,dc=com
+            changetype: modify
+            replace: title
+            title: Staff Engineer
+
+            dn: uid=u0300,ou=people,dc=example,dc=com
+            changetype: modify
+            replace: sn
+            add: title
+            title: Second Title
+
+            dn: uid=u0400,ou=people,dc=example,dc=com
+            changetype: delete
+
+            dn: cn=engineering,ou=groups,dc=example,dc=com
+            changetype: modify
+            delete: member
+            member: uid=u0005,ou=people,dc=example,dc=com
+
+            dn: cn=sales,ou=groups,dc=example,dc=com
+            changetype: modify
+            add: member
+            member: uid=u0005,ou=people,dc=example,dc=com
+
+            """.replacingOccurrences(of: "replace: sn\nadd: title", with: "replace: sn\nsn: Renamed\n-\nreplace: title"))
+        let delta = try fixture.sync()
+        #expect(delta.method == .contentSync)
+        // What the server itself counts as changed since then, in the users' and the groups'
+        // searches: the three users and the two groups, and u0005 when the memberof overlay's
+        // rewrite of its memberOf gave it a new entryCSN.
+        let changedOnServer = try changedSince(before, fixture)
+        #expect((5...6).contains(changedOnServer))
+        #expect(delta.entriesRead == changedOnServer)
+        #expect(try fixture.value("SELECT entries_read FROM sync_runs ORDER BY id DESC LIMIT 1") == changedOnServer)
+        #expect(try fixture.value("SELECT incremental FROM sync_runs ORDER BY id DESC LIMIT 1") == 1)
+        let changes = Dictionary(uniqueKeysWithValues: delta.plan.userChanges.map { ($0.email, $0) })
+        #expect(Set(changes.keys) == ["u0100@example.com", "u0200@example.com", "u0300@example.com", "u0400@example.com", "u0005@example.com"])
+        #expect(changes["u0400@example.com"]?.action == .disable)
+        #expect(changes["u0005@example.com"]?.fields["user_group"]?.new == "Sales")
+        #expect(changes["u0300@example.com"]?.fields["last_name"]?.new == "Renamed")
+        #expect(try fixture.user("u0100")?.title == "Head of Testing")
+        #expect(try fixture.user("u0400")?.enabled == false)
+        #expect(try fixture.user("u0005")?.group == "Sales")
+
+        // Out of the base (moved to ou=alumni) and out of the filter (now a contractor): both gone.
+        try fixture.slapd.modify("""
+            dn: uid=u0500,ou=people,dc=example,dc=com
+            changetype: modrdn
+            newrdn: uid=u0500
+            deleteoldrdn: 1
+            newsuperior: ou=alumni,dc=example,dc=com
+
+            dn: uid=u0600,ou=people,dc=example,dc=com
+            changetype: modify
+            add: employeeType
+            employeeType: contractor
+
+            """)
+        let gone = try fixture.sync()
+        #expect(gone.method == .contentSync)
+        #expect(gone.entriesRead == 0)
+        #expect(Set(gone.plan.userChanges.filter { $0.action == .disable }.map(\.email)) == ["u0500@example.com", "u0600@example.com"])
+        #expect(try fixture.sync().plan.isEmpty)
+    }
+
+    @Test("content sync without a session log: the present phase still reveals the deletion")
+    func presentPhase() throws {
+        let fixture = try IncrementalFixture("present-phase", users: 40, sessionlog: false)
+        defer { fixture.slapd.stop() }
+        try fixture.sync()
+        try fixture.slapd.modify("""
+            dn: uid=u0030,ou=people,dc=example,dc=com
+            changetype: delete
+
+            dn: uid=u0031,ou=people,dc=example,dc=com
+            changetype: modify
+            replace: title
+            title: Changed
+
+            """)
+        let delta = try fixture.sync()
+        #expect(delta.method == .contentSync)
+        #expect(delta.entriesRead == 1)
+        #expect(delta.plan.userChanges.map(\.email).sorted() == ["u0030@example.com", "u0031@example.com"])
+        #expect(try fixture.user("u0030")?.enabled == false)
+        #expect(try fixture.user("u0031")?.title == "Changed")
+    }
+
+    @Test("without syncprov: modifyTimestamp high-water marks find changes; the next full reconcile finds the deletion")
+    func highWaterMarks() throws {
+        let fixture = try IncrementalFixture("high-water", users: 30, syncprov: false)
+        defer { fixture.slapd.stop() }
+        let first = try fixture.sync()
+        #expect(first.method == .full)
+        #expect(try fixture.value("SELECT value FROM sync_state WHERE key = 'method'") == "modify-timestamp")
+        try fixture.slapd.modify("""
+            dn: uid=u0007,ou=people,dc=example,dc=com
+            changetype: modify
+            replace: title
+            title: Found By Timestamp
+
+            dn: uid=u0025,ou=people,dc=example,dc=com
+            changetype: delete
+
+            """)
+        let delta = try fixture.sync()
+        #expect(delta.method == .modifyTimestamp)
+        #expect(delta.plan.userChanges.map(\.email) == ["u0007@example.com"])
+        #expect(try fixture.user("u0007")?.title == "Found By Timestamp")
+        #expect(try fixture.user("u0025")?.enabled == true)  // a deletion leaves no timestamp (u0025 is in no group)
+
+        let reconcile = try fixture.sync(options: IncrementalOptions(fullEvery: 0))
+        #expect(reconcile.method == .full)
+        #expect(reconcile.fullReason?.contains("full reconcile due") == true)
+        #expect(reconcile.plan.userChanges.map(\.email) == ["u0025@example.com"])
+        #expect(try fixture.user("u0025")?.enabled == false)
+        #expect(try fixture.value("SELECT incremental FROM sync_runs ORDER BY id DESC LIMIT 1") == 0)
+    }
+
+    @Test("sync --incremental on the command line says how it read")
+    func commandLine() throws {
+        let fixture = try IncrementalFixture("cli", users: 12)
+        defer { fixture.slapd.stop() }
+        let first = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--incremental"])
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stdout.contains("Directory: full read (no directory cache yet"))
+        let second = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--incremental"])
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stdout.contains("Directory: incremental read (content-sync), 0 entries read."))
+    }
+
+    private func ldapsearch(_ fixture: IncrementalFixture, _ arguments: [String]) throws -> String {
+        let result = try runProcess("/usr/bin/ldapsearch", ["-x", "-LLL", "-H", fixture.slapd.ldapURL, "-D", TestSlapd.rootDN, "-w", "admin-secret"] + arguments)
+        #expect(result.status == 0, "\(result.stderr)")
+        return result.stdout
+    }
+
+    private func contextCSN(_ fixture: IncrementalFixture) throws -> String {
+        let output = try ldapsearch(fixture, ["-b", "dc=example,dc=com", "-s", "base", "contextCSN"])
+        return try #require(output.split(separator: "\n").first { $0.hasPrefix("contextCSN: ") }.map { String($0.dropFirst(12)) })
+    }
+
+    /// Entries of the mapping's user and group searches whose entryCSN is newer than `csn`.
+    private func changedSince(_ csn: String, _ fixture: IncrementalFixture) throws -> Int {
+        let users = try ldapsearch(fixture, ["-b", "ou=people,dc=example,dc=com", "(&(objectClass=inetOrgPerson)(!(employeeType=contractor))(!(entryCSN<=\(csn))))", "1.1"])
+        let groups = try ldapsearch(fixture, ["-b", "ou=groups,dc=example,dc=com", "(&(objectClass=groupOfNames)(!(entryCSN<=\(csn))))", "1.1"])
+        return (users + groups).split(separator: "\n").filter { $0.hasPrefix("dn: ") }.count
+    }
+}
