@@ -60,7 +60,8 @@ struct RunCommand: AsyncParsableCommand {
         let scheduler = SyncScheduler(mapping: loaded, options: options, logger: logger)
         logger.notice("dirbridge run: \(loaded.client.name) every \(every), full reconcile every \(fullEvery), \(apply ? "applying" : "dry runs")")
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [scheduler], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: [.init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 }

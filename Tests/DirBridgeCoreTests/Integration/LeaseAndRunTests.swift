@@ -1,0 +1,157 @@
+import DirBridgeCore
+import Foundation
+import GRDB
+import Testing
+
+/// A dirbridge process started in the background.
+final class BackgroundDirbridge {
+    let process = Process()
+    private let out = Pipe()
+    private let err = Pipe()
+
+    init(_ arguments: [String], environment: [String: String]) throws {
+        process.executableURL = try #require(dirbridgeBinary)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    /// Waits up to `seconds` for the process to end; its status and output, or nil if still running.
+    func wait(seconds: Double) -> (status: Int32, stdout: String, stderr: String)? {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+        guard !process.isRunning else { return nil }
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (process.terminationStatus, stdout, stderr)
+    }
+
+    deinit { if process.isRunning { kill(pid, SIGKILL) } }
+}
+
+/// Polls `condition` every 50 ms for up to `seconds`.
+func eventually(seconds: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try condition() { return true }
+        Thread.sleep(forTimeInterval: 0.05)
+    }
+    return try condition()
+}
+
+@Suite("One run at a time, and a clean stop", .serialized)
+struct LeaseAndRunTests {
+    /// The pid holding the lease of the fixture's client, if any.
+    private func leasePID(_ fixture: IncrementalFixture) throws -> Int32? {
+        guard FileManager.default.fileExists(atPath: fixture.storePath) else { return nil }
+        return try fixture.value("SELECT pid FROM leases")
+    }
+
+    private func slapdPID(_ fixture: IncrementalFixture) throws -> Int32 {
+        try #require(fixture.slapd.env["PID"].flatMap { Int32($0) })
+    }
+
+    @Test("two sync --apply at once: one proceeds, the other exits 5 naming the holder; a SIGKILLed holder's lease is taken over")
+    func concurrentApplies() throws {
+        let fixture = try IncrementalFixture("lease", users: 12)
+        defer { fixture.slapd.stop() }
+        let slapd = try slapdPID(fixture)
+        let environment = ["DIRBRIDGE_URL": fixture.slapd.ldapURL]
+        let apply = ["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply"]
+
+        // A frozen server keeps the first apply in its read, holding the lease.
+        kill(slapd, SIGSTOP)
+        defer { kill(slapd, SIGCONT) }
+        let first = try BackgroundDirbridge(apply, environment: environment)
+        #expect(eventually { (try? leasePID(fixture)) == first.pid })
+        let second = try fixture.cli(apply)
+        #expect(second.status == 5)
+        #expect(second.stderr.contains("another sync of client Incremental Corp is running"))
+        #expect(second.stderr.contains("`dirbridge sync --apply` (pid \(first.pid) on "))
+        kill(slapd, SIGCONT)
+        let finished = try #require(first.wait(seconds: 20))
+        #expect(finished.status == 0, "\(finished.stderr)")
+        #expect(try fixture.value("SELECT count(*) FROM client_users") == 12)
+        #expect(try leasePID(fixture) == nil)
+
+        // A holder killed with SIGKILL leaves its lease row behind; the next apply takes it over.
+        kill(slapd, SIGSTOP)
+        let killed = try BackgroundDirbridge(apply, environment: environment)
+        #expect(eventually { (try? leasePID(fixture)) == killed.pid })
+        kill(killed.pid, SIGKILL)
+        _ = killed.wait(seconds: 5)
+        kill(slapd, SIGCONT)
+        #expect(try leasePID(fixture) == killed.pid)
+        let next = try fixture.cli(apply)
+        #expect(next.status == 0, "\(next.stderr)")
+        #expect(try leasePID(fixture) == nil)
+    }
+
+    @Test("a lease from another host is refused until it expires")
+    func leaseExpiry() throws {
+        let directory = try makeTemporaryDirectory("lease-expiry")
+        let store = try PortalStore(path: directory.appendingPathComponent("portal.sqlite").path)
+        let queue = try DatabaseQueue(path: store.path)
+        func plant(expires: Date) throws {
+            try queue.write { db in
+                try db.execute(sql: "DELETE FROM leases")
+                try db.execute(sql: """
+                    INSERT INTO leases (client, holder, token, pid, host, acquired_at, expires_at)
+                    VALUES ('Acme', 'run', 'other-token', 4242, 'some-other-host', ?, ?)
+                    """, arguments: [StoreTime.text(Date()), StoreTime.text(expires)])
+            }
+        }
+        try plant(expires: Date().addingTimeInterval(600))
+        let refusal = try #require(throws: LeaseError.self) { try store.acquireLease(client: "acme", holder: "sync --apply") }
+        #expect(refusal.holder?.host == "some-other-host")
+        #expect(refusal.kind == .refused)
+
+        try plant(expires: Date().addingTimeInterval(-1))
+        let lease = try store.acquireLease(client: "Acme", holder: "sync --apply")
+        #expect(try store.leaseHolder(client: "Acme")?.pid == getpid())
+        lease.release()
+        #expect(try store.leaseHolder(client: "Acme") == nil)
+    }
+
+    @Test("run gets SIGTERM in the middle of a read: exits 0, store unchanged, lease released")
+    func runStopsCleanly() throws {
+        let fixture = try IncrementalFixture("run-stop", users: 12)
+        defer { fixture.slapd.stop() }
+        let slapd = try slapdPID(fixture)
+        try fixture.sync()
+        try fixture.slapd.modify("""
+            dn: uid=u0003,ou=people,dc=example,dc=com
+            changetype: modify
+            replace: title
+            title: Not Yet Synced
+
+            """)
+        let before = try fixture.portalContents()
+        let runsBefore: Int? = try fixture.value("SELECT count(*) FROM sync_runs")
+
+        kill(slapd, SIGSTOP)
+        defer { kill(slapd, SIGCONT) }
+        let run = try BackgroundDirbridge(
+            ["run", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--every", "1h"],
+            environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
+        #expect(eventually { (try? leasePID(fixture)) == run.pid })
+        kill(run.pid, SIGTERM)
+        let ended = try #require(run.wait(seconds: 8))
+        #expect(ended.status == 0, "\(ended.stderr)")
+        #expect(ended.stderr.contains("stopped by a signal"))
+        #expect(try leasePID(fixture) == nil)
+        #expect(try fixture.portalContents() == before)
+        #expect(try fixture.value("SELECT count(*) FROM sync_runs") == runsBefore)
+
+        // Once the server answers again, a run applies the change and logs one line for it.
+        kill(slapd, SIGCONT)
+        let once = try fixture.cli(["run", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--every", "1h", "--runs", "1"])
+        #expect(once.status == 0, "\(once.stderr)")
+        #expect(once.stderr.contains("run 1: applied, incremental read (content-sync), 1 entries read; 0 to create, 1 to update"))
+        #expect(try fixture.user("u0003")?.title == "Not Yet Synced")
+    }
+}

@@ -1,0 +1,68 @@
+@testable import DirBridgeCore
+import Foundation
+import Testing
+
+@Suite("Incremental sync, pure parts")
+struct IncrementalUnitTests {
+    @Test("the cache codec round-trips binary values, empty values and non-ASCII text")
+    func codecRoundTrip() throws {
+        let entry = EntryAttributes(dn: "cn=Ødegaard\\, Åse,ou=people,dc=example,dc=com", values: [
+            "objectguid": [[0x00, 0xFF, 0x80, 0x7F, 0x10, 0x20]],
+            "mail": [Array("åse@example.com".utf8)],
+            "description": [[], Array(String(repeating: "x", count: 300).utf8)],
+        ])
+        let encoded = EntryCodec.encode(entry)
+        #expect(EntryCodec.decode(Data(encoded)) == entry)
+        #expect(EntryCodec.decode(Data(encoded.dropLast())) == nil)
+        #expect(EntryCodec.decode(Data(encoded + [0])) == nil)
+    }
+
+    @Test("BER: a sync request control, and the state and done controls slapd sends")
+    func berControls() throws {
+        let request = BER.sequence(BER.enumerated(1) + BER.octetString(Array("rid=000,csn=x".utf8)))
+        #expect(request == [0x30, 0x12, 0x0A, 0x01, 0x01, 0x04, 0x0D] + Array("rid=000,csn=x".utf8))
+        // The syncDone control value slapd sent for "nothing changed": SEQUENCE { BOOLEAN TRUE }.
+        var done = BER.Reader([0x30, 0x03, 0x01, 0x01, 0xFF])
+        var inner = try done.read(tag: 0x30).reader()
+        let next = inner.next()
+        let flag = try #require(next)
+        #expect(flag.tag == 0x01 && flag.bool)
+        // A long-form length.
+        let long = BER.octetString(Array(repeating: 0x41, count: 300))
+        #expect(Array(long.prefix(4)) == [0x04, 0x82, 0x01, 0x2C])
+        var reader = BER.Reader(long)
+        let element = reader.next()
+        #expect(element?.bytes.count == 300)
+        // Truncated input stops instead of reading past the end.
+        var truncated = BER.Reader([0x04, 0x05, 0x41])
+        let cut = truncated.next()
+        #expect(cut == nil)
+    }
+
+    @Test("syncUUIDs render like entryUUID")
+    func uuidText() {
+        let bytes: [UInt8] = [0x73, 0x09, 0xa2, 0xd2, 0x7b, 0xbf, 0x10, 0x41, 0x9e, 0xa8, 0x63, 0xe4, 0x8d, 0xc2, 0xbe, 0xc7]
+        #expect(UUIDText.format(bytes) == "7309a2d2-7bbf-1041-9ea8-63e48dc2bec7")
+    }
+
+    @Test("durations as admins write them")
+    func durations() {
+        #expect(DurationText.parse("15m") == 900)
+        #expect(DurationText.parse("1h30m") == 5400)
+        #expect(DurationText.parse("24h") == 86400)
+        #expect(DurationText.parse("90s") == 90)
+        #expect(DurationText.parse("15") == nil)
+        #expect(DurationText.parse("0m") == nil)
+        #expect(DurationText.parse("5x") == nil)
+        #expect(DurationText.format(86400) == "1d")
+        #expect(DurationText.format(900) == "15m")
+    }
+
+    @Test("generalized time both ways, in UTC")
+    func generalizedTime() throws {
+        let date = try #require(GeneralizedTime.date("20261123154501Z"))
+        #expect(GeneralizedTime.text(date) == "20261123154501Z")
+        #expect(GeneralizedTime.text(date.addingTimeInterval(-300)) == "20261123154001Z")
+        #expect(GeneralizedTime.date("2026112315Z") == nil)
+    }
+}
