@@ -30,7 +30,13 @@ public enum ReadMethod: String, Sendable, Codable {
 
 /// What an incremental-capable read produced.
 struct IncrementalReadResult {
-    var snapshot: DirectorySnapshot
+    /// The patched directory view; nil when nothing changed on either side since the last
+    /// applied run (the plan is known to be empty and is not computed).
+    var snapshot: DirectorySnapshot?
+    /// For an unchanged run: the view the last applied run left (its plan's skipped entries and total).
+    var unchanged: UnchangedView?
+    /// Entries read from the directory this run.
+    var entriesRead: Int
     /// The cache and sync state to write with the apply.
     var cacheUpdate: DirectoryCacheUpdate
     /// How the directory was read this time.
@@ -102,12 +108,12 @@ enum IncrementalReader {
             } else {
                 switch ReadMethod(rawValue: cache.state["method"] ?? "") {
                 case .contentSync:
-                    if let result = try contentSyncDelta(mapping, cache: cache, connection: connection, logger: logger, shouldStop: shouldStop) {
+                    if let result = try contentSyncDelta(mapping, store: store, cache: cache, connection: connection, logger: logger, shouldStop: shouldStop) {
                         return result
                     }
                     fullReason = "the server cannot send the changes since the last cookie (e-syncRefreshRequired)"
                 case .modifyTimestamp:
-                    return try timestampDelta(mapping, cache: cache, connection: connection, options: options, logger: logger, shouldStop: shouldStop)
+                    return try timestampDelta(mapping, store: store, cache: cache, connection: connection, options: options, logger: logger, shouldStop: shouldStop)
                 default:
                     fullReason = "the cache records no read method"
                 }
@@ -147,13 +153,13 @@ enum IncrementalReader {
         }
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: true, state: state)
         update.encodedUpserts = collector.upserts
-        return IncrementalReadResult(snapshot: snapshot, cacheUpdate: update, method: .full, fullReason: reason)
+        return IncrementalReadResult(snapshot: snapshot, entriesRead: snapshot.entriesRead, cacheUpdate: update, method: .full, fullReason: reason)
     }
 
     /// Applies an RFC 4533 refresh of users and groups to the cache; nil when the server
     /// asks for a full refresh.
     private static func contentSyncDelta(
-        _ mapping: Mapping, cache: DirectoryCache, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
+        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult? {
         guard let usersCookie = cache.state["users.cookie"] else { return nil }
         let extra = ["entryUUID", "modifyTimestamp"]
@@ -179,9 +185,8 @@ enum IncrementalReader {
             "users changed": "\(userChanges.changed.count)", "users gone": "\(update.deletions.filter { $0.kind == .user }.count)",
             "groups changed": "\(groupChanges?.changed.count ?? 0)", "present phase": "\(userChanges.usedPresentPhase)",
         ])
-        let snapshot = build(mapping, users: users, groups: groups, entriesRead: read,
-                             references: userChanges.references + (groupChanges?.references ?? 0), logger: logger)
-        return IncrementalReadResult(snapshot: snapshot, cacheUpdate: update, method: .contentSync, fullReason: nil)
+        return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: .contentSync,
+                      entriesRead: read, references: userChanges.references + (groupChanges?.references ?? 0), logger: logger)
     }
 
     private static func patch(_ entries: inout [String: EntryAttributes], kind: DirectoryCacheUpdate.Kind, with changes: ContentRefresh, update: inout DirectoryCacheUpdate) {
@@ -193,7 +198,7 @@ enum IncrementalReader {
         for key in gone where entries.removeValue(forKey: key) != nil {
             update.deletions.append((kind, key))
         }
-        for (uuid, entry) in changes.changed {
+        for (uuid, entry) in changes.changed where entries[uuid] != entry {
             entries[uuid] = entry
             update.encodedUpserts.append((kind, uuid, EntryCodec.encode(entry)))
         }
@@ -203,7 +208,7 @@ enum IncrementalReader {
     /// the base and filter replace their cached copy, those that fell out of the filter leave.
     /// Deletions and moves out of the base are seen at the next full reconcile.
     private static func timestampDelta(
-        _ mapping: Mapping, cache: DirectoryCache, connection: DirectoryConnection, options: IncrementalOptions,
+        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, connection: DirectoryConnection, options: IncrementalOptions,
         logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult {
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false)
@@ -225,8 +230,11 @@ enum IncrementalReader {
                 if shouldStop() { throw SyncStopped() }
                 for entry in page {
                     guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping) else { continue }
-                    entries[key] = entry
-                    update.encodedUpserts.append((kind, key, EntryCodec.encode(entry)))
+                    // Entries inside the margin come back unchanged run after run: only real changes count.
+                    if entries[key] != entry {
+                        entries[key] = entry
+                        update.encodedUpserts.append((kind, key, EntryCodec.encode(entry)))
+                    }
                     if let stamp = entry.first("modifytimestamp"), stamp > newest { newest = stamp }
                 }
             }
@@ -251,8 +259,38 @@ enum IncrementalReader {
                       attributes: mapping.groupAttributesToRead, entries: &groups)
         }
         update.state["last_incremental"] = StoreTime.text(Date())
-        let snapshot = build(mapping, users: users, groups: groups, entriesRead: read, references: references, logger: logger)
-        return IncrementalReadResult(snapshot: snapshot, cacheUpdate: update, method: .modifyTimestamp, fullReason: nil)
+        return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: .modifyTimestamp,
+                      entriesRead: read, references: references, logger: logger)
+    }
+
+    /// The patched view, or, when neither the directory nor the store changed since the last
+    /// applied run (and the mapping file is the same), the knowledge that the plan is empty.
+    private static func finish(
+        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, users: [String: EntryAttributes],
+        groups: [String: EntryAttributes], update: DirectoryCacheUpdate, method: ReadMethod, entriesRead: Int,
+        references: Int, logger: Logger
+    ) throws -> IncrementalReadResult {
+        if update.encodedUpserts.isEmpty, update.deletions.isEmpty,
+           let view = cache.state["unchanged_view"].flatMap(UnchangedView.decode),
+           cache.state["mapping_hash"] == mappingHash(mapping),
+           let counter = cache.state["store_counter"], counter == String(try store.changeCounter(client: mapping.client.name))
+        {
+            logger.debug("nothing changed since the last applied run: planning skipped")
+            return IncrementalReadResult(snapshot: nil, unchanged: view, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
+        }
+        let snapshot = build(mapping, users: users, groups: groups, entriesRead: entriesRead, references: references, logger: logger)
+        return IncrementalReadResult(snapshot: snapshot, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
+    }
+
+    /// A hash of the mapping file's bytes: rules that changed invalidate the "nothing changed" shortcut.
+    static func mappingHash(_ mapping: Mapping) -> String {
+        let bytes = FileManager.default.contents(atPath: mapping.file) ?? Data()
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        return String(hash, radix: 16) + "-\(bytes.count)"
     }
 
     /// Maps and evaluates the whole (patched) cached directory.
@@ -332,5 +370,20 @@ public enum DurationText {
         if whole % 3600 == 0 { return "\(whole / 3600)h" }
         if whole % 60 == 0 { return "\(whole / 60)m" }
         return "\(whole)s"
+    }
+}
+
+/// What an applied plan leaves for the next run to repeat when nothing changed: its skipped
+/// entries and the number of directory users it considered.
+struct UnchangedView: Codable, Sendable {
+    var total: Int
+    var skipped: [SkippedEntry]
+
+    static func decode(_ text: String) -> UnchangedView? {
+        try? JSONDecoder().decode(UnchangedView.self, from: Data(text.utf8))
+    }
+
+    var encoded: String {
+        (try? JSONEncoder().encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 }

@@ -107,7 +107,8 @@ public enum SyncEngine {
             if let control = request.control, !control.beginWriting() { throw SyncStopped() }
         }
         defer { request.control?.endWriting() }
-        let snapshot: DirectorySnapshot
+        let snapshot: DirectorySnapshot?
+        let entriesRead: Int
         var incremental: IncrementalReadResult?
         do {
             let connection = try DirectoryConnection.open(mapping.directory, logger: logger)
@@ -117,9 +118,12 @@ public enum SyncEngine {
                     progress: progress, shouldStop: request.shouldStop)
                 incremental = result
                 snapshot = result.snapshot
+                entriesRead = result.entriesRead
             } else {
-                snapshot = try DirectorySnapshotReader.read(
+                let read = try DirectorySnapshotReader.read(
                     mapping, connection: connection, logger: logger, progress: progress, collector: nil, shouldStop: request.shouldStop)
+                snapshot = read
+                entriesRead = read.entriesRead
             }
         } catch let failure as DirectoryError {
             try gate()
@@ -130,13 +134,18 @@ public enum SyncEngine {
         let method = incremental?.method ?? .full
         let isIncremental = method != .full
         let planner = Planner(mapping: mapping, overrides: request.overrides)
-        var plan = planner.plan(snapshot: snapshot, state: try client.map { try store.loadState(clientID: $0.id) })
+        // Nothing changed in the directory or the store since the last applied run: the plan is empty.
+        func makePlan(_ state: ClientState?) -> Plan {
+            guard let snapshot else { return Plan.unchanged(mapping: mapping, view: incremental?.unchanged, entriesRead: entriesRead) }
+            return planner.plan(snapshot: snapshot, state: state)
+        }
+        var plan = makePlan(snapshot == nil ? nil : try client.map { try store.loadState(clientID: $0.id) })
         func outcome(_ runID: Int64, applied: Bool) -> SyncOutcome {
-            SyncOutcome(plan: plan, runID: runID, applied: applied, method: method, fullReason: incremental?.fullReason, entriesRead: snapshot.entriesRead)
+            SyncOutcome(plan: plan, runID: runID, applied: applied, method: method, fullReason: incremental?.fullReason, entriesRead: entriesRead)
         }
         guard request.apply else {
             try gate()
-            let runID = try record(.succeeded, summary: plan.summary.counts, entriesRead: snapshot.entriesRead, incremental: isIncremental)
+            let runID = try record(.succeeded, summary: plan.summary.counts, entriesRead: entriesRead, incremental: isIncremental)
             return outcome(runID, applied: false)
         }
         if !plan.guardViolations.isEmpty {
@@ -145,7 +154,7 @@ public enum SyncEngine {
             } else {
                 let text = plan.guardViolations.map(\.description).joined(separator: "\n")
                 try gate()
-                _ = try record(.refused, summary: plan.summary.counts, error: text, entriesRead: snapshot.entriesRead, incremental: isIncremental)
+                _ = try record(.refused, summary: plan.summary.counts, error: text, entriesRead: entriesRead, incremental: isIncremental)
                 throw SyncError(kind: .refused, message: "apply refused by a safety guard; nothing was changed:\n" + text, plan: plan)
             }
         }
@@ -153,18 +162,38 @@ public enum SyncEngine {
         if client == nil {
             let spec = ClientSpec(name: mapping.client.name, parentName: mapping.client.parent, membershipEndDate: mapping.client.membershipEndDate)
             client = try store.ensureClient(spec, editor: mapping.editor)
-            plan = planner.plan(snapshot: snapshot, state: try store.loadState(clientID: client!.id))
+            plan = makePlan(try store.loadState(clientID: client!.id))
         }
         let clientID = client!.id
         let run = SyncRunRecord(clientID: clientID, mapping: mapping.file, directory: mapping.directory.displayURL, mode: .apply,
-                                status: .succeeded, startedAt: started, summary: plan.summary.counts, entriesRead: snapshot.entriesRead,
+                                status: .succeeded, startedAt: started, summary: plan.summary.counts, entriesRead: entriesRead,
                                 incremental: isIncremental)
-        let runID = try store.apply(plan.changeSet(clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: incremental?.cacheUpdate)
+        var extra = incremental?.cacheUpdate
+        if extra != nil {
+            // What lets the next run skip planning when nothing changes on either side.
+            extra?.countingClientID = clientID
+            extra?.state["mapping_hash"] = IncrementalReader.mappingHash(mapping)
+            let repeatable = plan.protectedKept.isEmpty && plan.guardViolations.isEmpty
+            extra?.state["unchanged_view"] = repeatable ? UnchangedView(total: plan.summary.total, skipped: plan.skipped).encoded : ""
+        }
+        let runID = try store.apply(plan.changeSet(clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: extra)
         return outcome(runID, applied: true)
     }
 }
 
 extension Plan {
+    /// The empty plan of a run that found nothing changed since the last applied one.
+    static func unchanged(mapping: Mapping, view: UnchangedView?, entriesRead: Int) -> Plan {
+        var summary = PlanSummary()
+        summary.total = view?.total ?? 0
+        summary.unchanged = summary.total
+        summary.skipped = view?.skipped.count ?? 0
+        summary.entriesRead = entriesRead
+        return Plan(client: mapping.client.name, mapping: mapping.file, directory: mapping.directory.displayURL,
+                    groupCreations: [], userChanges: [], skipped: view?.skipped ?? [], protectedKept: [], guardViolations: [],
+                    summary: summary, onboarding: [])
+    }
+
     /// The store's change set for this plan: what `apply` writes, in one transaction.
     public func changeSet(clientID: Int64, editor: String) -> ChangeSet {
         let creations = userChanges.filter { $0.action == .create }.map { change -> NewClientUser in

@@ -26,12 +26,12 @@ extension PortalStore {
         do {
             return try pool.write { db in
                 try lease?.verify(db)
-                try extra?.write(db)
                 var writer = try ChangeSetWriter(db: db, changes: changes, now: Date())
                 var runRecord = run
                 runRecord.clientID = changes.clientID
                 let runID = try Self.insertRun(runRecord, db: db)
                 try writer.write(runID: runID)
+                try extra?.write(db)
                 let summary = writer.counts.merging(run.summary) { _, given in given }
                 try db.execute(
                     sql: "UPDATE sync_runs SET finished_at = ?, summary = ? WHERE id = ?",

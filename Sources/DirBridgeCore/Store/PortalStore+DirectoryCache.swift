@@ -25,6 +25,8 @@ struct DirectoryCacheUpdate: Sendable {
     var encodedUpserts: [(kind: Kind, key: String, entry: [UInt8])] = []
     var deletions: [(kind: Kind, key: String)] = []
     var state: [String: String] = [:]
+    /// Record the client's store change counter, as it stands after the apply's own writes.
+    var countingClientID: Int64?
 
     func write(_ db: Database) throws {
         if replaceAll {
@@ -40,10 +42,26 @@ struct DirectoryCacheUpdate: Sendable {
         let now = StoreTime.text(Date())
         let setState = try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_state (client, key, value, updated_at) VALUES (?, ?, ?, ?)")
         for (key, value) in state { try setState.execute(arguments: [client, key, value, now]) }
+        if let countingClientID {
+            let counter = try Int64.fetchOne(db, sql: "SELECT counter FROM store_changes WHERE client_id = ?", arguments: [countingClientID]) ?? 0
+            try setState.execute(arguments: [client, "store_counter", String(counter), now])
+        }
     }
 }
 
 extension PortalStore {
+    /// How many writes the client's users and user groups have seen (kept by triggers).
+    public func changeCounter(client: String) throws(StoreError) -> Int64 {
+        try storeOperation("reading the change counter of client \(client)") {
+            try pool.read { db in
+                try Int64.fetchOne(db, sql: """
+                    SELECT s.counter FROM store_changes s JOIN clients c ON c.id = s.client_id
+                    WHERE c.name = ? COLLATE NOCASE
+                    """, arguments: [client]) ?? 0
+            }
+        }
+    }
+
     /// The client's cached directory and sync state; nil when there is none yet.
     public func directoryCache(client: String) throws(StoreError) -> DirectoryCache? {
         try storeOperation("reading the directory cache of client \(client)") {

@@ -242,7 +242,26 @@ public enum StoreSchema {
                     entry BLOB NOT NULL,
                     PRIMARY KEY (client, kind, key)
                 ) WITHOUT ROWID;
+                CREATE TABLE store_changes (
+                    client_id INTEGER PRIMARY KEY,
+                    counter INTEGER NOT NULL
+                );
                 """)
+            // Every write to a client's users or user groups, by dirbridge, the portal or plain
+            // SQL, bumps the client's counter: an incremental run that finds the directory and
+            // the counter unchanged since its last apply knows its plan is empty.
+            for (table, events) in [("client_users", ["INSERT", "UPDATE", "DELETE"]), ("user_groups", ["INSERT", "UPDATE", "DELETE"])] {
+                for event in events {
+                    let row = event == "DELETE" ? "OLD" : "NEW"
+                    try db.execute(sql: """
+                        CREATE TRIGGER \(table)_counted_\(event.lowercased()) AFTER \(event) ON \(table)
+                        BEGIN
+                            INSERT INTO store_changes (client_id, counter) VALUES (\(row).client_id, 1)
+                            ON CONFLICT (client_id) DO UPDATE SET counter = counter + 1;
+                        END;
+                        """)
+                }
+            }
         }
     }
 }

@@ -117,6 +117,15 @@ struct IncrementalSyncTests {
         #expect(quiet.method == .contentSync)
         #expect(quiet.entriesRead == 0)
         #expect(quiet.plan.isEmpty)
+        #expect(quiet.plan.summary.unchanged == 1000)
+
+        // A portal-side edit to a mapped field moves the store's change counter: the run plans
+        // again (it cannot take the "nothing changed" shortcut) and the directory's value wins.
+        try fixture.database().write { try $0.execute(sql: "UPDATE client_users SET title = 'Edited in the portal' WHERE email = 'u0001@example.com'") }
+        let overwrite = try fixture.sync()
+        #expect(overwrite.entriesRead == 0)
+        #expect(overwrite.plan.userChanges.map(\.email) == ["u0001@example.com"])
+        #expect(try fixture.user("u0001")?.title == "Engineer 1")
 
         // 3 users changed, 1 deleted, u0005 moved from engineering to sales by editing the groups only.
         let before = try contextCSN(fixture)
