@@ -173,14 +173,17 @@ enum IncrementalReader {
             groupChanges = changes
         }
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false)
-        var users = cache.users
-        var groups = cache.groups
-        patch(&users, kind: .user, with: userChanges, update: &update)
-        if let groupChanges { patch(&groups, kind: .group, with: groupChanges, update: &update) }
         update.state["users.cookie"] = userChanges.cookie ?? usersCookie
         if let groupChanges { update.state["groups.cookie"] = groupChanges.cookie ?? cache.state["groups.cookie"] }
         update.state["last_incremental"] = StoreTime.text(Date())
         let read = userChanges.changed.count + (groupChanges?.changed.count ?? 0)
+        let quiet = [userChanges, groupChanges].compactMap { $0 }.allSatisfy { $0.changed.isEmpty && $0.deleted.isEmpty && !$0.usedPresentPhase }
+        if quiet, let result = try unchangedShortcut(mapping, store: store, cache: cache, update: update, method: .contentSync, entriesRead: read, logger: logger) {
+            return result
+        }
+        var (users, groups) = try cache.entries()
+        patch(&users, kind: .user, with: userChanges, update: &update)
+        if let groupChanges { patch(&groups, kind: .group, with: groupChanges, update: &update) }
         logger.debug("content sync", metadata: [
             "users changed": "\(userChanges.changed.count)", "users gone": "\(update.deletions.filter { $0.kind == .user }.count)",
             "groups changed": "\(groupChanges?.changed.count ?? 0)", "present phase": "\(userChanges.usedPresentPhase)",
@@ -212,8 +215,7 @@ enum IncrementalReader {
         logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult {
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false)
-        var users = cache.users
-        var groups = cache.groups
+        var (users, groups) = try cache.entries()
         var read = 0
         var references = 0
         func delta(
@@ -271,15 +273,26 @@ enum IncrementalReader {
         references: Int, logger: Logger
     ) throws -> IncrementalReadResult {
         if update.encodedUpserts.isEmpty, update.deletions.isEmpty,
-           let view = cache.state["unchanged_view"].flatMap(UnchangedView.decode),
-           cache.state["mapping_hash"] == mappingHash(mapping),
-           let counter = cache.state["store_counter"], counter == String(try store.changeCounter(client: mapping.client.name))
+           let result = try unchangedShortcut(mapping, store: store, cache: cache, update: update, method: method, entriesRead: entriesRead, logger: logger)
         {
-            logger.debug("nothing changed since the last applied run: planning skipped")
-            return IncrementalReadResult(snapshot: nil, unchanged: view, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
+            return result
         }
         let snapshot = build(mapping, users: users, groups: groups, entriesRead: entriesRead, references: references, logger: logger)
         return IncrementalReadResult(snapshot: snapshot, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
+    }
+
+    /// The result of a run whose directory read changed nothing, when the store has not moved
+    /// since the last applied run either (its change counter) and the mapping file is the same.
+    private static func unchangedShortcut(
+        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, update: DirectoryCacheUpdate, method: ReadMethod,
+        entriesRead: Int, logger: Logger
+    ) throws -> IncrementalReadResult? {
+        guard let view = cache.state["unchanged_view"].flatMap(UnchangedView.decode),
+              cache.state["mapping_hash"] == mappingHash(mapping),
+              let counter = cache.state["store_counter"], counter == String(try store.changeCounter(client: mapping.client.name))
+        else { return nil }
+        logger.debug("nothing changed since the last applied run: planning skipped")
+        return IncrementalReadResult(snapshot: nil, unchanged: view, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
     }
 
     /// A hash of the mapping file's bytes: rules that changed invalidate the "nothing changed" shortcut.

@@ -5,12 +5,29 @@ import GRDB
 /// only what changed and still plan against the whole directory.
 ///
 /// Entries are the raw attributes the mapping reads, keyed by the entry's immutable id
-/// (`entryUUID` where the server has it): a rename or a move replaces the row.
-public struct DirectoryCache: Sendable {
-    public var users: [String: EntryAttributes]
-    public var groups: [String: EntryAttributes]
+/// (`entryUUID` where the server has it): a rename or a move replaces the row. The sync
+/// state is read at once; the entries only when a run needs them (a run that finds nothing
+/// changed never loads them).
+public final class DirectoryCache {
     /// `sync_state` for the client: cookies, high-water marks, the last full reconcile.
-    public var state: [String: String]
+    public let state: [String: String]
+    private let store: PortalStore
+    private let client: String
+    private var loaded: (users: [String: EntryAttributes], groups: [String: EntryAttributes])?
+
+    init(state: [String: String], store: PortalStore, client: String) {
+        self.state = state
+        self.store = store
+        self.client = client
+    }
+
+    /// The cached user and group entries, by key.
+    public func entries() throws(StoreError) -> (users: [String: EntryAttributes], groups: [String: EntryAttributes]) {
+        if let loaded { return loaded }
+        let result = try store.cachedEntries(client: client)
+        loaded = result
+        return result
+    }
 }
 
 /// What one sync changes in the client's directory cache and sync state; written in the
@@ -64,12 +81,20 @@ extension PortalStore {
 
     /// The client's cached directory and sync state; nil when there is none yet.
     public func directoryCache(client: String) throws(StoreError) -> DirectoryCache? {
-        try storeOperation("reading the directory cache of client \(client)") {
-            try pool.read { db -> DirectoryCache? in
+        let state = try storeOperation("reading the sync state of client \(client)") {
+            try pool.read { db -> [String: String] in
                 var state: [String: String] = [:]
                 let rows = try Row.fetchCursor(db, sql: "SELECT key, value FROM sync_state WHERE client = ?", arguments: [client])
                 while let row = try rows.next() { state[row[0]] = row[1] }
-                guard !state.isEmpty else { return nil }
+                return state
+            }
+        }
+        return state.isEmpty ? nil : DirectoryCache(state: state, store: self, client: client)
+    }
+
+    func cachedEntries(client: String) throws(StoreError) -> (users: [String: EntryAttributes], groups: [String: EntryAttributes]) {
+        try storeOperation("reading the directory cache of client \(client)") {
+            try pool.read { db in
                 var users: [String: EntryAttributes] = [:]
                 var groups: [String: EntryAttributes] = [:]
                 let entries = try Row.fetchCursor(db, sql: "SELECT kind, key, entry FROM directory_cache WHERE client = ?", arguments: [client])
@@ -77,13 +102,13 @@ extension PortalStore {
                     let key: String = row[1]
                     let decoded = try row.withUnsafeData(atIndex: 2) { data -> EntryAttributes in
                         guard let data, let entry = EntryCodec.decode(data) else {
-                            throw StoreError(.sqlite, "the directory cache of client \(client) holds an unreadable entry (\(key)); run `dirbridge sync --apply` for a full read")
+                            throw StoreError(.sqlite, "the directory cache of client \(client) holds an unreadable entry (\(key)); run `dirbridge sync --apply --incremental` after deleting its rows from directory_cache and sync_state")
                         }
                         return entry
                     }
                     if (row[0] as String) == DirectoryCacheUpdate.Kind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
                 }
-                return DirectoryCache(users: users, groups: groups, state: state)
+                return (users, groups)
             }
         }
     }
