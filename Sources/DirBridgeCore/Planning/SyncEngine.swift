@@ -8,6 +8,8 @@ public struct SyncRequest: Sendable {
     public var storePath: String?
     public var apply: Bool
     public var overrides: GuardOverrides
+    /// A dry run computes the ``SyncOutcome/stateFingerprint`` a saved plan needs.
+    public var fingerprintsState = false
 
     public init(mapping: Mapping, storePath: String? = nil, apply: Bool = false, overrides: GuardOverrides = GuardOverrides()) {
         self.mapping = mapping
@@ -30,6 +32,9 @@ public struct SyncOutcome: Sendable {
     public var plan: Plan
     public var runID: Int64
     public var applied: Bool
+    /// With ``SyncRequest/fingerprintsState``, a dry run's fingerprint of the store state its
+    /// plan was computed against (see ``PlanDocument``).
+    public var stateFingerprint: StoreFingerprint? = nil
 }
 
 /// A sync that stopped: refused by a guard (exit 5), or a usage problem (exit 1).
@@ -73,10 +78,12 @@ public enum SyncEngine {
             throw failure
         }
         let planner = Planner(mapping: mapping, overrides: request.overrides)
-        var plan = planner.plan(snapshot: snapshot, state: try client.map { try store.loadState(clientID: $0.id) })
+        let state = try client.map { try store.loadState(clientID: $0.id) }
+        var plan = planner.plan(snapshot: snapshot, state: state)
         guard request.apply else {
             let runID = try record(.succeeded, mode: .dryRun, summary: plan.summary.counts, entriesRead: snapshot.entriesRead)
-            return SyncOutcome(plan: plan, runID: runID, applied: false)
+            return SyncOutcome(plan: plan, runID: runID, applied: false,
+                               stateFingerprint: request.fingerprintsState ? StoreFingerprint(plan: plan, state: state) : nil)
         }
         if !plan.guardViolations.isEmpty {
             if request.overrides.force {

@@ -10,11 +10,30 @@ extension PortalStore {
     /// history actions written, overridden by any count in `run.summary`). If anything
     /// throws, nothing is left behind, not even the run row.
     public func apply(_ changes: ChangeSet, run: SyncRunRecord) throws(StoreError) -> Int64 {
+        try write(changes, run: run, readingState: false) { _ -> Never? in nil }.get()
+    }
+
+    /// Applies a change set like ``apply(_:run:)``, but first reads the client's state inside
+    /// the same write transaction and asks `objection` about it: when it objects, nothing is
+    /// written and its objection is returned. No other writer can slip in between the check
+    /// and the apply.
+    public func apply<Objection: Error>(
+        _ changes: ChangeSet, run: SyncRunRecord, unless objection: (ClientState) -> Objection?
+    ) throws(StoreError) -> Result<Int64, Objection> {
+        try write(changes, run: run, readingState: true, unless: objection)
+    }
+
+    private func write<Objection: Error>(
+        _ changes: ChangeSet, run: SyncRunRecord, readingState: Bool, unless objection: (ClientState) -> Objection?
+    ) throws(StoreError) -> Result<Int64, Objection> {
         if let runClient = run.clientID, runClient != changes.clientID {
             throw StoreError(.invalidChange, "the sync run is for client \(runClient), the changes for client \(changes.clientID)")
         }
         return try storeOperation {
-            try pool.write { db in
+            try pool.write { db -> Result<Int64, Objection> in
+                if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db)) {
+                    return .failure(objected)
+                }
                 var writer = try ChangeSetWriter(db: db, changes: changes, now: Date())
                 var runRecord = run
                 runRecord.clientID = changes.clientID
@@ -24,7 +43,7 @@ extension PortalStore {
                 try db.execute(
                     sql: "UPDATE sync_runs SET finished_at = ?, summary = ? WHERE id = ?",
                     arguments: [StoreTime.text(run.finishedAt ?? Date()), ChangesJSON.counts(summary), runID])
-                return runID
+                return .success(runID)
             }
         }
     }
