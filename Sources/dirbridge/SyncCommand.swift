@@ -34,9 +34,14 @@ struct SyncCommand: ParsableCommand {
     @Flag(name: .long, help: "Exit 2 when a dry run found changes.")
     var detailedExitcode = false
 
+    @OptionGroup var planFiles: PlanFileOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if apply && planFiles.wanted {
+            throw ValidationError("--plan-out and --report save a dry run's plan: drop --apply, then apply the saved plan with `dirbridge apply`")
+        }
         if let maxDisable, Threshold(parsing: maxDisable) == nil {
             throw ValidationError("--max-disable takes a count (10) or a share (5%), not \(maxDisable)")
         }
@@ -46,9 +51,10 @@ struct SyncCommand: ParsableCommand {
         let logger = output.makeLogger()
         try ExitStatus.reporting {
             let loaded = try MappingLoader.load(path: mapping)
-            let request = SyncRequest(
+            var request = SyncRequest(
                 mapping: loaded, storePath: store, apply: apply,
                 overrides: GuardOverrides(force: force, maxDisable: maxDisable.flatMap(Threshold.init(parsing:))))
+            request.fingerprintsState = planFiles.wanted
             let progress = Progress.onTerminal(enabled: !output.quiet && !json)
             let outcome: SyncOutcome
             do {
@@ -68,6 +74,7 @@ struct SyncCommand: ParsableCommand {
                 if output.quiet { print(outcome.plan.summary.line) } else { print(PlanText.render(outcome.plan, verbose: output.verbose), terminator: "") }
                 print(outcome.applied ? "Applied (sync run \(outcome.runID))." : "Dry run (sync run \(outcome.runID)): nothing written. Apply with --apply.")
             }
+            try planFiles.save(outcome, request: request, json: json)
             if detailedExitcode && !apply && !outcome.plan.isEmpty { throw ExitCode(2) }
         }
     }
