@@ -73,20 +73,24 @@ public struct GuardCheck: Sendable, Equatable, Codable {
         }
     }
 
-    /// Whether a change disables the user or takes away Global Admin, Group Manager or a role other than the default one.
+    /// Whether a change disables the user or takes away Global Admin, Group Manager or a role
+    /// other than the default one (a created user loses nothing).
     static func losesAccess(_ change: PlannedUserChange) -> Bool {
-        change.fields["enabled"]?.new == "0" || change.fields["global_admin"]?.new == "0"
-            || change.fields["group_manager"]?.new == "0"
-            || (change.fields["role"].map { $0.old != nil && $0.old != RuleEvaluator.defaultRole } ?? false)
+        removes("enabled", change) || demotions(in: change) > 0
     }
 
-    /// Global Admin, Group Manager and role removals in one change (a created user loses nothing).
+    /// Global Admin, Group Manager and role removals in one change.
     static func demotions(in change: PlannedUserChange) -> Int {
         var count = 0
-        if change.fields["global_admin"].map({ $0.old == "1" && $0.new == "0" }) ?? false { count += 1 }
-        if change.fields["group_manager"].map({ $0.old == "1" && $0.new == "0" }) ?? false { count += 1 }
+        if removes("global_admin", change) { count += 1 }
+        if removes("group_manager", change) { count += 1 }
         if let role = change.fields["role"], role.old != nil, role.old != RuleEvaluator.defaultRole { count += 1 }
         return count
+    }
+
+    /// Whether the change turns the flag `field` from set to cleared.
+    private static func removes(_ field: String, _ change: PlannedUserChange) -> Bool {
+        change.fields[field].map { $0.old == "1" && $0.new == "0" } ?? false
     }
 
     private static func lastGlobalAdminViolation(users: [StoredUser], changes: [PlannedUserChange]) -> GuardViolation? {

@@ -166,3 +166,24 @@ struct PlanDocumentTests {
         #expect(try JSONDecoder().decode(GuardCheck.self, from: Data(encoded.utf8)) == check)
     }
 }
+
+@Suite("Guard checks on single changes")
+struct GuardChangeTests {
+    private func change(_ fields: [String: FieldChange], action: PlannedAction = .update) -> PlannedUserChange {
+        PlannedUserChange(action: action, historyAction: .updated, email: "a@acme.example", userID: 1, externalID: nil, dn: nil, fields: fields, reasons: [], invite: false)
+    }
+
+    @Test("removals lose access and count as demotions; a created user with its flags cleared loses nothing", arguments: [
+        (["enabled": FieldChange(old: "1", new: "0")], true, 0),
+        (["global_admin": FieldChange(old: "1", new: "0"), "group_manager": FieldChange(old: "1", new: "0")], true, 2),
+        (["role": FieldChange(old: "Admin", new: "Guest")], true, 1),
+        (["role": FieldChange(old: "Guest", new: "Admin")], false, 0),
+        (["global_admin": FieldChange(old: "0", new: "1")], false, 0),
+        (["global_admin": FieldChange(old: nil, new: "0"), "group_manager": FieldChange(old: nil, new: "0"), "enabled": FieldChange(old: nil, new: "1"),
+          "role": FieldChange(old: nil, new: "Guest")], false, 0),
+    ])
+    func losesAccess(_ fields: [String: FieldChange], _ loses: Bool, _ demotions: Int) {
+        #expect(GuardCheck.losesAccess(change(fields)) == loses)
+        #expect(GuardCheck.demotions(in: change(fields)) == demotions)
+    }
+}
