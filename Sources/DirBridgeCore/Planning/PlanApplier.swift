@@ -61,7 +61,8 @@ public enum PlanApplier {
         let plan = document.plan
         let store = try PortalStore(path: request.storePath ?? document.store.path, createIfMissing: false)
         let client = try store.client(named: document.client.name)
-        var reasons = try preflight(document, request: request, store: store, clientExists: client != nil, now: now)
+        let checked = try preflight(document, request: request, store: store, clientExists: client != nil, now: now)
+        var reasons = checked.reasons
 
         /// The checks on the client's state: the fingerprint (unless the client is new) and the guards.
         func objections(_ state: ClientState?, fingerprint: Bool) -> [String] {
@@ -86,7 +87,8 @@ public enum PlanApplier {
         let clientMatches = client != nil && document.store.clientExisted
         if request.dryRun || !reasons.isEmpty {
             let state = try clientMatches ? client.map { try store.loadState(clientID: $0.id) } : nil
-            reasons += objections(state, fingerprint: clientMatches)
+            // Once applied, every user it touched moved: saying so again is noise.
+            reasons += objections(state, fingerprint: clientMatches && !checked.appliedAlready)
             if request.dryRun {
                 return ApplyOutcome(document: document, runID: nil, objections: reasons, checkedAt: now)
             }
@@ -115,9 +117,12 @@ public enum PlanApplier {
     }
 
     /// The checks that need no client state: applied already, age, mapping file, client.
-    private static func preflight(_ document: PlanDocument, request: ApplyRequest, store: PortalStore, clientExists: Bool, now: Date) throws -> [String] {
+    private static func preflight(_ document: PlanDocument, request: ApplyRequest, store: PortalStore, clientExists: Bool, now: Date)
+        throws -> (reasons: [String], appliedAlready: Bool)
+    {
         var reasons: [String] = []
-        if let hash = document.sha256, let applied = try store.appliedRun(planHash: hash) {
+        let applied = try document.sha256.flatMap { hash throws(StoreError) in try store.appliedRun(planHash: hash) }
+        if let applied {
             reasons.append("this plan was applied already, by sync run \(applied.id)\(applied.finishedAt.map { " at \($0)" } ?? "")")
         }
         if let created = StoreTime.date(document.createdAt) {
@@ -136,12 +141,14 @@ public enum PlanApplier {
         } else {
             reasons.append("the mapping file \(document.mapping.file) is gone, so it cannot be checked to be the one the plan was made with")
         }
-        if document.store.clientExisted && !clientExists {
+        if applied != nil {
+            // Applied: the client exists now, and that is no news.
+        } else if document.store.clientExisted && !clientExists {
             reasons.append("the client \(document.client.name) is no longer in the store \(store.path)")
         } else if !document.store.clientExisted && clientExists {
             reasons.append("the store changed since the plan was made: the client \(document.client.name) was created")
         }
-        return reasons
+        return (reasons, applied != nil)
     }
 
     /// The `refused` sync run (SPEC 5.6): the only row a refused apply writes.

@@ -62,7 +62,9 @@ public struct StoreFingerprint: Sendable, Equatable, Codable {
     /// one sentence per entity, at most `limit` of them and a count of the rest.
     public func differences(from current: StoreFingerprint, plan: Plan, limit: Int = 10) -> [String] {
         let emails = Dictionary(plan.userChanges.compactMap { change in change.userID.map { ($0, change.email) } }) { first, _ in first }
-        let changed = Set(entities.keys).union(current.entities.keys).sorted().filter { entities[$0] != current.entities[$0] }
+        let changed = Set(entities.keys).union(current.entities.keys)
+            .sorted { $0.compare($1, options: .numeric) == .orderedAscending }
+            .filter { entities[$0] != current.entities[$0] }
         var lines = changed.prefix(limit).map { key -> String in
             let (kind, value) = key.firstIndex(of: ":").map { (String(key[..<$0]), String(key[key.index(after: $0)...])) } ?? (key, "")
             let now = current.entities[key] ?? Self.absent
