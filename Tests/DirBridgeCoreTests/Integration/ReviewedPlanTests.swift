@@ -13,6 +13,14 @@ extension EngineFixture {
         return path
     }
 
+    /// A store synced once, then a directory change (e2's new title) saved as a plan: the fixture and the plan's path.
+    static func reviewedTitleChange(_ label: String) throws -> (EngineFixture, String) {
+        let fixture = try EngineFixture(label)
+        try fixture.sync()
+        try fixture.slapd.modify("dn: uid=e2,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Staff Engineer\n")
+        return (fixture, try fixture.savePlan())
+    }
+
     /// The contents a portal reads, without ids, run ids and times: users (with their group's
     /// name), user groups, history (by subject), invitations, and the applies' counts.
     static func portalContent(_ path: String) throws -> [String: [String]] {
@@ -63,48 +71,17 @@ struct ReviewedPlanTests {
         try planAndApply("onboarding.json")
         #expect(try fixture.int("SELECT count(*) FROM client_users") == 12)
 
-        try fixture.slapd.modify("""
-            dn: uid=s1,ou=people,dc=example,dc=com
-            changetype: modify
-            replace: title
-            title: Senior Account Executive
-
-            dn: cn=dept-Engineering,ou=groups,dc=example,dc=com
-            changetype: modify
-            delete: member
-            member: uid=e1,ou=people,dc=example,dc=com
-
-            dn: cn=dept-Sales,ou=groups,dc=example,dc=com
-            changetype: modify
-            add: member
-            member: uid=e1,ou=people,dc=example,dc=com
-
-            dn: cn=portal-admins,ou=groups,dc=example,dc=com
-            changetype: modify
-            delete: member
-            member: uid=admin2,ou=people,dc=example,dc=com
-
-            dn: uid=e3,ou=people,dc=example,dc=com
-            changetype: delete
-
-            dn: uid=s3,ou=people,dc=example,dc=com
-            changetype: modify
-            add: pwdAccountLockedTime
-            pwdAccountLockedTime: 000001010000Z
-
-            """)
+        try fixture.slapd.modify(String(contentsOf: fixtureURL("ldif/engine-changes.ldif"), encoding: .utf8))
         try planAndApply("changes.json")
         #expect(try fixture.user("e1@example.com")?["group_name"] as String? == "Sales")
         #expect(try fixture.user("e3@example.com")?["enabled"] as Int? == 0)
-        #expect(try fixture.int("SELECT count(*) FROM history WHERE action IN ('disabled', 'group_changed', 'flags_changed', 'updated')") == 5)
+        #expect(try fixture.user("s2@example.com")?["external_dn"] as String? == "uid=s2-renamed,ou=alumni,dc=example,dc=com")
+        #expect(try fixture.int("SELECT count(*) FROM history WHERE action IN ('disabled', 'group_changed', 'flags_changed', 'updated')") == 6)
     }
 
     @Test("a plan applied twice is refused the second time (exit 5); the refusal is the only row written")
     func appliedTwice() throws {
-        let fixture = try EngineFixture("plan-twice")
-        try fixture.sync()
-        try fixture.slapd.modify("dn: uid=e2,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Staff Engineer\n")
-        let plan = try fixture.savePlan()
+        let (fixture, plan) = try EngineFixture.reviewedTitleChange("plan-twice")
         #expect(try fixture.cli(["apply", plan]).status == 0)
         let before = try fixture.contentFingerprint()
         let again = try fixture.cli(["apply", plan])
@@ -120,10 +97,7 @@ struct ReviewedPlanTests {
 
     @Test("a portal-side edit to a user the plan touches refuses it; an edit to a user it does not touch does not")
     func storeMoved() throws {
-        let fixture = try EngineFixture("plan-moved")
-        try fixture.sync()
-        try fixture.slapd.modify("dn: uid=e2,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Staff Engineer\n")
-        let plan = try fixture.savePlan()
+        let (fixture, plan) = try EngineFixture.reviewedTitleChange("plan-moved")
         let e2 = try #require(try fixture.user("e2@example.com"))["id"] as Int64
 
         try fixture.database().write { try $0.execute(sql: "UPDATE client_users SET cell_phone = '+47 555 0101' WHERE email = 's1@example.com'") }
@@ -155,10 +129,7 @@ struct ReviewedPlanTests {
 
     @Test("a plan is refused after the mapping file changed, when older than --max-age, and when the file was edited")
     func mappingAgeAndEdits() throws {
-        let fixture = try EngineFixture("plan-refusals")
-        try fixture.sync()
-        try fixture.slapd.modify("dn: uid=e2,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Staff Engineer\n")
-        let plan = try fixture.savePlan()
+        let (fixture, plan) = try EngineFixture.reviewedTitleChange("plan-refusals")
         let before = try fixture.contentFingerprint()
 
         // Expired: --max-age on the command line, and the 24h default seen from tomorrow.
