@@ -41,7 +41,7 @@ public enum PlanHTML {
             </head>
             <body>
             <header>
-            <p class="kicker">dirbridge · reviewed plan</p>
+            <p class="kicker">dirbridge · sync plan</p>
             <h1>\(escape(plan.client))</h1>
 
             """)
@@ -126,10 +126,12 @@ public enum PlanHTML {
             }
             if plan.isEmpty {
                 raw("<div class=\"banner ok\"><strong>Nothing to do: the portal already matches the directory.</strong></div>\n")
-            } else if check == nil {
-                let command = "dirbridge apply \(planFile ?? "PLAN.json")"
-                raw("<div class=\"banner info\">Review the changes below; <code>\(escape(command))</code> applies exactly them, "
+            } else if check == nil, let planFile {
+                raw("<div class=\"banner info\">Review the changes below; <code>\(escape("dirbridge apply \(planFile)"))</code> applies exactly them, "
                     + "and is refused if the store, the mapping or the plan file changed in the meantime.</div>\n")
+            } else if check == nil {
+                raw("<div class=\"banner info\">A dry run: nothing was written. To apply exactly these changes after review, save the plan "
+                    + "with <code>dirbridge sync MAPPING --plan-out plan.json</code> and apply it with <code>dirbridge apply plan.json</code>.</div>\n")
             }
         }
 
