@@ -40,12 +40,12 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         if apply && dryRun { throw ValidationError("--apply and --dry-run exclude each other") }
-        guard let seconds = DurationText.parse(every), seconds >= 1 else {
+        guard let seconds = DurationText.seconds(every), seconds >= 1 else {
             throw ValidationError("--every takes a duration like 15m, 1h or 90s, not \(every)")
         }
         _ = seconds
-        if DurationText.parse(fullEvery) == nil {
-            throw ValidationError("--full-every takes a duration like 24h, 90m or 1h30m, not \(fullEvery)")
+        if DurationText.seconds(fullEvery) == nil {
+            throw ValidationError("--full-every takes a duration like 24h, 90m or 3600s, not \(fullEvery)")
         }
         if let runs, runs < 1 { throw ValidationError("--runs takes a count of 1 or more") }
     }
@@ -55,7 +55,7 @@ struct RunCommand: AsyncParsableCommand {
         if !output.quiet && !output.verbose { logger.logLevel = .notice }
         let loaded = try ExitStatus.reporting { try MappingLoader.load(path: mapping) }
         let options = ScheduleOptions(
-            every: DurationText.parse(every)!, incremental: IncrementalOptions(fullEvery: DurationText.parse(fullEvery)!),
+            every: DurationText.seconds(every)!, incremental: IncrementalOptions(fullEvery: DurationText.seconds(fullEvery)!),
             apply: apply, storePath: store, maxRuns: runs)
         let scheduler = SyncScheduler(mapping: loaded, options: options, logger: logger)
         logger.notice("dirbridge run: \(loaded.client.name) every \(every), full reconcile every \(fullEvery), \(apply ? "applying" : "dry runs")")

@@ -43,14 +43,19 @@ struct SyncCommand: ParsableCommand {
     @Flag(name: .long, help: "When another sync holds the client's lease, wait for it instead of exiting 5.")
     var wait = false
 
+    @OptionGroup var planFiles: PlanFileOptions
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if apply && planFiles.wanted {
+            throw ValidationError("--plan-out and --report save a dry run's plan: drop --apply, then apply the saved plan with `dirbridge apply`")
+        }
         if let maxDisable, Threshold(parsing: maxDisable) == nil {
             throw ValidationError("--max-disable takes a count (10) or a share (5%), not \(maxDisable)")
         }
-        if DurationText.parse(fullEvery) == nil {
-            throw ValidationError("--full-every takes a duration like 24h, 90m or 1h30m, not \(fullEvery)")
+        if DurationText.seconds(fullEvery) == nil {
+            throw ValidationError("--full-every takes a duration like 24h, 90m or 3600s, not \(fullEvery)")
         }
     }
 
@@ -58,11 +63,12 @@ struct SyncCommand: ParsableCommand {
         let logger = output.makeLogger()
         try ExitStatus.reporting {
             let loaded = try MappingLoader.load(path: mapping)
-            let request = SyncRequest(
+            var request = SyncRequest(
                 mapping: loaded, storePath: store, apply: apply,
                 overrides: GuardOverrides(force: force, maxDisable: maxDisable.flatMap(Threshold.init(parsing:))),
-                incremental: incremental, incrementalOptions: IncrementalOptions(fullEvery: DurationText.parse(fullEvery) ?? 86400),
+                incremental: incremental, incrementalOptions: IncrementalOptions(fullEvery: DurationText.seconds(fullEvery) ?? 86400),
                 waitForLease: wait)
+            request.fingerprintsState = planFiles.wanted
             let progress = Progress.onTerminal(enabled: !output.quiet && !json)
             let outcome: SyncOutcome
             do {
@@ -86,6 +92,7 @@ struct SyncCommand: ParsableCommand {
                 }
                 print(outcome.applied ? "Applied (sync run \(outcome.runID))." : "Dry run (sync run \(outcome.runID)): nothing written. Apply with --apply.")
             }
+            try planFiles.save(outcome, request: request, json: json)
             if detailedExitcode && !apply && !outcome.plan.isEmpty { throw ExitCode(2) }
         }
     }

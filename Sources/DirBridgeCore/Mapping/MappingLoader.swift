@@ -456,22 +456,14 @@ private final class MappingReader {
         return text.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
     }
 
-    /// `30s`, `2m`, `500ms`, `1h` or a number of seconds.
+    /// `30s`, `2m`, `500ms`, `1h` (see ``DurationText``) or a number of seconds.
     func duration(_ node: Node, _ name: String) -> Double? {
         guard case .scalar(let scalar) = node else {
             issue(node, "`\(name)` must be a duration like 30s, 2m or 500ms, found \(Self.describe(node))")
             return nil
         }
-        let text = scalar.string.trimmingSpaces().lowercased()
-        let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
-        var seconds: Double?
-        if let number = Double(text) {
-            seconds = number
-        } else if let unit = units.first(where: { text.hasSuffix($0.suffix) }),
-                  let number = Double(text.dropLast(unit.suffix.count)) {
-            seconds = number * unit.seconds
-        }
-        guard let seconds, seconds.isFinite else {
+        let seconds = DurationText.seconds(scalar.string)
+        guard let seconds else {
             issue(node, "`\(name)` must be a duration like 30s, 2m or 500ms, found `\(scalar.string)`")
             return nil
         }

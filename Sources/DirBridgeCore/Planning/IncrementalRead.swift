@@ -104,7 +104,7 @@ enum IncrementalReader {
             } else if cache.state["directory"] != connection.url {
                 fullReason = "the directory server changed (\(cache.state["directory"] ?? "none") → \(connection.url))"
             } else if lastFull.map({ Date().timeIntervalSince($0) >= options.fullEvery }) ?? true {
-                fullReason = "full reconcile due (every \(DurationText.format(options.fullEvery)))"
+                fullReason = "full reconcile due (every \(DurationText.text(options.fullEvery)))"
             } else {
                 switch ReadMethod(rawValue: cache.state["method"] ?? "") {
                 case .contentSync:
@@ -348,41 +348,6 @@ enum GeneralizedTime {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         return calendar.date(from: DateComponents(year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5]))
-    }
-}
-
-/// Durations as admins write them: `90s`, `15m`, `24h`, `1h30m`.
-public enum DurationText {
-    public static func parse(_ text: String) -> TimeInterval? {
-        var total: TimeInterval = 0
-        var number = ""
-        var sawUnit = false
-        for character in text.trimmingCharacters(in: .whitespaces) {
-            if character.isNumber || character == "." {
-                number.append(character)
-                continue
-            }
-            guard let value = Double(number) else { return nil }
-            switch character {
-            case "s": total += value
-            case "m": total += value * 60
-            case "h": total += value * 3600
-            case "d": total += value * 86400
-            default: return nil
-            }
-            number = ""
-            sawUnit = true
-        }
-        guard number.isEmpty, sawUnit, total > 0 else { return nil }
-        return total
-    }
-
-    public static func format(_ seconds: TimeInterval) -> String {
-        let whole = Int(seconds.rounded())
-        if whole % 86400 == 0 { return "\(whole / 86400)d" }
-        if whole % 3600 == 0 { return "\(whole / 3600)h" }
-        if whole % 60 == 0 { return "\(whole / 60)m" }
-        return "\(whole)s"
     }
 }
 

@@ -50,7 +50,6 @@ public struct Planner {
         var groupsToCreate: [String: PlannedGroup] = [:]
         var matched = Set<Int>()
         var summary = PlanSummary()
-        var demotions = 0
         var onboarding: [String: GroupOnboarding] = [:]
 
         /// Plans the update of a matched store user; `adjust` marks a link or a comeback.
@@ -64,7 +63,6 @@ public struct Planner {
                 summary.unchanged += 1
                 return
             }
-            demotions += demotionCount(change)
             changes.append(change)
         }
 
@@ -148,7 +146,7 @@ public struct Planner {
         summary.entriesRead = snapshot.entriesRead
         summary.total = snapshot.users.count
 
-        let violations = guards(snapshot: snapshot, users: users, changes: changes, demotions: demotions)
+        let violations = GuardCheck(mapping: mapping, overrides: overrides).violations(userEntries: snapshot.userEntries, users: users, changes: changes)
         return Plan(
             client: mapping.client.name, mapping: mapping.file, directory: mapping.directory.displayURL,
             groupCreations: groupsToCreate.values.sorted { $0.name.lowercased() < $1.name.lowercased() },
@@ -244,9 +242,7 @@ public struct Planner {
     private func applyProtection(_ change: inout PlannedUserChange, stored: StoredUser, protected: Set<String>, notes: inout [ProtectedNote]) {
         guard protected.contains(stored.email.lowercased()) else { return }
         var withheld: [String] = []
-        let losesAccess = change.fields["enabled"]?.new == "0" || change.fields["global_admin"]?.new == "0"
-            || change.fields["group_manager"]?.new == "0" || (change.fields["role"] != nil && stored.role != RuleEvaluator.defaultRole)
-        guard losesAccess else { return }
+        guard GuardCheck.losesAccess(change) else { return }
         for field in ["enabled", "global_admin", "group_manager", "role", "user_group"] {
             if let value = change.fields.removeValue(forKey: field) {
                 withheld.append("\(field): \(value.old ?? "") → \(value.new ?? "")")
@@ -256,59 +252,6 @@ public struct Planner {
         let kept = change.action == .link
         (change.action, change.historyAction) = Self.classify(change.fields)
         if kept { change.action = .link; change.historyAction = .linked }
-    }
-
-    private func demotionCount(_ change: PlannedUserChange) -> Int {
-        var count = 0
-        if change.fields["global_admin"]?.new == "0" { count += 1 }
-        if change.fields["group_manager"]?.new == "0" { count += 1 }
-        if let role = change.fields["role"], role.old != nil, role.old != RuleEvaluator.defaultRole { count += 1 }
-        return count
-    }
-
-    // MARK: guards
-
-    private func guards(snapshot: DirectorySnapshot, users: [StoredUser], changes: [PlannedUserChange], demotions: Int) -> [GuardViolation] {
-        var violations: [GuardViolation] = []
-        let directoryUsers = users.filter { $0.source == .directory && $0.enabled }
-        if snapshot.userEntries == 0 && !directoryUsers.isEmpty {
-            violations.append(GuardViolation(guardName: "empty_read", message:
-                "the directory returned no users under \(mapping.users.base) matching \(mapping.users.filter), but the store holds \(directoryUsers.count) enabled directory users; "
-                + "a broken filter, a bind account that cannot see the entries, or an outage must not disable a company (--force overrides)"))
-        }
-        let disables = changes.filter { $0.action == .disable }.count
-        let threshold = overrides.maxDisable ?? mapping.deprovision.maxDisable
-        let limit = threshold.limit(of: directoryUsers.count)
-        if disables > limit {
-            violations.append(GuardViolation(guardName: "max_disable", message:
-                "\(disables) users would be disabled, above max_disable \(threshold) (\(limit) of \(directoryUsers.count) enabled directory users); review the plan, then --max-disable or --force"))
-        }
-        if demotions > mapping.deprovision.maxDemote {
-            violations.append(GuardViolation(guardName: "max_demote", message:
-                "\(demotions) Global Admin / Group Manager / role removals, above max_demote \(mapping.deprovision.maxDemote); review the plan, then --force"))
-        }
-        let adminsBefore = users.filter { $0.globalAdmin && $0.enabled }.count
-        if adminsBefore > 0 {
-            let storedByID = Dictionary(uniqueKeysWithValues: users.map { ($0.id, $0) })
-            var admins = storedByID.mapValues { $0.globalAdmin && $0.enabled }
-            var created = 0
-            for change in changes {
-                let gaNew = change.fields["global_admin"]?.new
-                let enabledNew = change.fields["enabled"]?.new
-                if let id = change.userID, let stored = storedByID[id] {
-                    let ga = gaNew.map { $0 == "1" } ?? stored.globalAdmin
-                    let enabled = enabledNew.map { $0 == "1" } ?? stored.enabled
-                    admins[id] = ga && enabled
-                } else if gaNew == "1" {
-                    created += 1
-                }
-            }
-            if admins.values.filter({ $0 }).count + created == 0 {
-                violations.append(GuardViolation(guardName: "last_global_admin", message:
-                    "the client has \(adminsBefore) enabled Global Admin\(adminsBefore == 1 ? "" : "s") and would have none after this sync; check the admin rule and group (--force overrides)"))
-            }
-        }
-        return violations
     }
 }
 

@@ -17,6 +17,8 @@ public struct SyncRequest: Sendable {
     public var waitForLease: Bool
     /// A scheduler's handle to stop the run: asked between pages and before writing.
     public var control: RunControl?
+    /// A dry run computes the ``SyncOutcome/stateFingerprint`` a saved plan needs.
+    public var fingerprintsState = false
 
     public init(
         mapping: Mapping, storePath: String? = nil, apply: Bool = false, overrides: GuardOverrides = GuardOverrides(),
@@ -55,11 +57,14 @@ public struct SyncOutcome: Sendable {
     public var runID: Int64
     public var applied: Bool
     /// How the directory was read: `full`, or incrementally by content sync or timestamps.
-    public var method: ReadMethod
+    public var method: ReadMethod = .full
     /// Why an incremental-capable run read everything, when it did.
-    public var fullReason: String?
+    public var fullReason: String? = nil
     /// Entries read from the directory this run.
-    public var entriesRead: Int
+    public var entriesRead: Int = 0
+    /// With ``SyncRequest/fingerprintsState``, a dry run's fingerprint of the store state its
+    /// plan was computed against (see ``PlanDocument``).
+    public var stateFingerprint: StoreFingerprint? = nil
 }
 
 /// A sync that stopped: refused by a guard (exit 5), or a usage problem (exit 1).
@@ -139,14 +144,17 @@ public enum SyncEngine {
             guard let snapshot else { return Plan.unchanged(mapping: mapping, view: incremental?.unchanged, entriesRead: entriesRead) }
             return planner.plan(snapshot: snapshot, state: state)
         }
-        var plan = makePlan(snapshot == nil ? nil : try client.map { try store.loadState(clientID: $0.id) })
+        let state = snapshot != nil || request.fingerprintsState ? try client.map { try store.loadState(clientID: $0.id) } : nil
+        var plan = makePlan(state)
         func outcome(_ runID: Int64, applied: Bool) -> SyncOutcome {
             SyncOutcome(plan: plan, runID: runID, applied: applied, method: method, fullReason: incremental?.fullReason, entriesRead: entriesRead)
         }
         guard request.apply else {
             try gate()
             let runID = try record(.succeeded, summary: plan.summary.counts, entriesRead: entriesRead, incremental: isIncremental)
-            return outcome(runID, applied: false)
+            var result = outcome(runID, applied: false)
+            if request.fingerprintsState { result.stateFingerprint = StoreFingerprint(plan: plan, state: state) }
+            return result
         }
         if !plan.guardViolations.isEmpty {
             if request.overrides.force {

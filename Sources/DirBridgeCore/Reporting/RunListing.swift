@@ -71,14 +71,14 @@ public enum RunListing {
         return "\(seconds / 3600)h \(String(format: "%02d", (seconds % 3600) / 60))m"
     }
 
-    /// Aligned text: id, client, mode, status, start, duration, entries read, counts, error.
+    /// Aligned text: id, client, mode, status, start, duration, entries read, counts, error (on one line).
     public static func text(_ rows: [RunListingRow]) -> String {
         let cells = rows.map { row in
             [
                 String(row.id), row.client ?? "", row.mode, row.status, row.startedAt, duration(row.durationSeconds),
                 row.entriesRead.map { String($0) } ?? "",
                 row.summary.keys.sorted().map { "\($0) \(row.summary[$0] ?? 0)" }.joined(separator: ", "),
-                row.error ?? "",
+                (row.error ?? "").replacingOccurrences(of: "\n", with: " · "),
             ]
         }
         return TextTable(

@@ -11,7 +11,7 @@ extension PortalStore {
     /// throws, nothing is left behind, not even the run row.
     public func apply(_ changes: ChangeSet, run: SyncRunRecord) throws(StoreError) -> Int64 {
         do {
-            return try apply(changes, run: run, within: nil)
+            return try write(changes, run: run, lease: nil, extra: nil, readingState: false) { _ -> Never? in nil }.get()
         } catch {
             throw StoreError.from(error)
         }
@@ -20,12 +20,33 @@ extension PortalStore {
     /// ``apply(_:run:)`` under a lease, with `extra` written in the same transaction (the
     /// incremental sync's directory cache and cookie). A lost lease writes nothing.
     func apply(_ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease?, extra: DirectoryCacheUpdate? = nil) throws -> Int64 {
+        try write(changes, run: run, lease: lease, extra: extra, readingState: false) { _ -> Never? in nil }.get()
+    }
+
+    /// Applies a change set like ``apply(_:run:)``, but first reads the client's state inside
+    /// the same write transaction and asks `objection` about it: when it objects, nothing is
+    /// written and its objection is returned. No other writer can slip in between the check
+    /// and the apply. With a `lease`, a lost lease throws ``LeaseError`` and writes nothing.
+    public func apply<Objection: Error>(
+        _ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease? = nil, unless objection: (ClientState) -> Objection?
+    ) throws -> Result<Int64, Objection> {
+        try write(changes, run: run, lease: lease, extra: nil, readingState: true, unless: objection)
+    }
+
+    /// The one writer of change sets: lease check, optional state check, the changes, the run.
+    private func write<Objection: Error>(
+        _ changes: ChangeSet, run: SyncRunRecord, lease: StoreLease?, extra: DirectoryCacheUpdate?, readingState: Bool,
+        unless objection: (ClientState) -> Objection?
+    ) throws -> Result<Int64, Objection> {
         if let runClient = run.clientID, runClient != changes.clientID {
             throw StoreError(.invalidChange, "the sync run is for client \(runClient), the changes for client \(changes.clientID)")
         }
         do {
-            return try pool.write { db in
+            return try pool.write { db -> Result<Int64, Objection> in
                 try lease?.verify(db)
+                if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db)) {
+                    return .failure(objected)
+                }
                 var writer = try ChangeSetWriter(db: db, changes: changes, now: Date())
                 var runRecord = run
                 runRecord.clientID = changes.clientID
@@ -36,7 +57,7 @@ extension PortalStore {
                 try db.execute(
                     sql: "UPDATE sync_runs SET finished_at = ?, summary = ? WHERE id = ?",
                     arguments: [StoreTime.text(run.finishedAt ?? Date()), ChangesJSON.counts(summary), runID])
-                return runID
+                return .success(runID)
             }
         } catch let error as LeaseError {
             throw error

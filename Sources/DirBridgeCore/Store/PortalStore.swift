@@ -154,48 +154,51 @@ public final class PortalStore: Sendable {
     /// Rows are read with cursors, so 100,000 users cost one query, not one per user.
     public func loadState(clientID: Int64) throws(StoreError) -> ClientState {
         try storeOperation("loading client \(clientID)") {
-            try pool.read { db in
-                guard let client = try Row.fetchOne(db, sql: "\(Self.clientColumns) WHERE id = ?", arguments: [clientID])
-                    .map(Self.clientRecord)
-                else {
-                    throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
-                }
-                var groups: [StoredUserGroup] = []
-                let groupRows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT id, client_id, name, is_default, source, external_id, created_at
-                        FROM user_groups WHERE client_id = ? ORDER BY id
-                        """,
-                    arguments: [clientID])
-                while let row = try groupRows.next() {
-                    groups.append(StoredUserGroup(
-                        id: row[0], clientID: row[1], name: row[2], isDefault: row[3],
-                        source: RecordSource(rawValue: row[4]) ?? .portal, externalID: row[5], createdAt: row[6]))
-                }
-                var users: [StoredUser] = []
-                let userRows = try Row.fetchCursor(
-                    db,
-                    sql: """
-                        SELECT id, client_id, email, first_name, last_name, title, cell_phone, office_phone,
-                               extension, location, role, user_group_id, global_admin, group_manager, has_login,
-                               enabled, source, external_id, external_dn, created_at, updated_at
-                        FROM client_users WHERE client_id = ? ORDER BY id
-                        """,
-                    arguments: [clientID])
-                while let row = try userRows.next() {
-                    users.append(StoredUser(
-                        id: row[0], clientID: row[1], email: row[2], firstName: row[3], lastName: row[4],
-                        title: row[5], cellPhone: row[6], officePhone: row[7], extension: row[8], location: row[9],
-                        role: row[10], userGroupID: row[11], globalAdmin: row[12], groupManager: row[13],
-                        hasLogin: row[14], enabled: row[15], source: RecordSource(rawValue: row[16]) ?? .portal,
-                        externalID: row[17], externalDN: row[18], createdAt: row[19], updatedAt: row[20]))
-                }
-                let lastHistoryID = try Int64.fetchOne(
-                    db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
-                return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
-            }
+            try pool.read { db in try Self.readState(clientID: clientID, db: db) }
         }
+    }
+
+    /// ``loadState(clientID:)`` inside a transaction the caller holds.
+    static func readState(clientID: Int64, db: Database) throws -> ClientState {
+        guard let client = try Row.fetchOne(db, sql: "\(Self.clientColumns) WHERE id = ?", arguments: [clientID])
+            .map(Self.clientRecord)
+        else {
+            throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
+        }
+        var groups: [StoredUserGroup] = []
+        let groupRows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT id, client_id, name, is_default, source, external_id, created_at
+                FROM user_groups WHERE client_id = ? ORDER BY id
+                """,
+            arguments: [clientID])
+        while let row = try groupRows.next() {
+            groups.append(StoredUserGroup(
+                id: row[0], clientID: row[1], name: row[2], isDefault: row[3],
+                source: RecordSource(rawValue: row[4]) ?? .portal, externalID: row[5], createdAt: row[6]))
+        }
+        var users: [StoredUser] = []
+        let userRows = try Row.fetchCursor(
+            db,
+            sql: """
+                SELECT id, client_id, email, first_name, last_name, title, cell_phone, office_phone,
+                       extension, location, role, user_group_id, global_admin, group_manager, has_login,
+                       enabled, source, external_id, external_dn, created_at, updated_at
+                FROM client_users WHERE client_id = ? ORDER BY id
+                """,
+            arguments: [clientID])
+        while let row = try userRows.next() {
+            users.append(StoredUser(
+                id: row[0], clientID: row[1], email: row[2], firstName: row[3], lastName: row[4],
+                title: row[5], cellPhone: row[6], officePhone: row[7], extension: row[8], location: row[9],
+                role: row[10], userGroupID: row[11], globalAdmin: row[12], groupManager: row[13],
+                hasLogin: row[14], enabled: row[15], source: RecordSource(rawValue: row[16]) ?? .portal,
+                externalID: row[17], externalDN: row[18], createdAt: row[19], updatedAt: row[20]))
+        }
+        let lastHistoryID = try Int64.fetchOne(
+            db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
+        return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
     }
 
     // MARK: - Sync runs

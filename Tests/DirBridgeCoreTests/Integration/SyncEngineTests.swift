@@ -121,42 +121,7 @@ struct SyncEngineTests {
         let fixture = try EngineFixture("changes")
         try fixture.sync()
         let renamedBefore = try #require(try fixture.user("s2@example.com"))
-        try fixture.slapd.modify("""
-            dn: uid=s1,ou=people,dc=example,dc=com
-            changetype: modify
-            replace: title
-            title: Senior Account Executive
-
-            dn: cn=dept-Engineering,ou=groups,dc=example,dc=com
-            changetype: modify
-            delete: member
-            member: uid=e1,ou=people,dc=example,dc=com
-
-            dn: cn=dept-Sales,ou=groups,dc=example,dc=com
-            changetype: modify
-            add: member
-            member: uid=e1,ou=people,dc=example,dc=com
-
-            dn: cn=portal-admins,ou=groups,dc=example,dc=com
-            changetype: modify
-            delete: member
-            member: uid=admin2,ou=people,dc=example,dc=com
-
-            dn: uid=e3,ou=people,dc=example,dc=com
-            changetype: delete
-
-            dn: uid=s3,ou=people,dc=example,dc=com
-            changetype: modify
-            add: pwdAccountLockedTime
-            pwdAccountLockedTime: 000001010000Z
-
-            dn: uid=s2,ou=people,dc=example,dc=com
-            changetype: modrdn
-            newrdn: uid=s2-renamed
-            deleteoldrdn: 1
-            newsuperior: ou=alumni,dc=example,dc=com
-
-            """)
+        try fixture.slapd.modify(String(contentsOf: fixtureURL("ldif/engine-changes.ldif"), encoding: .utf8))
         let outcome = try fixture.sync()
         let byEmail = Dictionary(uniqueKeysWithValues: outcome.plan.userChanges.map { ($0.email, $0) })
         #expect(byEmail.count == 6)

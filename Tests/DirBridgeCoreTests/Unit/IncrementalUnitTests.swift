@@ -45,19 +45,6 @@ struct IncrementalUnitTests {
         #expect(UUIDText.format(bytes) == "7309a2d2-7bbf-1041-9ea8-63e48dc2bec7")
     }
 
-    @Test("durations as admins write them")
-    func durations() {
-        #expect(DurationText.parse("15m") == 900)
-        #expect(DurationText.parse("1h30m") == 5400)
-        #expect(DurationText.parse("24h") == 86400)
-        #expect(DurationText.parse("90s") == 90)
-        #expect(DurationText.parse("15") == nil)
-        #expect(DurationText.parse("0m") == nil)
-        #expect(DurationText.parse("5x") == nil)
-        #expect(DurationText.format(86400) == "1d")
-        #expect(DurationText.format(900) == "15m")
-    }
-
     @Test("generalized time both ways, in UTC")
     func generalizedTime() throws {
         let date = try #require(GeneralizedTime.date("20261123154501Z"))

@@ -2,8 +2,8 @@ import Foundation
 import Testing
 @testable import DirBridgeCore
 
-/// Builds a mapping, a store state and directory users in memory: the planner is pure.
-private struct World {
+/// Builds a mapping, a store state and directory users in memory: the planner is pure. Also used by the plan document and report tests.
+struct World {
     var mapping: Mapping
     var users: [StoredUser] = []
     var groups: [StoredUserGroup] = [StoredUserGroup(id: 1, clientID: 1, name: "Default User Group", isDefault: true, source: .portal, externalID: nil, createdAt: "2026-01-01T00:00:00Z"),
