@@ -29,7 +29,18 @@ public enum PlannedAction: String, Sendable, Codable, CaseIterable, Comparable {
     case create, link, update, enable, disable
 
     public static func < (lhs: PlannedAction, rhs: PlannedAction) -> Bool {
-        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+        lhs.rank < rhs.rank
+    }
+
+    /// The order plans list actions in.
+    var rank: Int {
+        switch self {
+        case .create: 0
+        case .link: 1
+        case .update: 2
+        case .enable: 3
+        case .disable: 4
+        }
     }
 }
 

@@ -131,7 +131,9 @@ public struct Planner {
             }
         }
 
-        changes.sort { ($0.action, $0.email.lowercased()) < ($1.action, $1.email.lowercased()) }
+        // Sorted by action, then email: the keys are computed once, not per comparison.
+        let keys = changes.map { ($0.action.rank, $0.email.lowercased()) }
+        changes = keys.indices.sorted { keys[$0] < keys[$1] }.map { changes[$0] }
         for change in changes {
             switch change.action {
             case .create: summary.create += 1; if change.invite { summary.invitations += 1 }
@@ -158,7 +160,7 @@ public struct Planner {
     // MARK: one user
 
     private func create(_ user: DirectoryUser, group: String) -> PlannedUserChange {
-        var fields: [String: FieldChange] = [:]
+        var fields = [String: FieldChange](minimumCapacity: 24)
         for (field, value) in user.mapped.fields where !value.isEmpty {
             fields[field.rawValue] = FieldChange(old: nil, new: value)
         }
