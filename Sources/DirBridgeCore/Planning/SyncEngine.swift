@@ -112,7 +112,7 @@ public enum SyncEngine {
             if let control = request.control, !control.beginWriting() { throw SyncStopped() }
         }
         defer { request.control?.endWriting() }
-        let snapshot: DirectorySnapshot?
+        var snapshot: DirectorySnapshot?
         let entriesRead: Int
         var incremental: IncrementalReadResult?
         do {
@@ -184,6 +184,9 @@ public enum SyncEngine {
             let repeatable = plan.protectedKept.isEmpty && plan.guardViolations.isEmpty
             extra?.state["unchanged_view"] = repeatable ? UnchangedView(total: plan.summary.total, skipped: plan.skipped).encoded : ""
         }
+        // The directory view is planned: let it go before the change set is built (peak memory).
+        snapshot = nil
+        incremental?.snapshot = nil
         let runID = try store.apply(plan.changeSet(clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: extra)
         return outcome(runID, applied: true)
     }
