@@ -157,8 +157,14 @@ public struct RuleEvaluator: Sendable {
             groupManager: groupManager, decisions: decisions)
     }
 
+    /// The order decisions are listed in (a switch: this runs for every user).
     private func order(_ attribute: DecidedAttribute) -> Int {
-        DecidedAttribute.allCases.firstIndex(of: attribute) ?? 0
+        switch attribute {
+        case .userGroup: 0
+        case .role: 1
+        case .globalAdmin: 2
+        case .groupManager: 3
+        }
     }
 
     /// The reason `rule` matches and, for group selectors, the matched group.
