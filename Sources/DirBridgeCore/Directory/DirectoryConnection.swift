@@ -190,18 +190,7 @@ public final class DirectoryConnection {
             page.reserveCapacity(pageSize)
             var finished = false
             while !finished {
-                var wait = timeval(seconds: timeout)
-                var raw: OpaquePointer?
-                let type = ldap_result(handle, messageID, LDAP_MSG_ONE, &wait, &raw)
-                if type == 0 {
-                    ldap_abandon_ext(handle, messageID, nil, nil)
-                    throw DirectoryError(.timeLimit, operation: operation, diagnostic: "no answer within \(formatSeconds(timeout))",
-                                         hint: DirectoryError.Code.timeLimit.defaultHint)
-                }
-                guard type > 0, let raw else {
-                    throw failure(resultCode(), operation: operation, during: .search)
-                }
-                let message = LDAPMessageBox(raw)
+                let (type, message) = try nextMessage(messageID, operation: operation)
                 switch type {
                 case cldap_res_search_entry:
                     page.append(try parseEntry(message.pointer, operation: operation))
