@@ -153,8 +153,9 @@ public final class DirectoryConnection {
     ///
     /// Only one page is held at a time. Any size limit, time limit, referral, paging or
     /// connection error throws a ``DirectoryError``: a partial read is never reported as done.
-    /// Search continuation references are skipped and counted. Errors thrown by `onPage`
-    /// stop the search and propagate.
+    /// Search continuation references are skipped and counted. Ranged attributes
+    /// (`member;range=0-1499`) are read to the end and handed over under their plain name.
+    /// Errors thrown by `onPage` stop the search and propagate.
     @discardableResult
     public func search(_ request: SearchRequest, onPage: ([DirectoryEntry]) throws -> Void) throws -> SearchStatistics {
         let operation = "search of \(request.base) (scope \(request.scope.rawValue)) for \(request.filter) on \(url)"
@@ -197,7 +198,7 @@ public final class DirectoryConnection {
                 case cldap_res_search_reference:
                     statistics.references += 1
                 case cldap_res_search_result:
-                    try finishPage(message.pointer, operation: operation, cookie: &cookie)
+                    try finishPage(message.pointer, operation: operation, cookie: &cookie, pagingOptional: request.scope == .base)
                     finished = true
                 default:
                     continue
@@ -205,13 +206,16 @@ public final class DirectoryConnection {
             }
             statistics.pages += 1
             statistics.entries += page.count
+            try completeRangedAttributes(in: &page)
             try onPage(page)
         } while cookie.bv_len > 0
         return statistics
     }
 
-    /// Reads a page's final result: its code, and the cookie for the next page.
-    private func finishPage(_ message: OpaquePointer, operation: String, cookie: inout berval) throws(DirectoryError) {
+    /// Reads a page's final result: its code, and the cookie for the next page. With `pagingOptional`
+    /// (a base-scope search: one entry at most, e.g. the root DSE, which servers answer unpaged) an
+    /// answer without the paged-results control is the last page.
+    private func finishPage(_ message: OpaquePointer, operation: String, cookie: inout berval, pagingOptional: Bool) throws(DirectoryError) {
         var code: Int32 = 0
         var matched: UnsafeMutablePointer<CChar>?
         var diagnostic: UnsafeMutablePointer<CChar>?
@@ -249,6 +253,11 @@ public final class DirectoryConnection {
                                  hint: Self.searchHint(code))
         }
         guard let found = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, nil) else {
+            if pagingOptional {
+                if cookie.bv_val != nil { ber_memfree(cookie.bv_val) }
+                cookie = berval(bv_len: 0, bv_val: nil)
+                return
+            }
             throw DirectoryError(.paging, operation: operation, diagnostic: "the server's answer carried no paged-results control",
                                  hint: DirectoryError.Code.paging.defaultHint)
         }

@@ -1,0 +1,47 @@
+internal import CLDAP
+
+/// What a directory server says of itself in its root DSE: the capabilities and controls it offers.
+///
+/// Read once per sync where a feature depends on the server, e.g. Active Directory's in-chain
+/// matching rule, which OpenLDAP does not know and answers with "success, 0 entries".
+public struct ServerCapabilities: Sendable, Equatable {
+    /// `supportedCapabilities` OIDs (Active Directory and AD LDS publish them; OpenLDAP does not).
+    public var capabilities: Set<String>
+    /// `supportedControl` OIDs.
+    public var controls: Set<String>
+
+    /// `LDAP_CAP_ACTIVE_DIRECTORY_OID` (Windows AD, Samba AD DC) and `LDAP_CAP_ACTIVE_DIRECTORY_ADAM_OID` (AD LDS).
+    static let activeDirectoryOIDs: Set<String> = ["1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1851"]
+
+    public init(capabilities: Set<String>, controls: Set<String>) {
+        self.capabilities = capabilities
+        self.controls = controls
+    }
+
+    /// Active Directory (or Samba's AD DC, or AD LDS): offers range retrieval and the in-chain rule.
+    public var isActiveDirectory: Bool { !capabilities.isDisjoint(with: Self.activeDirectoryOIDs) }
+}
+
+extension DirectoryConnection {
+    /// Reads the root DSE's `supportedCapabilities` and `supportedControl`.
+    public func capabilities() throws -> ServerCapabilities {
+        var found = ServerCapabilities(capabilities: [], controls: [])
+        try search(SearchRequest(base: "", scope: .base, filter: "(objectClass=*)", attributes: ["supportedCapabilities", "supportedControl"])) { page in
+            for entry in page {
+                found.capabilities.formUnion(entry.strings("supportedcapabilities"))
+                found.controls.formUnion(entry.strings("supportedcontrol"))
+            }
+        }
+        return found
+    }
+}
+
+extension DirectoryError {
+    /// The server refused a filter's matching rule or extensible match (it does not implement it):
+    /// inappropriate matching, unwilling to perform, a protocol error, or an unavailable critical extension.
+    public var isUnsupportedFeature: Bool {
+        guard let resultCode else { return false }
+        return [LDAP_INAPPROPRIATE_MATCHING, LDAP_UNWILLING_TO_PERFORM, LDAP_PROTOCOL_ERROR, LDAP_UNAVAILABLE_CRITICAL_EXTENSION]
+            .contains(resultCode)
+    }
+}
