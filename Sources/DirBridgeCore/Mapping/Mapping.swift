@@ -55,16 +55,26 @@ public struct Mapping: Sendable {
             if groups.members.contains("memberof") { add("memberof") }
             if groups.members.contains("memberuid") { add("uid") }
         }
+        if readsPrimaryGroups { add("primarygroupid") }
         return names
     }
 
+    /// Whether users' Active Directory primary group (`primaryGroupID`, Domain Users for most) counts as a
+    /// membership: `groups.primary_group`, by default on when `users.id` is `objectGUID`.
+    public var readsPrimaryGroups: Bool {
+        guard let groups else { return false }
+        return groups.primaryGroup ?? (users.id == "objectguid")
+    }
+
     /// The group attributes the reader requests: `cn`, the member attributes (except
-    /// `memberOf`, which lives on users) and those `user_group` templates read.
+    /// `memberOf`, which lives on users), those `user_group` templates read, and with
+    /// primary groups `objectSid` / `primaryGroupToken`.
     public var groupAttributesToRead: [String] {
         var names = ["cn"]
         func add(_ name: String) { if !names.contains(name) { names.append(name) } }
         groups?.members.filter { $0 != "memberof" }.forEach(add)
         for rule in rules { rule.userGroup?.attributes.forEach(add) }
+        if readsPrimaryGroups { ["objectsid", "primarygrouptoken"].forEach(add) }
         return names
     }
 
@@ -192,23 +202,44 @@ public struct GroupsSection: Sendable, Equatable {
     public var members: [String]
     /// Resolve groups that are members of groups; default `true`.
     public var nested: Bool
+    /// Who resolves nesting when ``nested`` is on: dirbridge's walk (`nested: true` or `client`)
+    /// or the server's in-chain rule (`nested: server`).
+    public var nestedResolution: NestedResolution
     /// Deepest nesting followed; nil (default) follows every level, cycle-safe.
     public var maxDepth: Int?
+    /// `range: N`: ask for DN-valued member attributes N values at a time (`member;range=0-1499`).
+    /// nil (default): read them whole, following only the ranges a server volunteers.
+    public var rangeSize: Int?
+    /// `primary_group`: resolve Active Directory primary groups (`primaryGroupID`); nil: on when `users.id` is `objectGUID`.
+    public var primaryGroup: Bool?
 
     public init(
         base: String, scope: SearchScope = .sub, filter: String = GroupsSection.defaultFilter,
-        members: [String] = ["member"], nested: Bool = true, maxDepth: Int? = nil
+        members: [String] = ["member"], nested: Bool = true, nestedResolution: NestedResolution = .client,
+        maxDepth: Int? = nil, rangeSize: Int? = nil, primaryGroup: Bool? = nil
     ) {
         self.base = base
         self.scope = scope
         self.filter = filter
         self.members = members.map { $0.lowercased() }
         self.nested = nested
+        self.nestedResolution = nestedResolution
         self.maxDepth = maxDepth
+        self.rangeSize = rangeSize
+        self.primaryGroup = primaryGroup
     }
 
     public static let defaultFilter =
         "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=posixGroup)(objectClass=group))"
+}
+
+/// Who resolves nested groups: `groups.nested: client` (or `true`) or `server`.
+public enum NestedResolution: String, Sendable, CaseIterable {
+    /// dirbridge walks the groups it read, breadth-first, cycle-safe (`nested: true`).
+    case client
+    /// The server answers with Active Directory's in-chain matching rule (1.2.840.113556.1.4.1941);
+    /// dirbridge falls back to its own walk on a server that does not offer the rule.
+    case server
 }
 
 /// The `deprovision:` section.

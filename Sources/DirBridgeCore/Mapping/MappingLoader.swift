@@ -60,7 +60,7 @@ enum MappingKeys {
         "page_size", "timeout",
     ]
     static let users = ["base", "scope", "filter", "id", "fields", "disabled", "login", "adopt_existing"]
-    static let groups = ["base", "scope", "filter", "members", "nested", "max_depth"]
+    static let groups = ["base", "scope", "filter", "members", "nested", "max_depth", "range", "primary_group"]
     static let rule = ["group", "groups", "filter", "user_group", "role", "global_admin", "group_manager"]
     static let deprovision = ["missing", "max_disable", "max_demote", "protected"]
     /// Keys that would put a secret into the file.
@@ -224,6 +224,15 @@ private final class MappingReader {
             return nil
         }
         return value
+    }
+
+    /// `nested: true | false | client | server`: `true` is `client`, the walk dirbridge has always done.
+    func nestedSetting(_ node: Node) -> (Bool, NestedResolution)? {
+        if case .scalar(let scalar) = node, scalar.style == .plain, let value = node.bool { return (value, .client) }
+        if case .scalar(let scalar) = node, let value = NestedResolution(rawValue: scalar.string.lowercased()) { return (true, value) }
+        issue(node, "`nested` must be true, false, `client` or `server`, found \(Self.describe(node))",
+              hint: "`server` asks the directory (Active Directory's in-chain rule); `true` or `client` walks the groups read")
+        return nil
     }
 
     func integer(_ node: Node, _ name: String, minimum: Int) -> Int? {
@@ -583,10 +592,19 @@ private final class MappingReader {
             }
         }
         if let node = keys["nested"]?.value {
-            if let value = bool(node, "nested") { section.nested = value } else { valid = false }
+            if let (nested, resolution) = nestedSetting(node) {
+                section.nested = nested
+                section.nestedResolution = resolution
+            } else { valid = false }
         }
         if let node = keys["max_depth"]?.value {
             if let value = integer(node, "max_depth", minimum: 1) { section.maxDepth = value } else { valid = false }
+        }
+        if let node = keys["range"]?.value {
+            if let value = integer(node, "range", minimum: 1) { section.rangeSize = value } else { valid = false }
+        }
+        if let node = keys["primary_group"]?.value {
+            if let value = bool(node, "primary_group") { section.primaryGroup = value } else { valid = false }
         }
         return valid ? section : nil
     }

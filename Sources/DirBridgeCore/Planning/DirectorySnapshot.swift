@@ -154,12 +154,17 @@ struct GroupIndex {
     private let readsMemberOf: Bool
     private let nested: Bool
     private let maxDepth: Int
+    private let readsPrimaryGroups: Bool
     private(set) var nodes: [Node] = []
     private var byDN: [String: Int] = [:]
     private var byMemberDN: [String: [Int]] = [:]
     private var byMemberUID: [String: [Int]] = [:]
     private var closures: [Int: [GroupMembership]] = [:]
     private var membershipsByDirectGroups: [[Int]: [GroupMembership]] = [:]
+    /// Groups by the RID their primary members carry in `primaryGroupID` (PrimaryGroups.swift).
+    private(set) var byPrimaryGroupID: [UInt32: Int] = [:]
+    /// With `nested: server`, the server's in-chain answer (InChainMembership.swift); nil otherwise.
+    var inChain: InChainMembership?
 
     init(mapping: Mapping) {
         let members = mapping.groups?.members.map { $0.lowercased() } ?? []
@@ -169,6 +174,7 @@ struct GroupIndex {
         readsMemberOf = members.contains("memberof")
         nested = mapping.groups?.nested ?? false
         maxDepth = mapping.groups?.maxDepth ?? DirectorySnapshotReader.defaultMaxDepth
+        readsPrimaryGroups = mapping.readsPrimaryGroups
     }
 
     var count: Int { nodes.count }
@@ -181,8 +187,9 @@ struct GroupIndex {
     ) throws -> (GroupIndex, Int) {
         var index = GroupIndex(mapping: mapping)
         guard let groups = mapping.groups else { return (index, 0) }
+        let server = try ServerGroupFeatures(mapping, connection: connection)
         let statistics = try connection.search(
-            SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead + extraAttributes)
+            SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: server.groupAttributes + extraAttributes)
         ) { page in
             for entry in page {
                 keep(entry)
@@ -190,6 +197,9 @@ struct GroupIndex {
             }
         }
         index.link()
+        if server.inChain {
+            index.inChain = try InChainMembership.read(groups: index.nodes, rules: mapping.rules, users: mapping.users, connection: connection)
+        }
         return (index, statistics.references)
     }
 
@@ -213,6 +223,7 @@ struct GroupIndex {
         if readsMemberUID {
             for uid in entry.strings("memberuid") { byMemberUID[uid.lowercased(), default: []].append(position) }
         }
+        if readsPrimaryGroups, let rid = PrimaryGroups.relativeID(ofGroup: entry) { byPrimaryGroupID[rid] = position }
     }
 
     /// Links groups that are members of groups, once all groups are read.
@@ -235,6 +246,9 @@ struct GroupIndex {
         }
         if readsMemberUID {
             for uid in entry.strings("uid") { direct.formUnion(byMemberUID[uid.lowercased()] ?? []) }
+        }
+        if readsPrimaryGroups, let rid = PrimaryGroups.primaryGroupID(of: entry), let group = byPrimaryGroupID[rid] {
+            direct.insert(group)
         }
         if readsMemberOf {
             for value in entry.strings("memberof") {
@@ -262,7 +276,8 @@ struct GroupIndex {
             resolved = best.values.sorted { $0.groupDN < $1.groupDN }
             membershipsByDirectGroups[key] = resolved
         }
-        return outside.isEmpty ? resolved : resolved + outside
+        let all = outside.isEmpty ? resolved : resolved + outside
+        return inChain == nil ? all : confirmedByServer(all, of: entry)
     }
 
     /// A group and every group above it, each with the shortest path from it; cycle-safe, depth-capped.

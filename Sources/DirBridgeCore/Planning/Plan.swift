@@ -103,17 +103,22 @@ public struct PlanSummary: Sendable, Codable, Equatable {
     public var entriesRead = 0
     /// Directory users considered (read and mapped).
     public var total = 0
+    /// Search continuation references the read skipped, never followed (AD returns them at a domain root).
+    public var referencesSkipped = 0
 
     enum CodingKeys: String, CodingKey {
         case create, link, update, enable, disable, unchanged, skipped, total, invitations
         case groupsCreated = "groups_created"
         case entriesRead = "entries_read"
+        case referencesSkipped = "references_skipped"
     }
 
     /// The counts as the `sync_runs.summary` JSON object.
     public var counts: [String: Int] {
-        ["create": create, "link": link, "update": update, "enable": enable, "disable": disable, "unchanged": unchanged,
-         "groups_created": groupsCreated, "invitations": invitations, "skipped": skipped, "entries_read": entriesRead]
+        var counts = ["create": create, "link": link, "update": update, "enable": enable, "disable": disable, "unchanged": unchanged,
+                      "groups_created": groupsCreated, "invitations": invitations, "skipped": skipped, "entries_read": entriesRead]
+        if referencesSkipped > 0 { counts["references_skipped"] = referencesSkipped }
+        return counts
     }
 
     /// `12 to create, 3 to update, 1 to disable, 0 unchanged of 412`.

@@ -146,6 +146,7 @@ public struct Planner {
         summary.groupsCreated = groupsToCreate.count
         summary.skipped = skipped.count
         summary.entriesRead = snapshot.entriesRead
+        summary.referencesSkipped = snapshot.references
         summary.total = snapshot.users.count
 
         let violations = GuardCheck(mapping: mapping, overrides: overrides).violations(userEntries: snapshot.userEntries, users: users, changes: changes)
