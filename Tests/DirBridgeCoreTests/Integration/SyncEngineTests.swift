@@ -8,7 +8,7 @@ import Testing
 private let passwordVariable: Void = { setenv("DIRBRIDGE_TEST_BIND_PASSWORD", "sync-secret", 1) }()
 
 /// A slapd loaded with the engine fixture company, an empty store and the engine mapping.
-struct EngineFixture {
+struct EngineFixture: PortalStoreReading {
     let slapd: TestSlapd
     let storePath: String
     let mappingPath: String
@@ -34,26 +34,6 @@ struct EngineFixture {
     /// Runs the CLI against this fixture.
     func cli(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         try runDirbridge(arguments, environment: ["DIRBRIDGE_URL": slapd.ldapURL])
-    }
-
-    func database() throws -> DatabaseQueue { try DatabaseQueue(path: storePath) }
-
-    func rows(_ sql: String, _ arguments: StatementArguments = []) throws -> [Row] {
-        try database().read { try Row.fetchAll($0, sql: sql, arguments: arguments) }
-    }
-
-    func int(_ sql: String, _ arguments: StatementArguments = []) throws -> Int {
-        try database().read { try Int.fetchOne($0, sql: sql, arguments: arguments) ?? -1 }
-    }
-
-    /// The store's view of one user: group name, role, flags, enabled, DN, id.
-    func user(_ email: String) throws -> Row? {
-        try database().read {
-            try Row.fetchOne($0, sql: """
-                SELECT u.*, g.name AS group_name FROM client_users u JOIN user_groups g ON g.id = u.user_group_id
-                WHERE u.email = ? COLLATE NOCASE
-                """, arguments: [email])
-        }
     }
 
     /// Everything but sync_runs, to prove a refused or failed run wrote nothing else.
