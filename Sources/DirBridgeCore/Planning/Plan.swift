@@ -131,6 +131,7 @@ public struct PlanSummary: Sendable, Codable, Equatable {
         return parts.joined(separator: ", ") + ", \(unchanged) unchanged of \(total)"
             + (groupsCreated > 0 ? "; \(groupsCreated) user group\(groupsCreated == 1 ? "" : "s") to create" : "")
             + (skipped > 0 ? "; \(skipped) skipped" : "")
+            + (referencesSkipped > 0 ? "; \(referencesSkipped) continuation reference\(referencesSkipped == 1 ? "" : "s") not followed" : "")
     }
 }
 

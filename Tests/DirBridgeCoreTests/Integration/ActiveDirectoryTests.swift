@@ -188,40 +188,28 @@ struct ActiveDirectoryTests {
         let oldDN = "CN=Alice Able,OU=Oslo,OU=Staff,DC=test,DC=example"
         let newDN = "CN=Alice Baker,OU=Berlin,OU=Staff,DC=test,DC=example"
         let guid = try fixture.objectGUID(of: oldDN)
-        try fixture.samba.modify("""
-            dn: \(oldDN)
-            changetype: modrdn
-            newrdn: CN=Alice Baker
-            deleteoldrdn: 1
-            newsuperior: OU=Berlin,OU=Staff,DC=test,DC=example
-
-            dn: \(newDN)
-            changetype: modify
-            replace: sn
-            sn: Baker
-            -
-            replace: physicalDeliveryOfficeName
-            physicalDeliveryOfficeName: Berlin
-
-            """)
-        defer {
-            try? fixture.samba.modify("""
-                dn: \(newDN)
+        /// Renames and moves Alice (`from` → `to`) and sets her surname and office to match.
+        func move(from: String, to: String, surname: String, office: String) throws {
+            let (rdn, superior) = (to.prefix { $0 != "," }, to.drop { $0 != "," }.dropFirst())
+            try fixture.samba.modify("""
+                dn: \(from)
                 changetype: modrdn
-                newrdn: CN=Alice Able
+                newrdn: \(rdn)
                 deleteoldrdn: 1
-                newsuperior: OU=Oslo,OU=Staff,DC=test,DC=example
+                newsuperior: \(superior)
 
-                dn: \(oldDN)
+                dn: \(to)
                 changetype: modify
                 replace: sn
-                sn: Able
+                sn: \(surname)
                 -
                 replace: physicalDeliveryOfficeName
-                physicalDeliveryOfficeName: Oslo
+                physicalDeliveryOfficeName: \(office)
 
                 """)
         }
+        try move(from: oldDN, to: newDN, surname: "Baker", office: "Berlin")
+        defer { try? move(from: newDN, to: oldDN, surname: "Able", office: "Oslo") }
         #expect(try fixture.objectGUID(of: newDN) == guid)
         let outcome = try fixture.sync()
         #expect(outcome.plan.summary.create == 0)
@@ -248,6 +236,8 @@ struct ActiveDirectoryTests {
         let dryRun = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--quiet"])
         #expect(dryRun.status == 0, "\(dryRun.stderr)")
         #expect(dryRun.stdout.contains("\(companySize) to create"))
+        #expect(dryRun.stdout.contains(" not followed"))
+        #expect(dryRun.stdout.contains("continuation reference"))
     }
 }
 

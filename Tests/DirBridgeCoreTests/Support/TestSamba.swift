@@ -42,11 +42,7 @@ final class TestSamba: Sendable {
         guard result.status == 0 else {
             throw HarnessError(description: "scripts/test-samba start failed (\(result.status)): \(result.stderr)")
         }
-        var values: [String: String] = [:]
-        for line in result.stdout.split(separator: "\n") {
-            if let equals = line.firstIndex(of: "=") { values[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
-        }
-        env = values
+        env = keyValueLines(result.stdout)
     }
 
     /// `CN=Operator 0001` … under `OU=Operations,OU=Staff`, enabled, and the group holding them all.

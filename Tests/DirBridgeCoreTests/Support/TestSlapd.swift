@@ -60,6 +60,15 @@ func runDirbridge(_ arguments: [String], environment: [String: String] = [:]) th
     return try runProcess(binary.path, arguments, environment: merged)
 }
 
+/// `KEY=VALUE` lines (a harness script's output, its `DIR/env`) as a dictionary.
+func keyValueLines(_ text: String) -> [String: String] {
+    var values: [String: String] = [:]
+    for line in text.split(separator: "\n") {
+        if let equals = line.firstIndex(of: "=") { values[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
+    }
+    return values
+}
+
 struct HarnessError: Error, CustomStringConvertible {
     var description: String
 }
@@ -90,11 +99,7 @@ final class TestSlapd: Sendable {
         guard result.status == 0 else {
             throw HarnessError(description: "scripts/test-slapd start failed (\(result.status)): \(result.stderr)")
         }
-        var values: [String: String] = [:]
-        for line in result.stdout.split(separator: "\n") {
-            if let equals = line.firstIndex(of: "=") { values[String(line[..<equals])] = String(line[line.index(after: equals)...]) }
-        }
-        env = values
+        env = keyValueLines(result.stdout)
     }
 
     /// Stops the server and waits for it to exit.

@@ -77,19 +77,9 @@ struct ActiveDirectoryUnitTests {
         #expect(InChainMembership.filter(users: "objectClass=user", groupDN: "CN=G").hasPrefix("(&(objectClass=user)(memberOf:"))
     }
 
-    static let base = """
-        client: Acme
-        directory:
-          url: ldaps://dc1.acme.example
-        users:
-          base: OU=Staff,DC=acme,DC=example
-          id: objectGUID
-          fields:
-            email: mail
-        groups:
-          base: DC=acme,DC=example
-
-        """
+    /// A minimal AD mapping: objectGUID as the id, groups at the domain root; a line appended to it is line 11.
+    static let base = MappingLoaderTests.minimal.replacingOccurrences(of: "id: entryUUID", with: "id: objectGUID")
+        + "\ngroups:\n  base: DC=acme,DC=example\n"
 
     @Test("groups.nested takes true, false, client or server; true keeps meaning the client walk", arguments: [
         ("true", true, NestedResolution.client), ("false", false, .client), ("client", true, .client), ("server", true, .server),
