@@ -96,6 +96,14 @@ struct ServerGroupFeatures {
 }
 
 extension GroupIndex {
+    /// With `nested: server` on Active Directory, asks the server for nesting (a full read does this
+    /// while reading the groups; an incremental run on its cached groups).
+    mutating func resolveInChain(_ mapping: Mapping, connection: DirectoryConnection) throws {
+        guard let groups = mapping.groups, groups.nested, groups.nestedResolution == .server,
+              try ServerGroupFeatures(mapping, connection: connection).inChain else { return }
+        inChain = try InChainMembership.read(groups: nodes, rules: mapping.rules, users: mapping.users, connection: connection)
+    }
+
     /// With `nested: server`: the memberships the server's in-chain answer confirms.
     ///
     /// Direct memberships (read from `member`, `memberUid`, `memberOf`), the primary group with the

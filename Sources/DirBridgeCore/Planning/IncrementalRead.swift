@@ -26,6 +26,8 @@ public enum ReadMethod: String, Sendable, Codable {
     case contentSync = "content-sync"
     /// Entries whose `modifyTimestamp` is at or after the high-water mark (minus the margin).
     case modifyTimestamp = "modify-timestamp"
+    /// Active Directory: entries whose `uSNChanged` is past the DC's `highestCommittedUSN` at the last read.
+    case usnChanged = "usn-changed"
 }
 
 /// What an incremental-capable read produced.
@@ -49,7 +51,9 @@ struct IncrementalReadResult {
 /// the newest `modifyTimestamp` seen (the high-water mark, in the server's clock).
 final class DirectoryCacheCollector {
     let mapping: Mapping
-    let extraAttributes = ["entryUUID", "modifyTimestamp"]
+    /// Attributes read for the cache beside the mapping's: the keys and the timestamp high-water mark.
+    static let cacheAttributes = ["entryUUID", "modifyTimestamp", "objectGUID"]
+    let extraAttributes = DirectoryCacheCollector.cacheAttributes
     private(set) var upserts: [(kind: DirectoryCacheUpdate.Kind, key: String, entry: [UInt8])] = []
     private(set) var newestUser: String?
     private(set) var newestGroup: String?
@@ -69,9 +73,11 @@ final class DirectoryCacheCollector {
     }
 
     /// The cache key: `entryUUID` where the server has it (content sync names entries by
-    /// it), else the user's immutable id, else a group's normalised DN.
+    /// it), else the user's immutable id, else a group's `objectGUID` (AD: a renamed group stays
+    /// one entry), else a group's normalised DN.
     static func key(of entry: EntryAttributes, kind: DirectoryCacheUpdate.Kind, mapping: Mapping) -> String? {
         if let uuid = entry.first("entryuuid"), !uuid.isEmpty { return uuid.lowercased() }
+        if kind == .group, let guid = entry.bytes("objectguid").first, guid.count == 16 { return "guid:" + TemplateFilter.uuidText(guid) }
         if kind == .user {
             let id = Mapping.externalID(entry, attribute: mapping.users.id)
             return id.isEmpty ? nil : id
@@ -112,8 +118,11 @@ enum IncrementalReader {
                         return result
                     }
                     fullReason = "the server cannot send the changes since the last cookie (e-syncRefreshRequired)"
-                case .modifyTimestamp:
-                    return try timestampDelta(mapping, store: store, cache: cache, connection: connection, options: options, logger: logger, shouldStop: shouldStop)
+                case .modifyTimestamp, .usnChanged:
+                    if let result = try timestampDelta(mapping, store: store, cache: cache, connection: connection, options: options, logger: logger, shouldStop: shouldStop) {
+                        return result
+                    }
+                    fullReason = "another domain controller answered (update sequence numbers are per DC)"
                 default:
                     fullReason = "the cache records no read method"
                 }
@@ -140,6 +149,12 @@ enum IncrementalReader {
             }
             if mapping.groups == nil || state["groups.cookie"] != nil { method = .contentSync }
         }
+        // Active Directory: the DC's update sequence, taken before the read like the cookies.
+        if method == .modifyTimestamp, let mark = try connection.updateSequenceMark() {
+            method = .usnChanged
+            state["usn.highwater"] = String(mark.usn)
+            state["usn.server"] = mark.server
+        }
         let started = Date()
         let collector = DirectoryCacheCollector(mapping: mapping)
         let snapshot = try DirectorySnapshotReader.read(
@@ -162,7 +177,7 @@ enum IncrementalReader {
         _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult? {
         guard let usersCookie = cache.state["users.cookie"] else { return nil }
-        let extra = ["entryUUID", "modifyTimestamp"]
+        let extra = DirectoryCacheCollector.cacheAttributes
         let usersRequest = SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead + extra)
         guard case .refreshed(let userChanges) = try connection.refresh(usersRequest, cookie: usersCookie, shouldStop: shouldStop) else { return nil }
         var groupChanges: ContentRefresh?
@@ -189,7 +204,7 @@ enum IncrementalReader {
             "groups changed": "\(groupChanges?.changed.count ?? 0)", "present phase": "\(userChanges.usedPresentPhase)",
         ])
         return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: .contentSync,
-                      entriesRead: read, references: userChanges.references + (groupChanges?.references ?? 0), logger: logger)
+                      entriesRead: read, references: userChanges.references + (groupChanges?.references ?? 0), connection: connection, logger: logger)
     }
 
     private static func patch(_ entries: inout [String: EntryAttributes], kind: DirectoryCacheUpdate.Kind, with changes: ContentRefresh, update: inout DirectoryCacheUpdate) {
@@ -207,14 +222,24 @@ enum IncrementalReader {
         }
     }
 
-    /// Reads entries changed since the high-water marks (minus the margin): those still in
-    /// the base and filter replace their cached copy, those that fell out of the filter leave.
-    /// Deletions and moves out of the base are seen at the next full reconcile.
+    /// Reads entries changed since the high-water marks (minus the margin), or on Active Directory
+    /// since the DC's update sequence number at the last read: those still in the base and filter
+    /// replace their cached copy, those that fell out of the filter leave. Deletions and moves out
+    /// of the base are seen at the next full reconcile. Nil when another DC answers (a full read).
     private static func timestampDelta(
         _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, connection: DirectoryConnection, options: IncrementalOptions,
         logger: Logger, shouldStop: () -> Bool
-    ) throws -> IncrementalReadResult {
+    ) throws -> IncrementalReadResult? {
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false)
+        let method = ReadMethod(rawValue: cache.state["method"] ?? "") ?? .modifyTimestamp
+        var sinceUSN: Int64?
+        if method == .usnChanged {
+            // Taken before the searches: a change made while reading is read again next time.
+            guard let mark = try connection.updateSequenceMark(), mark.server == cache.state["usn.server"],
+                  let last = cache.state["usn.highwater"].flatMap({ Int64($0) }) else { return nil }
+            sinceUSN = last + 1
+            update.state["usn.highwater"] = String(mark.usn)
+        }
         var (users, groups) = try cache.entries()
         var read = 0
         var references = 0
@@ -226,9 +251,10 @@ enum IncrementalReader {
             let mark = cache.state[stateKey].flatMap(GeneralizedTime.date) ?? Date.distantPast
             let since = GeneralizedTime.text(mark.addingTimeInterval(-options.margin))
             var newest = cache.state[stateKey] ?? since
-            let changed = "(&\(filter)(modifyTimestamp>=\(since)))"
-            let left = "(&(!\(filter))(modifyTimestamp>=\(since)))"
-            var stats = try connection.search(SearchRequest(base: base, scope: scope, filter: changed, attributes: attributes + ["entryUUID", "modifyTimestamp"])) { page in
+            let recent = sinceUSN.map { "(uSNChanged>=\($0))" } ?? "(modifyTimestamp>=\(since))"
+            let changed = "(&\(filter)\(recent))"
+            let left = "(&(!\(filter))\(recent))"
+            var stats = try connection.search(SearchRequest(base: base, scope: scope, filter: changed, attributes: attributes + DirectoryCacheCollector.cacheAttributes)) { page in
                 if shouldStop() { throw SyncStopped() }
                 for entry in page {
                     guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping) else { continue }
@@ -242,7 +268,7 @@ enum IncrementalReader {
             }
             read += stats.entries
             references += stats.references
-            let keyAttributes = kind == .user ? ["entryUUID", mapping.users.id] : ["entryUUID"]
+            let keyAttributes = kind == .user ? ["entryUUID", mapping.users.id] : ["entryUUID", "objectGUID"]
             stats = try connection.search(SearchRequest(base: base, scope: scope, filter: left, attributes: keyAttributes)) { page in
                 for entry in page {
                     guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping),
@@ -261,8 +287,8 @@ enum IncrementalReader {
                       attributes: mapping.groupAttributesToRead, entries: &groups)
         }
         update.state["last_incremental"] = StoreTime.text(Date())
-        return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: .modifyTimestamp,
-                      entriesRead: read, references: references, logger: logger)
+        return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: method,
+                      entriesRead: read, references: references, connection: connection, logger: logger)
     }
 
     /// The patched view, or, when neither the directory nor the store changed since the last
@@ -270,14 +296,14 @@ enum IncrementalReader {
     private static func finish(
         _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, users: [String: EntryAttributes],
         groups: [String: EntryAttributes], update: DirectoryCacheUpdate, method: ReadMethod, entriesRead: Int,
-        references: Int, logger: Logger
+        references: Int, connection: DirectoryConnection, logger: Logger
     ) throws -> IncrementalReadResult {
         if update.encodedUpserts.isEmpty, update.deletions.isEmpty,
            let result = try unchangedShortcut(mapping, store: store, cache: cache, update: update, method: method, entriesRead: entriesRead, logger: logger)
         {
             return result
         }
-        let snapshot = build(mapping, users: users, groups: groups, entriesRead: entriesRead, references: references, logger: logger)
+        let snapshot = try build(mapping, users: users, groups: groups, entriesRead: entriesRead, references: references, connection: connection, logger: logger)
         return IncrementalReadResult(snapshot: snapshot, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
     }
 
@@ -306,12 +332,15 @@ enum IncrementalReader {
         return String(hash, radix: 16) + "-\(bytes.count)"
     }
 
-    /// Maps and evaluates the whole (patched) cached directory.
+    /// Maps and evaluates the whole (patched) cached directory; with `nested: server`, the server
+    /// resolves nesting again, as in a full read.
     private static func build(
         _ mapping: Mapping, users: [String: EntryAttributes], groups: [String: EntryAttributes], entriesRead: Int,
-        references: Int, logger: Logger
-    ) -> DirectorySnapshot {
-        var builder = SnapshotBuilder(mapping: mapping, index: GroupIndex(mapping: mapping, groups: groups.values))
+        references: Int, connection: DirectoryConnection, logger: Logger
+    ) throws -> DirectorySnapshot {
+        var index = GroupIndex(mapping: mapping, groups: groups.values)
+        try index.resolveInChain(mapping, connection: connection)
+        var builder = SnapshotBuilder(mapping: mapping, index: index)
         for entry in users.values { builder.add(user: entry) }
         return builder.finish(entriesRead: entriesRead, references: references, logger: logger)
     }

@@ -223,6 +223,38 @@ struct ActiveDirectoryTests {
         #expect(try fixture.int("SELECT count(*) FROM client_users WHERE first_name = 'Alice'") == 1)
     }
 
+    @Test("incremental runs read what changed since the DC's uSNChanged mark; a changed group re-plans its members")
+    func incrementalByUpdateSequence() throws {
+        let fixture = try ADFixture("usn")
+        func run() throws -> SyncOutcome {
+            try SyncEngine.run(SyncRequest(mapping: fixture.mapping, storePath: fixture.storePath, apply: true, incremental: true), logger: Logger(label: "test"))
+        }
+        #expect(try run().method == .full)
+        let quiet = try run()
+        #expect(quiet.method == .usnChanged)
+        #expect(quiet.entriesRead == 0)
+        #expect(quiet.plan.isEmpty)
+
+        let carol = "CN=Carol Chain,OU=Berlin,OU=Staff,DC=test,DC=example"
+        let dave = "CN=Dave Toggle,OU=Oslo,OU=Staff,DC=test,DC=example"
+        let leads = "CN=Sales Leads,OU=Groups,DC=test,DC=example"
+        try fixture.samba.modify("dn: \(carol)\nchangetype: modify\nreplace: title\ntitle: Principal SRE\n\ndn: \(leads)\nchangetype: modify\nadd: member\nmember: \(dave)\n")
+        defer {
+            try? fixture.samba.modify("dn: \(carol)\nchangetype: modify\nreplace: title\ntitle: Site Reliability Engineer\n\ndn: \(leads)\nchangetype: modify\ndelete: member\nmember: \(dave)\n")
+        }
+        let changed = try run()
+        #expect(changed.method == .usnChanged)
+        // Carol's entry and the group (Dave's own entry did not change: memberOf is a back link), and Carol
+        // once more from the groups' domain-root check for entries that left the groups filter.
+        #expect(changed.entriesRead == 3)
+        #expect(changed.plan.summary.update == 2)
+        #expect(try fixture.user("carol.chain@test.example")?["title"] as String? == "Principal SRE")
+        let row = try #require(try fixture.user("dave.toggle@test.example"))
+        #expect(row["group_name"] as String == "Sales")
+        #expect(row["group_manager"] as Int == 1)
+        #expect(try run().plan.isEmpty)
+    }
+
     @Test("continuation references at the domain root are skipped and counted by the reader and by `dirbridge check`")
     func continuationReferences() throws {
         let fixture = try ADFixture("references")

@@ -70,6 +70,18 @@ struct ActiveDirectoryUnitTests {
         #expect(!off.attributesToRead.contains("primarygroupid"))
     }
 
+    @Test("the incremental cache keys an AD group by objectGUID, so a renamed group stays one entry")
+    func groupCacheKey() throws {
+        let mapping = try MappingLoader.load(yaml: Self.base, file: "t.yaml", baseDirectory: "/tmp")
+        let guid = try #require(Data(base64Encoded: "Evs5/eIa9Em6R35Pw4hoEg==")).map { $0 }
+        let group = EntryAttributes(dn: "CN=Old Name,OU=Groups,DC=acme,DC=example", values: ["objectguid": [guid]])
+        var renamed = group
+        renamed.dn = "CN=New Name,OU=Groups,DC=acme,DC=example"
+        #expect(DirectoryCacheCollector.key(of: group, kind: .group, mapping: mapping) == "guid:fd39fb12-1ae2-49f4-ba47-7e4fc3886812")
+        #expect(DirectoryCacheCollector.key(of: renamed, kind: .group, mapping: mapping) == DirectoryCacheCollector.key(of: group, kind: .group, mapping: mapping))
+        #expect(DirectoryCacheCollector.key(of: EntryAttributes(dn: "cn=g,ou=x", values: [:]), kind: .group, mapping: mapping) == "dn:cn=g,ou=x")
+    }
+
     @Test("the in-chain filter wraps the users filter and escapes the group DN")
     func inChainFilter() {
         #expect(InChainMembership.filter(users: "(objectClass=user)", groupDN: "CN=R\\2cD (EU),OU=G")
