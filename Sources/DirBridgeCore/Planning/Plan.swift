@@ -113,6 +113,26 @@ public struct PlanSummary: Sendable, Codable, Equatable {
         case referencesSkipped = "references_skipped"
     }
 
+    public init() {}
+
+    /// Every count must be there, except `references_skipped`, which plans saved by an
+    /// earlier dirbridge do not carry.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        create = try container.decode(Int.self, forKey: .create)
+        link = try container.decode(Int.self, forKey: .link)
+        update = try container.decode(Int.self, forKey: .update)
+        enable = try container.decode(Int.self, forKey: .enable)
+        disable = try container.decode(Int.self, forKey: .disable)
+        unchanged = try container.decode(Int.self, forKey: .unchanged)
+        groupsCreated = try container.decode(Int.self, forKey: .groupsCreated)
+        invitations = try container.decode(Int.self, forKey: .invitations)
+        skipped = try container.decode(Int.self, forKey: .skipped)
+        entriesRead = try container.decode(Int.self, forKey: .entriesRead)
+        total = try container.decode(Int.self, forKey: .total)
+        referencesSkipped = try container.decodeIfPresent(Int.self, forKey: .referencesSkipped) ?? 0
+    }
+
     /// The counts as the `sync_runs.summary` JSON object.
     public var counts: [String: Int] {
         var counts = ["create": create, "link": link, "update": update, "enable": enable, "disable": disable, "unchanged": unchanged,
