@@ -21,6 +21,9 @@ public struct Mapping: Sendable {
     public var rules: [MappingRule]
     /// What happens to users who leave, and the guards.
     public var deprovision: DeprovisionSettings
+    /// A hash of the text this mapping was parsed from (empty for mappings built in code):
+    /// an incremental run compares it, never the file as it is on disk later.
+    public var sourceHash = ""
 
     /// A mapping built in code (tests, tools); files go through ``MappingLoader``, which validates.
     public init(

@@ -144,9 +144,11 @@ private final class MappingReader {
         let deprovision = sections["deprovision"].map { readDeprovision($0.value) } ?? DeprovisionSettings()
 
         guard issues.isEmpty, let client, let directory, let users else { return nil }
-        return Mapping(
+        var mapping = Mapping(
             file: file, client: client, editor: editor, storePath: storePath, directory: directory, users: users,
             groups: groups, rules: rules, deprovision: deprovision)
+        mapping.sourceHash = SHA256.hex(Array(yaml.utf8))
+        return mapping
     }
 
     func report(_ error: YamlError) {

@@ -60,13 +60,18 @@ final class DirectoryCacheCollector {
 
     init(mapping: Mapping) { self.mapping = mapping }
 
+    /// False once a kept entry had no `entryUUID`.
+    private(set) var everyEntryHasUUID = true
+
     func keep(user entry: EntryAttributes) {
+        if entry.first("entryuuid")?.isEmpty ?? true { everyEntryHasUUID = false }
         guard let key = DirectoryCacheCollector.key(of: entry, kind: .user, mapping: mapping) else { return }
         upserts.append((.user, key, EntryCodec.encode(entry)))
         if let stamp = entry.first("modifytimestamp"), stamp > (newestUser ?? "") { newestUser = stamp }
     }
 
     func keep(group entry: EntryAttributes) {
+        if entry.first("entryuuid")?.isEmpty ?? true { everyEntryHasUUID = false }
         guard let key = DirectoryCacheCollector.key(of: entry, kind: .group, mapping: mapping) else { return }
         upserts.append((.group, key, EntryCodec.encode(entry)))
         if let stamp = entry.first("modifytimestamp"), stamp > (newestGroup ?? "") { newestGroup = stamp }
@@ -84,6 +89,11 @@ final class DirectoryCacheCollector {
         }
         return (try? DistinguishedName.normalize(entry.dn)).map { "dn:" + $0 }
     }
+}
+
+/// A delta that cannot be trusted to patch the cache: the run reads everything instead.
+struct FullReadNeeded: Error {
+    var reason: String
 }
 
 /// Reads the directory for an incremental-capable run: only what changed since the last
@@ -112,19 +122,23 @@ enum IncrementalReader {
             } else if lastFull.map({ Date().timeIntervalSince($0) >= options.fullEvery }) ?? true {
                 fullReason = "full reconcile due (every \(DurationText.text(options.fullEvery)))"
             } else {
-                switch ReadMethod(rawValue: cache.state["method"] ?? "") {
-                case .contentSync:
-                    if let result = try contentSyncDelta(mapping, store: store, cache: cache, connection: connection, logger: logger, shouldStop: shouldStop) {
-                        return result
+                do {
+                    switch ReadMethod(rawValue: cache.state["method"] ?? "") {
+                    case .contentSync:
+                        if let result = try contentSyncDelta(mapping, store: store, cache: cache, connection: connection, logger: logger, shouldStop: shouldStop) {
+                            return result
+                        }
+                        fullReason = "the server cannot send the changes since the last cookie (e-syncRefreshRequired)"
+                    case .modifyTimestamp, .usnChanged:
+                        if let result = try timestampDelta(mapping, store: store, cache: cache, connection: connection, options: options, logger: logger, shouldStop: shouldStop) {
+                            return result
+                        }
+                        fullReason = "another domain controller answered (update sequence numbers are per DC)"
+                    default:
+                        fullReason = "the cache records no read method"
                     }
-                    fullReason = "the server cannot send the changes since the last cookie (e-syncRefreshRequired)"
-                case .modifyTimestamp, .usnChanged:
-                    if let result = try timestampDelta(mapping, store: store, cache: cache, connection: connection, options: options, logger: logger, shouldStop: shouldStop) {
-                        return result
-                    }
-                    fullReason = "another domain controller answered (update sequence numbers are per DC)"
-                default:
-                    fullReason = "the cache records no read method"
+                } catch let needed as FullReadNeeded {
+                    fullReason = needed.reason
                 }
             }
         } else {
@@ -159,6 +173,11 @@ enum IncrementalReader {
         let collector = DirectoryCacheCollector(mapping: mapping)
         let snapshot = try DirectorySnapshotReader.read(
             mapping, connection: connection, logger: logger, progress: progress, collector: collector, shouldStop: shouldStop)
+        if method == .contentSync && !collector.everyEntryHasUUID {
+            // Content sync names entries by entryUUID; an entry without one (an ACL hides it)
+            // could never be matched, and a present phase would take it for gone.
+            method = .modifyTimestamp
+        }
         state["method"] = method.rawValue
         if method == .modifyTimestamp {
             // The server's own clock where entries carry modifyTimestamp; ours otherwise.
@@ -196,9 +215,12 @@ enum IncrementalReader {
         if quiet, let result = try unchangedShortcut(mapping, store: store, cache: cache, update: update, method: .contentSync, entriesRead: read, logger: logger) {
             return result
         }
+        if let groupChanges, !(groupChanges.changed.isEmpty && groupChanges.deleted.isEmpty && !groupChanges.usedPresentPhase) {
+            try requireNoMemberOf(mapping)
+        }
         var (users, groups) = try cache.entries()
-        patch(&users, kind: .user, with: userChanges, update: &update)
-        if let groupChanges { patch(&groups, kind: .group, with: groupChanges, update: &update) }
+        try patch(&users, kind: .user, with: userChanges, update: &update)
+        if let groupChanges { try patch(&groups, kind: .group, with: groupChanges, update: &update) }
         logger.debug("content sync", metadata: [
             "users changed": "\(userChanges.changed.count)", "users gone": "\(update.deletions.filter { $0.kind == .user }.count)",
             "groups changed": "\(groupChanges?.changed.count ?? 0)", "present phase": "\(userChanges.usedPresentPhase)",
@@ -207,7 +229,25 @@ enum IncrementalReader {
                       entriesRead: read, references: userChanges.references + (groupChanges?.references ?? 0), connection: connection, logger: logger)
     }
 
-    private static func patch(_ entries: inout [String: EntryAttributes], kind: DirectoryCacheUpdate.Kind, with changes: ContentRefresh, update: inout DirectoryCacheUpdate) {
+    /// Users' `memberOf` is a back-link (AD) or computed (OpenLDAP dynlist): a group change
+    /// does not change the member entries, so their cached `memberOf` would be stale.
+    private static func requireNoMemberOf(_ mapping: Mapping) throws {
+        if mapping.groups?.members.contains("memberof") == true {
+            throw FullReadNeeded(reason: "a group changed and memberships come from users' memberOf: every user is read again")
+        }
+    }
+
+    /// A cached entry that comes back under another DN was renamed or moved: groups that list it
+    /// by DN may still name the old one (AD links follow the object, but the group's uSNChanged
+    /// does not move; without refint OpenLDAP keeps the old DN), so the run reads everything.
+    static func checkNotRenamed(_ cached: EntryAttributes?, _ entry: EntryAttributes) throws {
+        guard let cached, cached.dn != entry.dn,
+              (try? DistinguishedName.normalize(cached.dn)) != (try? DistinguishedName.normalize(entry.dn))
+        else { return }
+        throw FullReadNeeded(reason: "\(cached.dn) was renamed or moved to \(entry.dn); group member lists may name the old DN")
+    }
+
+    private static func patch(_ entries: inout [String: EntryAttributes], kind: DirectoryCacheUpdate.Kind, with changes: ContentRefresh, update: inout DirectoryCacheUpdate) throws {
         var gone = changes.deleted
         if changes.usedPresentPhase {
             let changed = Set(changes.changed.map(\.uuid))
@@ -217,6 +257,7 @@ enum IncrementalReader {
             update.deletions.append((kind, key))
         }
         for (uuid, entry) in changes.changed where entries[uuid] != entry {
+            try checkNotRenamed(entries[uuid], entry)
             entries[uuid] = entry
             update.encodedUpserts.append((kind, uuid, EntryCodec.encode(entry)))
         }
@@ -260,6 +301,7 @@ enum IncrementalReader {
                     guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping) else { continue }
                     // Entries inside the margin come back unchanged run after run: only real changes count.
                     if entries[key] != entry {
+                        try checkNotRenamed(entries[key], entry)
                         entries[key] = entry
                         update.encodedUpserts.append((kind, key, EntryCodec.encode(entry)))
                     }
@@ -283,8 +325,10 @@ enum IncrementalReader {
         try delta(kind: .user, base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter,
                   attributes: mapping.attributesToRead, entries: &users)
         if let groupSection = mapping.groups {
+            let before = update.encodedUpserts.count + update.deletions.count
             try delta(kind: .group, base: groupSection.base, scope: groupSection.scope, filter: groupSection.filter,
                       attributes: mapping.groupAttributesToRead, entries: &groups)
+            if update.encodedUpserts.count + update.deletions.count > before { try requireNoMemberOf(mapping) }
         }
         update.state["last_incremental"] = StoreTime.text(Date())
         return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: method,
@@ -313,23 +357,25 @@ enum IncrementalReader {
         _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, update: DirectoryCacheUpdate, method: ReadMethod,
         entriesRead: Int, logger: Logger
     ) throws -> IncrementalReadResult? {
-        guard let view = cache.state["unchanged_view"].flatMap(UnchangedView.decode),
-              cache.state["mapping_hash"] == mappingHash(mapping),
-              let counter = cache.state["store_counter"], counter == String(try store.changeCounter(client: mapping.client.name))
+        // With `nested: server` the server resolves nesting through groups that may lie outside
+        // groups.base, whose changes no delta shows: always plan.
+        guard mapping.groups?.nestedResolution != .server,
+              let view = cache.state["unchanged_view"].flatMap(UnchangedView.decode),
+              !mappingHash(mapping).isEmpty, cache.state["mapping_hash"] == mappingHash(mapping),
+              let recorded = cache.state["store_counter"].flatMap({ Int64($0) })
         else { return nil }
+        let counter = try store.changeCounter(client: mapping.client.name)
+        guard counter == recorded else { return nil }
         logger.debug("nothing changed since the last applied run: planning skipped")
+        var update = update
+        update.expectedCounter = counter
         return IncrementalReadResult(snapshot: nil, unchanged: view, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
     }
 
-    /// A hash of the mapping file's bytes: rules that changed invalidate the "nothing changed" shortcut.
+    /// The hash of the mapping text the run parsed: rules that changed invalidate the
+    /// "nothing changed" shortcut. Empty for mappings built in code (no shortcut then).
     static func mappingHash(_ mapping: Mapping) -> String {
-        let bytes = FileManager.default.contents(atPath: mapping.file) ?? Data()
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return String(hash, radix: 16) + "-\(bytes.count)"
+        mapping.sourceHash
     }
 
     /// Maps and evaluates the whole (patched) cached directory; with `nested: server`, the server

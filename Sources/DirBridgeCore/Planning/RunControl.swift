@@ -24,16 +24,13 @@ public final class RunControl: Sendable {
 
     public var stopRequested: Bool { state.withLock { $0.stopRequested } }
 
-    /// Called by the engine right before its write transaction: false when a stop came first.
+    /// Called by the engine right before its first write: false when a stop came first. From
+    /// then on the run counts as writing until it returns, so a stop waits for its outcome.
     func beginWriting() -> Bool {
         state.withLock { state in
             guard !state.stopRequested else { return false }
             state.writing = true
             return true
         }
-    }
-
-    func endWriting() {
-        state.withLock { $0.writing = false }
     }
 }

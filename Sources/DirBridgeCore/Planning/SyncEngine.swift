@@ -100,6 +100,8 @@ public enum SyncEngine {
             }
             : nil
         defer { lease?.release() }
+        // A stop that came while the lease was being taken: give it back before reading.
+        if request.shouldStop() { throw SyncStopped() }
         var client = try store.client(named: mapping.client.name)
         let mode: RunMode = request.apply ? .apply : .dryRun
         func record(_ status: RunStatus, summary: [String: Int] = [:], error: String? = nil, entriesRead: Int? = nil, incremental: Bool = false) throws -> Int64 {
@@ -111,7 +113,6 @@ public enum SyncEngine {
         func gate() throws {
             if let control = request.control, !control.beginWriting() { throw SyncStopped() }
         }
-        defer { request.control?.endWriting() }
         var snapshot: DirectorySnapshot?
         let entriesRead: Int
         var incremental: IncrementalReadResult?
@@ -144,6 +145,9 @@ public enum SyncEngine {
             guard let snapshot else { return Plan.unchanged(mapping: mapping, view: incremental?.unchanged, entriesRead: entriesRead) }
             return planner.plan(snapshot: snapshot, state: state)
         }
+        // The change counter is read before the state: a portal write in between makes the
+        // apply record no counter (see DirectoryCacheUpdate.expectedCounter), never a stale one.
+        var counterAtRead = try client.map { try store.changeCounter(clientID: $0.id) }
         let state = snapshot != nil || request.fingerprintsState ? try client.map { try store.loadState(clientID: $0.id) } : nil
         var plan = makePlan(state)
         func outcome(_ runID: Int64, applied: Bool) -> SyncOutcome {
@@ -170,6 +174,7 @@ public enum SyncEngine {
         if client == nil {
             let spec = ClientSpec(name: mapping.client.name, parentName: mapping.client.parent, membershipEndDate: mapping.client.membershipEndDate)
             client = try store.ensureClient(spec, editor: mapping.editor)
+            counterAtRead = try store.changeCounter(clientID: client!.id)
             plan = makePlan(try store.loadState(clientID: client!.id))
         }
         let clientID = client!.id
@@ -180,6 +185,7 @@ public enum SyncEngine {
         if extra != nil {
             // What lets the next run skip planning when nothing changes on either side.
             extra?.countingClientID = clientID
+            if snapshot != nil { extra?.expectedCounter = counterAtRead }
             extra?.state["mapping_hash"] = IncrementalReader.mappingHash(mapping)
             let repeatable = plan.protectedKept.isEmpty && plan.guardViolations.isEmpty
             extra?.state["unchanged_view"] = repeatable ? UnchangedView(total: plan.summary.total, skipped: plan.skipped).encoded : ""

@@ -44,6 +44,7 @@ extension PortalStore {
         do {
             return try pool.write { db -> Result<Int64, Objection> in
                 try lease?.verify(db)
+                let counterBefore = try extra?.countingClientID.map { try DirectoryCacheUpdate.counter(db, clientID: $0) }
                 if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db)) {
                     return .failure(objected)
                 }
@@ -52,7 +53,7 @@ extension PortalStore {
                 runRecord.clientID = changes.clientID
                 let runID = try Self.insertRun(runRecord, db: db)
                 try writer.write(runID: runID)
-                try extra?.write(db)
+                try extra?.write(db, counterBefore: counterBefore)
                 let summary = writer.counts.merging(run.summary) { _, given in given }
                 try db.execute(
                     sql: "UPDATE sync_runs SET finished_at = ?, summary = ? WHERE id = ?",

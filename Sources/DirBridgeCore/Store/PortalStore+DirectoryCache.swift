@@ -44,8 +44,12 @@ struct DirectoryCacheUpdate: Sendable {
     var state: [String: String] = [:]
     /// Record the client's store change counter, as it stands after the apply's own writes.
     var countingClientID: Int64?
+    /// The counter when the run read the store's state. When another writer moved it before
+    /// the apply's transaction began, the run's plan did not see that write: no counter is
+    /// recorded then, so the next run plans in full and overwrites it.
+    var expectedCounter: Int64?
 
-    func write(_ db: Database) throws {
+    func write(_ db: Database, counterBefore: Int64? = nil) throws {
         if replaceAll {
             try db.execute(sql: "DELETE FROM directory_cache WHERE client = ?", arguments: [client])
             try db.execute(sql: "DELETE FROM sync_state WHERE client = ?", arguments: [client])
@@ -60,14 +64,27 @@ struct DirectoryCacheUpdate: Sendable {
         let setState = try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_state (client, key, value, updated_at) VALUES (?, ?, ?, ?)")
         for (key, value) in state { try setState.execute(arguments: [client, key, value, now]) }
         if let countingClientID {
-            let counter = try Int64.fetchOne(db, sql: "SELECT counter FROM store_changes WHERE client_id = ?", arguments: [countingClientID]) ?? 0
-            try setState.execute(arguments: [client, "store_counter", String(counter), now])
+            let counter = try Self.counter(db, clientID: countingClientID)
+            let unseenWrite = expectedCounter == nil || counterBefore != expectedCounter
+            try setState.execute(arguments: [client, "store_counter", unseenWrite ? "" : String(counter), now])
+            if unseenWrite { try setState.execute(arguments: [client, "unchanged_view", "", now]) }
         }
+    }
+
+    static func counter(_ db: Database, clientID: Int64) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT counter FROM store_changes WHERE client_id = ?", arguments: [clientID]) ?? 0
     }
 }
 
 extension PortalStore {
     /// How many writes the client's users and user groups have seen (kept by triggers).
+    public func changeCounter(clientID: Int64) throws(StoreError) -> Int64 {
+        try storeOperation("reading the change counter of client \(clientID)") {
+            try pool.read { db in try DirectoryCacheUpdate.counter(db, clientID: clientID) }
+        }
+    }
+
+    /// ``changeCounter(clientID:)`` by client name (0 for a client that does not exist yet).
     public func changeCounter(client: String) throws(StoreError) -> Int64 {
         try storeOperation("reading the change counter of client \(client)") {
             try pool.read { db in

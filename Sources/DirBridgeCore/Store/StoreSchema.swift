@@ -250,14 +250,20 @@ public enum StoreSchema {
             // Every write to a client's users or user groups, by dirbridge, the portal or plain
             // SQL, bumps the client's counter: an incremental run that finds the directory and
             // the counter unchanged since its last apply knows its plan is empty.
-            for (table, events) in [("client_users", ["INSERT", "UPDATE", "DELETE"]), ("user_groups", ["INSERT", "UPDATE", "DELETE"])] {
-                for event in events {
-                    let row = event == "DELETE" ? "OLD" : "NEW"
+            for table in ["client_users", "user_groups"] {
+                for (event, rows) in [("INSERT", ["NEW"]), ("UPDATE", ["NEW", "OLD"]), ("DELETE", ["OLD"])] {
+                    // An update that moves a row to another client counts for both clients.
+                    let bumps = rows.map { row in
+                        """
+                        INSERT INTO store_changes (client_id, counter) SELECT \(row).client_id, 1
+                        WHERE \(row == "OLD" && event == "UPDATE" ? "OLD.client_id <> NEW.client_id" : "1")
+                        ON CONFLICT (client_id) DO UPDATE SET counter = counter + 1;
+                        """
+                    }.joined(separator: "\n")
                     try db.execute(sql: """
                         CREATE TRIGGER \(table)_counted_\(event.lowercased()) AFTER \(event) ON \(table)
                         BEGIN
-                            INSERT INTO store_changes (client_id, counter) VALUES (\(row).client_id, 1)
-                            ON CONFLICT (client_id) DO UPDATE SET counter = counter + 1;
+                        \(bumps)
                         END;
                         """)
                 }

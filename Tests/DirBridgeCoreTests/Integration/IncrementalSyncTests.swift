@@ -254,6 +254,51 @@ struct IncrementalSyncTests {
         #expect(try fixture.value("SELECT incremental FROM sync_runs ORDER BY id DESC LIMIT 1") == 0)
     }
 
+    @Test("a rename within the base makes the run read everything; the portal user keeps its row and groups")
+    func renameForcesFullRead() throws {
+        let fixture = try IncrementalFixture("rename", users: 30)
+        defer { fixture.slapd.stop() }
+        try fixture.sync()
+        let before: Int64? = try fixture.value("SELECT id FROM client_users WHERE email = 'u0009@example.com'")
+        try fixture.slapd.modify("""
+            dn: uid=u0009,ou=people,dc=example,dc=com
+            changetype: modrdn
+            newrdn: uid=u0009-renamed
+            deleteoldrdn: 0
+
+            """)
+        let renamed = try fixture.sync()
+        #expect(renamed.method == .full)
+        #expect(renamed.fullReason?.contains("was renamed or moved") == true)
+        #expect(try fixture.value("SELECT id FROM client_users WHERE email = 'u0009@example.com'") == before)
+        #expect(try fixture.value("SELECT external_dn FROM client_users WHERE email = 'u0009@example.com'") == "uid=u0009-renamed,ou=people,dc=example,dc=com")
+        #expect(try fixture.user("u0009")?.group == "Engineering")
+        #expect(try fixture.sync().method == .contentSync)
+    }
+
+    @Test("the shortcut compares the mapping text a run parsed, not the file as it is later")
+    func editedMappingIsPlanned() throws {
+        let fixture = try IncrementalFixture("edited-mapping", users: 25)
+        defer { fixture.slapd.stop() }
+        let directory = try makeTemporaryDirectory("edited-mapping")
+        let path = directory.appendingPathComponent("mapping.yaml").path
+        let original = try String(contentsOfFile: fixture.mappingPath, encoding: .utf8)
+        try original.write(toFile: path, atomically: true, encoding: .utf8)
+        let old = try MappingLoader.load(path: path, environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
+        func sync(_ mapping: Mapping) throws -> SyncOutcome {
+            try SyncEngine.run(SyncRequest(mapping: mapping, storePath: fixture.storePath, apply: true, incremental: true), logger: Logger(label: "test"))
+        }
+        try sync(old)
+        // The file is edited (sales now land in "Field Sales") while a long-running process still
+        // holds the old mapping and runs once more with it.
+        try original.replacingOccurrences(of: "user_group: Sales", with: "user_group: Field Sales").write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try sync(old).plan.isEmpty)
+        let edited = try MappingLoader.load(path: path, environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
+        let replanned = try sync(edited)
+        #expect(replanned.plan.userChanges.count == 10)
+        #expect(try fixture.user("u0011")?.group == "Field Sales")
+    }
+
     @Test("sync --incremental on the command line says how it read")
     func commandLine() throws {
         let fixture = try IncrementalFixture("cli", users: 12)
