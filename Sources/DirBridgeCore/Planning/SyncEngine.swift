@@ -102,7 +102,7 @@ public enum SyncEngine {
         defer { lease?.release() }
         // A stop that came while the lease was being taken: give it back before reading.
         if request.shouldStop() { throw SyncStopped() }
-        var client = try store.client(named: mapping.client.name)
+        let client = try store.client(named: mapping.client.name)
         let mode: RunMode = request.apply ? .apply : .dryRun
         func record(_ status: RunStatus, summary: [String: Int] = [:], error: String? = nil, entriesRead: Int? = nil, incremental: Bool = false) throws -> Int64 {
             try store.recordRun(SyncRunRecord(
@@ -147,9 +147,9 @@ public enum SyncEngine {
         }
         // The change counter is read before the state: a portal write in between makes the
         // apply record no counter (see DirectoryCacheUpdate.expectedCounter), never a stale one.
-        var counterAtRead = try client.map { try store.changeCounter(clientID: $0.id) }
+        let counterAtRead = try client.map { try store.changeCounter(clientID: $0.id) }
         let state = snapshot != nil || request.fingerprintsState ? try client.map { try store.loadState(clientID: $0.id) } : nil
-        var plan = makePlan(state)
+        let plan = makePlan(state)
         func outcome(_ runID: Int64, applied: Bool) -> SyncOutcome {
             SyncOutcome(plan: plan, runID: runID, applied: applied, method: method, fullReason: incremental?.fullReason, entriesRead: entriesRead)
         }
@@ -171,14 +171,14 @@ public enum SyncEngine {
             }
         }
         try gate()
-        if client == nil {
-            let spec = ClientSpec(name: mapping.client.name, parentName: mapping.client.parent, membershipEndDate: mapping.client.membershipEndDate)
-            client = try store.ensureClient(spec, editor: mapping.editor)
-            counterAtRead = try store.changeCounter(clientID: client!.id)
-            plan = makePlan(try store.loadState(clientID: client!.id))
-        }
-        let clientID = client!.id
-        let run = SyncRunRecord(clientID: clientID, mapping: mapping.file, directory: mapping.directory.displayURL, mode: .apply,
+        // A new client is created inside the apply's transaction (the plan was made against no
+        // client: only the Default User Group exists, as it will once created).
+        let newClient = client == nil
+            ? (spec: ClientSpec(name: mapping.client.name, parentName: mapping.client.parent, membershipEndDate: mapping.client.membershipEndDate),
+               editor: mapping.editor)
+            : nil
+        let clientID = client?.id ?? 0
+        let run = SyncRunRecord(clientID: client?.id, mapping: mapping.file, directory: mapping.directory.displayURL, mode: .apply,
                                 status: .succeeded, startedAt: started, summary: plan.summary.counts, entriesRead: entriesRead,
                                 incremental: isIncremental)
         var extra = incremental?.cacheUpdate
@@ -193,7 +193,8 @@ public enum SyncEngine {
         // The directory view is planned: let it go before the change set is built (peak memory).
         snapshot = nil
         incremental?.snapshot = nil
-        let runID = try store.apply(plan.changeSet(clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: extra)
+        let runID = try store.apply(plan.changeSet(clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: extra,
+                                    creating: newClient)
         return outcome(runID, applied: true)
     }
 }

@@ -19,8 +19,15 @@ extension PortalStore {
 
     /// ``apply(_:run:)`` under a lease, with `extra` written in the same transaction (the
     /// incremental sync's directory cache and cookie). A lost lease writes nothing.
-    func apply(_ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease?, extra: DirectoryCacheUpdate? = nil) throws -> Int64 {
-        try write(changes, run: run, lease: lease, extra: extra, readingState: false) { _ -> Never? in nil }.get()
+    ///
+    /// With `creating`, the client (and its Default User Group) is created in the same
+    /// transaction, and the change set and run are bound to it: a first apply that fails
+    /// leaves no empty client behind.
+    func apply(
+        _ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease?, extra: DirectoryCacheUpdate? = nil,
+        creating newClient: (spec: ClientSpec, editor: String)? = nil
+    ) throws -> Int64 {
+        try write(changes, run: run, lease: lease, extra: extra, newClient: newClient, readingState: false) { _ -> Never? in nil }.get()
     }
 
     /// Applies a change set like ``apply(_:run:)``, but first reads the client's state inside
@@ -35,7 +42,8 @@ extension PortalStore {
 
     /// The one writer of change sets: lease check, optional state check, the changes, the run.
     private func write<Objection: Error>(
-        _ changes: ChangeSet, run: SyncRunRecord, lease: StoreLease?, extra: DirectoryCacheUpdate?, readingState: Bool,
+        _ changes: ChangeSet, run: SyncRunRecord, lease: StoreLease?, extra: DirectoryCacheUpdate?,
+        newClient: (spec: ClientSpec, editor: String)? = nil, readingState: Bool,
         unless objection: (ClientState) -> Objection?
     ) throws -> Result<Int64, Objection> {
         if let runClient = run.clientID, runClient != changes.clientID {
@@ -44,6 +52,17 @@ extension PortalStore {
         do {
             return try pool.write { db -> Result<Int64, Objection> in
                 try lease?.verify(db)
+                var changes = changes
+                var extra = extra
+                if let newClient {
+                    let record = try Self.ensureClient(newClient.spec, editor: newClient.editor, db: db)
+                    changes.clientID = record.id
+                    if extra != nil {
+                        // The client's first writes are this transaction's own.
+                        extra?.countingClientID = record.id
+                        extra?.expectedCounter = try DirectoryCacheUpdate.counter(db, clientID: record.id)
+                    }
+                }
                 let counterBefore = try extra?.countingClientID.map { try DirectoryCacheUpdate.counter(db, clientID: $0) }
                 if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db)) {
                     return .failure(objected)

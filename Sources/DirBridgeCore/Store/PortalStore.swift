@@ -86,17 +86,20 @@ public final class PortalStore: Sendable {
     /// Each creation or update writes a `history` row (entity `client`, no run).
     public func ensureClient(_ spec: ClientSpec, editor: String = "dirbridge") throws(StoreError) -> ClientRecord {
         try storeOperation("client \(spec.name)") {
-            try pool.write { db in
-                let now = StoreTime.text(Date())
-                var parentID: Int64?
-                if let parentName = spec.parentName {
-                    parentID = try Self.ensureClient(named: parentName, parentID: nil, endDate: nil,
-                                                     updateFields: false, editor: editor, now: now, db: db).id
-                }
-                return try Self.ensureClient(named: spec.name, parentID: parentID, endDate: spec.membershipEndDate,
-                                             updateFields: true, editor: editor, now: now, db: db)
-            }
+            try pool.write { db in try Self.ensureClient(spec, editor: editor, db: db) }
         }
+    }
+
+    /// ``ensureClient(_:editor:)`` inside an open transaction (an apply creating its client).
+    static func ensureClient(_ spec: ClientSpec, editor: String, db: Database) throws -> ClientRecord {
+        let now = StoreTime.text(Date())
+        var parentID: Int64?
+        if let parentName = spec.parentName {
+            parentID = try ensureClient(named: parentName, parentID: nil, endDate: nil,
+                                        updateFields: false, editor: editor, now: now, db: db).id
+        }
+        return try ensureClient(named: spec.name, parentID: parentID, endDate: spec.membershipEndDate,
+                                updateFields: true, editor: editor, now: now, db: db)
     }
 
     private static func ensureClient(

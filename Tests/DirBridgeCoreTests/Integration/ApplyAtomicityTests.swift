@@ -54,13 +54,15 @@ struct ApplyAtomicityTests {
         let database = try DatabaseQueue(path: store)
         let integrity = try database.read { try String.fetchOne($0, sql: "PRAGMA integrity_check") }
         #expect(integrity == "ok")
-        let (users, history, applied) = try database.read { db in
+        let (users, history, applied, clients) = try database.read { db in
             (try Int.fetchOne(db, sql: "SELECT count(*) FROM client_users") ?? -1,
              try Int.fetchOne(db, sql: "SELECT count(*) FROM history WHERE entity = 'user'") ?? -1,
-             try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_runs WHERE mode = 'apply'") ?? -1)
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_runs WHERE mode = 'apply'") ?? -1,
+             try Int.fetchOne(db, sql: "SELECT count(*) FROM clients") ?? -1)
         }
-        #expect((users == 0 && history == 0 && applied == 0) || (users == count && history == count && applied == 1),
-                "users \(users), history \(history), apply runs \(applied)")
+        // A first apply creates its client in the same transaction: none of it means no client either.
+        #expect((users == 0 && history == 0 && applied == 0 && clients == 0) || (users == count && history == count && applied == 1 && clients == 1),
+                "users \(users), history \(history), apply runs \(applied), clients \(clients)")
         // The interrupted sync can simply be run again.
         let rerun = try runDirbridge(["sync", mappingPath, "--store", store, "--apply", "--quiet"],
                                      environment: ["DIRBRIDGE_URL": slapd.ldapURL, "DIRBRIDGE_TEST_BIND_PASSWORD": "sync-secret"])
