@@ -100,13 +100,16 @@ public enum PlanApplier {
         // One writer per client, as for `sync --apply` and `run`.
         let lease = try store.acquireLease(client: document.client.name, holder: "apply")
         defer { lease.release() }
-        let target = try client ?? store.ensureClient(
-            ClientSpec(name: document.client.name, parentName: document.client.parent, membershipEndDate: document.client.membershipEndDate),
-            editor: document.mapping.editor)
+        // A new client is created inside the apply's transaction, so a refusal leaves none behind.
+        let newClient = client == nil
+            ? (spec: ClientSpec(name: document.client.name, parentName: document.client.parent, membershipEndDate: document.client.membershipEndDate),
+               editor: document.mapping.editor)
+            : nil
         let run = SyncRunRecord(
-            clientID: target.id, mapping: document.mapping.file, directory: document.directory, mode: .apply, status: .succeeded,
+            clientID: client?.id, mapping: document.mapping.file, directory: document.directory, mode: .apply, status: .succeeded,
             startedAt: now, summary: plan.summary.counts, entriesRead: plan.summary.entriesRead, planHash: document.sha256)
-        let result = try store.apply(plan.changeSet(clientID: target.id, editor: document.mapping.editor), run: run, within: lease) { state -> PlanError? in
+        let result = try store.apply(plan.changeSet(clientID: client?.id ?? 0, editor: document.mapping.editor), run: run, within: lease,
+                                     creating: newClient) { state -> PlanError? in
             let found = objections(state, fingerprint: clientMatches)
             return found.isEmpty ? nil : PlanError.refused(found, document: document)
         }

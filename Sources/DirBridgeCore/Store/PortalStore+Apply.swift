@@ -35,9 +35,10 @@ extension PortalStore {
     /// written and its objection is returned. No other writer can slip in between the check
     /// and the apply. With a `lease`, a lost lease throws ``LeaseError`` and writes nothing.
     public func apply<Objection: Error>(
-        _ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease? = nil, unless objection: (ClientState) -> Objection?
+        _ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease? = nil,
+        creating newClient: (spec: ClientSpec, editor: String)? = nil, unless objection: (ClientState) -> Objection?
     ) throws -> Result<Int64, Objection> {
-        try write(changes, run: run, lease: lease, extra: nil, readingState: true, unless: objection)
+        try write(changes, run: run, lease: lease, extra: nil, newClient: newClient, readingState: true, unless: objection)
     }
 
     /// The one writer of change sets: lease check, optional state check, the changes, the run.
@@ -65,7 +66,8 @@ extension PortalStore {
                 }
                 let counterBefore = try extra?.countingClientID.map { try DirectoryCacheUpdate.counter(db, clientID: $0) }
                 if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db)) {
-                    return .failure(objected)
+                    // Thrown, not returned: the transaction rolls back (a client created above included).
+                    throw Objected(value: objected)
                 }
                 var writer = try ChangeSetWriter(db: db, changes: changes, now: Date())
                 var runRecord = run
@@ -79,12 +81,20 @@ extension PortalStore {
                     arguments: [StoreTime.text(run.finishedAt ?? Date()), ChangesJSON.counts(summary), runID])
                 return .success(runID)
             }
+        } catch let objected as Objected {
+            guard let value = objected.value as? Objection else { throw StoreError.from(objected.value) }
+            return .failure(value)
         } catch let error as LeaseError {
             throw error
         } catch {
             throw StoreError.from(error)
         }
     }
+}
+
+/// An objection raised inside the write transaction, carried out of it so that it rolls back.
+private struct Objected: Error {
+    let value: any Error
 }
 
 /// Writes one change set inside an open transaction, with cached statements.
