@@ -37,49 +37,25 @@ extension DirectoryConnection {
     /// e-syncRefreshRequired.
     static let syncRefreshRequired: Int32 = 4096
 
-    /// One entry read with a base-scope search (the root DSE, a naming context), or nil.
-    func baseEntry(_ dn: String, attributes: [String]) throws(DirectoryError) -> DirectoryEntry? {
-        let operation = "read of \(dn.isEmpty ? "the root DSE" : dn) on \(url)"
-        var messageID: Int32 = 0
-        var limit = timeval(seconds: timeout)
-        let rc = withCStringArray(attributes) { attrs in
-            ldap_search_ext(handle, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, nil, nil, &limit, 0, &messageID)
-        }
-        guard rc == LDAP_SUCCESS else { throw failure(rc, operation: operation, during: .search) }
-        var found: DirectoryEntry?
-        while true {
-            let (type, message) = try nextMessage(messageID, operation: operation)
-            switch type {
-            case cldap_res_search_entry:
-                found = try parseEntry(message.pointer, operation: operation)
-            case cldap_res_search_result:
-                let (code, _) = try parseResult(message.pointer, operation: operation)
-                if code == LDAP_NO_SUCH_OBJECT { return nil }
-                guard code == LDAP_SUCCESS else { throw failure(code, operation: operation, during: .search) }
-                return found
-            default:
-                continue
+    /// Cookies for "now" on the naming contexts holding `bases`: each context's `contextCSN`
+    /// values, by base (a base outside every context has none). Taken before a full read, so
+    /// changes made during the read are sent again next time.
+    func currentCookies(for bases: [String]) throws -> [String: String] {
+        let contexts = (try readEntry("", attributes: ["namingContexts"])?.strings("namingContexts") ?? [])
+            .compactMap { try? DistinguishedName($0) }
+        var cookies: [String: String] = [:]
+        var byContext: [String: String?] = [:]
+        for base in bases {
+            guard let wanted = try? DistinguishedName(base),
+                  let context = contexts.filter({ wanted.isWithin($0) }).max(by: { $0.rdns.count < $1.rdns.count })
+            else { continue }
+            if byContext[context.normalized] == nil {
+                let csns = try readEntry(context.normalized, attributes: ["contextCSN"])?.strings("contextCSN") ?? []
+                byContext[context.normalized] = csns.isEmpty ? String?.none : "rid=000,csn=" + csns.joined(separator: ";")
             }
+            if let cookie = byContext[context.normalized] ?? nil { cookies[base] = cookie }
         }
-    }
-
-    /// Whether the server offers content synchronisation (OpenLDAP's syncprov does).
-    func offersContentSync() throws(DirectoryError) -> Bool {
-        let root = try baseEntry("", attributes: ["supportedControl"])
-        return root?.strings("supportedControl").contains(Self.syncRequestOID) ?? false
-    }
-
-    /// A cookie for "now" on the naming context holding `base`: its `contextCSN` values.
-    /// Taken before a full read, so changes made during the read are sent again next time.
-    func currentCookie(for base: String) throws(DirectoryError) -> String? {
-        let root = try baseEntry("", attributes: ["namingContexts"])
-        guard let wanted = try? DistinguishedName(base) else { return nil }
-        let contexts = (root?.strings("namingContexts") ?? []).compactMap { try? DistinguishedName($0) }
-        guard let context = contexts.filter({ wanted.isWithin($0) }).max(by: { $0.rdns.count < $1.rdns.count }),
-              let entry = try baseEntry(context.normalized, attributes: ["contextCSN"])
-        else { return nil }
-        let csns = entry.strings("contextCSN")
-        return csns.isEmpty ? nil : "rid=000,csn=" + csns.joined(separator: ";")
+        return cookies
     }
 
     /// Runs one refreshOnly content synchronisation of `request` from `cookie`.

@@ -164,11 +164,7 @@ public final class DirectoryConnection {
         var cookie = berval(bv_len: 0, bv_val: nil)
         defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
         let attributeNames = request.attributes.map { $0.isEmpty ? ["1.1"] : $0 }
-        let scope: Int32 = switch request.scope {
-        case .base: LDAP_SCOPE_BASE
-        case .one: LDAP_SCOPE_ONELEVEL
-        case .sub: LDAP_SCOPE_SUBTREE
-        }
+        let scope = request.scope.ldapScope
         repeat {
             var control: UnsafeMutablePointer<LDAPControl>?
             let controlRC = cookie.bv_val == nil

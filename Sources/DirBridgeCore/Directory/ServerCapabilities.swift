@@ -25,12 +25,16 @@ public struct ServerCapabilities: Sendable, Equatable {
 extension DirectoryConnection {
     /// Reads the root DSE's `supportedCapabilities` and `supportedControl`.
     public func capabilities() throws -> ServerCapabilities {
-        var found = ServerCapabilities(capabilities: [], controls: [])
-        try search(SearchRequest(base: "", scope: .base, filter: "(objectClass=*)", attributes: ["supportedCapabilities", "supportedControl"])) { page in
-            for entry in page {
-                found.capabilities.formUnion(entry.strings("supportedcapabilities"))
-                found.controls.formUnion(entry.strings("supportedcontrol"))
-            }
+        let root = try readEntry("", attributes: ["supportedCapabilities", "supportedControl"])
+        return ServerCapabilities(capabilities: Set(root?.strings("supportedcapabilities") ?? []),
+                                  controls: Set(root?.strings("supportedcontrol") ?? []))
+    }
+
+    /// One entry by DN (a base-scope search, answered unpaged): the root DSE (`""`), a naming context.
+    func readEntry(_ dn: String, attributes: [String]) throws -> DirectoryEntry? {
+        var found: DirectoryEntry?
+        try search(SearchRequest(base: dn, scope: .base, filter: "(objectClass=*)", attributes: attributes)) { page in
+            found = page.first ?? found
         }
         return found
     }

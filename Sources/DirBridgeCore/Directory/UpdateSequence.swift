@@ -15,11 +15,9 @@ public struct UpdateSequenceMark: Sendable, Equatable {
 extension DirectoryConnection {
     /// The DC's current mark; nil when the root DSE has no `highestCommittedUSN` (not Active Directory).
     public func updateSequenceMark() throws -> UpdateSequenceMark? {
-        var mark: UpdateSequenceMark?
-        try search(SearchRequest(base: "", scope: .base, filter: "(objectClass=*)", attributes: ["highestCommittedUSN", "dsServiceName"])) { page in
-            guard let entry = page.first, let usn = entry.first("highestcommittedusn").flatMap({ Int64($0) }) else { return }
-            mark = UpdateSequenceMark(usn: usn, server: entry.first("dsservicename") ?? "")
-        }
-        return mark
+        guard let root = try readEntry("", attributes: ["highestCommittedUSN", "dsServiceName"]),
+              let usn = root.first("highestcommittedusn").flatMap({ Int64($0) })
+        else { return nil }
+        return UpdateSequenceMark(usn: usn, server: root.first("dsservicename") ?? "")
     }
 }

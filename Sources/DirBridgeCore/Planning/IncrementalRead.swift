@@ -63,25 +63,27 @@ final class DirectoryCacheCollector {
     /// False once a kept entry had no `entryUUID`.
     private(set) var everyEntryHasUUID = true
 
-    func keep(user entry: EntryAttributes) {
-        if entry.first("entryuuid")?.isEmpty ?? true { everyEntryHasUUID = false }
-        guard let key = DirectoryCacheCollector.key(of: entry, kind: .user, mapping: mapping) else { return }
-        upserts.append((.user, key, EntryCodec.encode(entry)))
-        if let stamp = entry.first("modifytimestamp"), stamp > (newestUser ?? "") { newestUser = stamp }
-    }
+    func keep(user entry: EntryAttributes) { keep(entry, kind: .user, newest: &newestUser) }
 
-    func keep(group entry: EntryAttributes) {
-        if entry.first("entryuuid")?.isEmpty ?? true { everyEntryHasUUID = false }
-        guard let key = DirectoryCacheCollector.key(of: entry, kind: .group, mapping: mapping) else { return }
-        upserts.append((.group, key, EntryCodec.encode(entry)))
-        if let stamp = entry.first("modifytimestamp"), stamp > (newestGroup ?? "") { newestGroup = stamp }
+    func keep(group entry: EntryAttributes) { keep(entry, kind: .group, newest: &newestGroup) }
+
+    private func keep(_ entry: EntryAttributes, kind: DirectoryCacheUpdate.Kind, newest: inout String?) {
+        let uuid = entry.first("entryuuid")
+        if uuid?.isEmpty ?? true { everyEntryHasUUID = false }
+        guard let key = Self.key(of: entry, uuid: uuid, kind: kind, mapping: mapping) else { return }
+        upserts.append((kind, key, EntryCodec.encode(entry)))
+        if let stamp = entry.first("modifytimestamp"), stamp > (newest ?? "") { newest = stamp }
     }
 
     /// The cache key: `entryUUID` where the server has it (content sync names entries by
     /// it), else the user's immutable id, else a group's `objectGUID` (AD: a renamed group stays
     /// one entry), else a group's normalised DN.
     static func key(of entry: EntryAttributes, kind: DirectoryCacheUpdate.Kind, mapping: Mapping) -> String? {
-        if let uuid = entry.first("entryuuid"), !uuid.isEmpty { return uuid.lowercased() }
+        key(of: entry, uuid: entry.first("entryuuid"), kind: kind, mapping: mapping)
+    }
+
+    private static func key(of entry: EntryAttributes, uuid: String?, kind: DirectoryCacheUpdate.Kind, mapping: Mapping) -> String? {
+        if let uuid, !uuid.isEmpty { return uuid.lowercased() }
         if kind == .group, let guid = entry.bytes("objectguid").first, guid.count == 16 { return "guid:" + TemplateFilter.uuidText(guid) }
         if kind == .user {
             let id = Mapping.externalID(entry, attribute: mapping.users.id)
@@ -156,12 +158,11 @@ enum IncrementalReader {
         var state = ["scope": scope, "directory": connection.url, "last_full": StoreTime.text(Date())]
         // Cookies are taken before the read: a change made while reading is sent again next time.
         var method = ReadMethod.modifyTimestamp
-        if try connection.offersContentSync(), let usersCookie = try connection.currentCookie(for: mapping.users.base) {
-            state["users.cookie"] = usersCookie
-            if let groups = mapping.groups {
-                if let groupsCookie = try connection.currentCookie(for: groups.base) { state["groups.cookie"] = groupsCookie }
-            }
-            if mapping.groups == nil || state["groups.cookie"] != nil { method = .contentSync }
+        if try connection.capabilities().controls.contains(DirectoryConnection.syncRequestOID) {
+            let cookies = try connection.currentCookies(for: [mapping.users.base] + (mapping.groups.map { [$0.base] } ?? []))
+            state["users.cookie"] = cookies[mapping.users.base]
+            state["groups.cookie"] = mapping.groups.flatMap { cookies[$0.base] }
+            if state["users.cookie"] != nil, mapping.groups == nil || state["groups.cookie"] != nil { method = .contentSync }
         }
         // Active Directory: the DC's update sequence, taken before the read like the cookies.
         if method == .modifyTimestamp, let mark = try connection.updateSequenceMark() {
@@ -361,7 +362,8 @@ enum IncrementalReader {
         // groups.base, whose changes no delta shows: always plan.
         guard mapping.groups?.nestedResolution != .server,
               let view = cache.state["unchanged_view"].flatMap(UnchangedView.decode),
-              !mappingHash(mapping).isEmpty, cache.state["mapping_hash"] == mappingHash(mapping),
+              // The mapping text this run parsed (empty for mappings built in code: no shortcut).
+              !mapping.sourceHash.isEmpty, cache.state["mapping_hash"] == mapping.sourceHash,
               let recorded = cache.state["store_counter"].flatMap({ Int64($0) })
         else { return nil }
         let counter = try store.changeCounter(client: mapping.client.name)
@@ -370,12 +372,6 @@ enum IncrementalReader {
         var update = update
         update.expectedCounter = counter
         return IncrementalReadResult(snapshot: nil, unchanged: view, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
-    }
-
-    /// The hash of the mapping text the run parsed: rules that changed invalidate the
-    /// "nothing changed" shortcut. Empty for mappings built in code (no shortcut then).
-    static func mappingHash(_ mapping: Mapping) -> String {
-        mapping.sourceHash
     }
 
     /// Maps and evaluates the whole (patched) cached directory; with `nested: server`, the server
