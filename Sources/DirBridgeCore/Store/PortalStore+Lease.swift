@@ -161,8 +161,18 @@ extension PortalStore {
     static func isStale(_ lease: LeaseHolder, now: Date = Date()) -> Bool {
         if let expiry = StoreTime.date(lease.expiresAt), expiry <= now { return true }
         if lease.host == ProcessInfo.processInfo.hostName, lease.pid != getpid() {
-            return kill(lease.pid, 0) != 0 && errno == ESRCH
+            if kill(lease.pid, 0) != 0 { return errno == ESRCH }
+            return isZombie(lease.pid)
         }
         return false
+    }
+
+    /// A killed process not yet reaped (its parent is slow, or a container's PID 1 never reaps)
+    /// still answers `kill(pid, 0)`; its state in /proc/PID/stat is `Z`.
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")")
+        else { return false }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
     }
 }
