@@ -85,7 +85,7 @@ public struct Mapping: Sendable {
     public func mapUser(_ entry: EntryAttributes) -> Result<MappedFields, SkipReason> {
         let externalID = Self.externalID(entry, attribute: users.id)
         guard !externalID.isEmpty else { return .failure(.missingID(dn: entry.dn, attribute: users.id)) }
-        var fields: [PortalField: String] = [:]
+        var fields = PortalFieldValues()
         for (field, template) in users.fields {
             fields[field] = template.render(entry)
         }
@@ -127,12 +127,6 @@ public struct ClientSettings: Sendable, Equatable {
         self.parent = parent
         self.membershipEndDate = membershipEndDate
     }
-}
-
-/// A client user's field in the portal that a template can fill.
-public enum PortalField: String, Sendable, CaseIterable, Hashable, Codable {
-    case email, firstName = "first_name", lastName = "last_name", title
-    case cellPhone = "cell_phone", officePhone = "office_phone", `extension`, location
 }
 
 /// The `users:` section: where the users are, their key, their fields and their state.
@@ -298,11 +292,11 @@ public struct MappedFields: Sendable, Equatable {
     /// The immutable key (`users.id`), UUID text for binary GUIDs.
     public var externalID: String
     /// Rendered value per mapped portal field; unmapped fields are absent (never touched).
-    public var fields: [PortalField: String]
+    public var fields: PortalFieldValues
     /// The entry matches `users.disabled`.
     public var disabled: Bool
 
-    public init(dn: String, externalID: String, fields: [PortalField: String], disabled: Bool) {
+    public init(dn: String, externalID: String, fields: PortalFieldValues, disabled: Bool) {
         self.dn = dn
         self.externalID = externalID
         self.fields = fields

@@ -33,9 +33,6 @@ public struct MappingRule: Sendable {
     }
 }
 
-/// The name of every client's default user group.
-public let defaultUserGroupName = "Default User Group"
-
 /// How a rule selects users.
 public enum RuleSelector: Sendable, Equatable {
     /// `group: DN`: members (direct or nested) of that group; `dn` is normalised.

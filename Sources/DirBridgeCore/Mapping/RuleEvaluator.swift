@@ -93,8 +93,6 @@ public enum DecisionReason: Sendable, Equatable, CustomStringConvertible {
 /// DN in alphabetical order. A `user_group` template that renders empty is ignored for that user.
 public struct RuleEvaluator: Sendable {
     public let rules: [MappingRule]
-    /// The role of a user no rule gives one.
-    public static let defaultRole = "Guest"
 
     public init(rules: [MappingRule]) {
         self.rules = rules
@@ -153,7 +151,7 @@ public struct RuleEvaluator: Sendable {
         }
         decisions.sort { ($0.rule, order($0.attribute)) < ($1.rule, order($1.attribute)) }
         return RuleOutcome(
-            userGroup: finalGroup, role: role?.name ?? Self.defaultRole, globalAdmin: globalAdmin,
+            userGroup: finalGroup, role: role?.name ?? defaultRoleName, globalAdmin: globalAdmin,
             groupManager: groupManager, decisions: decisions)
     }
 

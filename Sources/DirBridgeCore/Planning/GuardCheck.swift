@@ -76,21 +76,21 @@ public struct GuardCheck: Sendable, Equatable, Codable {
     /// Whether a change disables the user or takes away Global Admin, Group Manager or a role
     /// other than the default one (a created user loses nothing).
     static func losesAccess(_ change: PlannedUserChange) -> Bool {
-        removes("enabled", change) || demotions(in: change) > 0
+        removes(.enabled, change) || demotions(in: change) > 0
     }
 
     /// Global Admin, Group Manager and role removals in one change.
     static func demotions(in change: PlannedUserChange) -> Int {
         var count = 0
-        if removes("global_admin", change) { count += 1 }
-        if removes("group_manager", change) { count += 1 }
-        if let role = change.fields["role"], role.old != nil, role.old != RuleEvaluator.defaultRole { count += 1 }
+        if removes(.globalAdmin, change) { count += 1 }
+        if removes(.groupManager, change) { count += 1 }
+        if let role = change.fields[.role]?.old?.text, role != defaultRoleName { count += 1 }
         return count
     }
 
-    /// Whether the change turns the flag `field` from set to cleared.
-    private static func removes(_ field: String, _ change: PlannedUserChange) -> Bool {
-        change.fields[field].map { $0.old == "1" && $0.new == "0" } ?? false
+    /// Whether the change turns `flag` from set to cleared.
+    private static func removes(_ flag: UserAttribute, _ change: PlannedUserChange) -> Bool {
+        change.fields[flag].map { $0.old?.flag == true && $0.new?.flag == false } ?? false
     }
 
     private static func lastGlobalAdminViolation(users: [StoredUser], changes: [PlannedUserChange]) -> GuardViolation? {
@@ -100,13 +100,11 @@ public struct GuardCheck: Sendable, Equatable, Codable {
         var admins = storedByID.mapValues { $0.globalAdmin && $0.enabled }
         var created = 0
         for change in changes {
-            let gaNew = change.fields["global_admin"]?.new
-            let enabledNew = change.fields["enabled"]?.new
+            let gaNew = change.fields[.globalAdmin]?.new?.flag
+            let enabledNew = change.fields[.enabled]?.new?.flag
             if let id = change.userID, let stored = storedByID[id] {
-                let ga = gaNew.map { $0 == "1" } ?? stored.globalAdmin
-                let enabled = enabledNew.map { $0 == "1" } ?? stored.enabled
-                admins[id] = ga && enabled
-            } else if gaNew == "1" {
+                admins[id] = (gaNew ?? stored.globalAdmin) && (enabledNew ?? stored.enabled)
+            } else if gaNew == true {
                 created += 1
             }
         }

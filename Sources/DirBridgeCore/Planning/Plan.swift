@@ -60,12 +60,19 @@ public struct PlannedUserChange: Sendable, Codable, Equatable {
     public var userID: Int64?
     public var externalID: String?
     public var dn: String?
-    /// Column → old and new value (`user_group` by name; flags as "1"/"0").
-    public var fields: [String: FieldChange]
+    /// Attribute → old and new value (`user_group` by name); a creation has every set attribute with no old value.
+    public var fields: AttributeChanges
     /// Why, one line per decision: the rule and group path, or the directory's state.
     public var reasons: [String]
     /// A new user who gets a login and an invitation.
     public var invite: Bool
+}
+
+extension PlannedUserChange {
+    /// First and last name as the plan has them (new values), or empty.
+    public var displayName: String {
+        [fields[.field(.firstName)]?.new?.text, fields[.field(.lastName)]?.new?.text].compactMap { $0 }.joined(separator: " ")
+    }
 }
 
 /// A change a protected user was spared.

@@ -26,8 +26,6 @@ public struct Planner {
         self.overrides = overrides
     }
 
-    static let booleanFields: Set<String> = ["global_admin", "group_manager", "has_login", "enabled"]
-
     public func plan(snapshot: DirectorySnapshot, state: ClientState?) -> Plan {
         let users = state?.users ?? []
         let groupsByID = Dictionary(uniqueKeysWithValues: (state?.userGroups ?? []).map { ($0.id, $0) })
@@ -84,7 +82,7 @@ public struct Planner {
                 let stored = users[position]
                 if stored.source == .portal && mapping.users.adoptExisting == .email {
                     planUpdate(position, user, group: targetGroup) { change in
-                        change.fields["source"] = FieldChange(old: stored.source.rawValue, new: RecordSource.directory.rawValue)
+                        change.fields[.source] = .text(stored.source.rawValue, RecordSource.directory.rawValue)
                         change.action = .link
                         change.historyAction = .linked
                         change.reasons.insert("adopted: portal user with the same email (adopt_existing: email)", at: 0)
@@ -125,7 +123,7 @@ public struct Planner {
                 }
                 changes.append(PlannedUserChange(
                     action: .disable, historyAction: .disabled, email: stored.email, userID: stored.id, externalID: id, dn: stored.externalDN,
-                    fields: ["enabled": FieldChange(old: "1", new: "0")],
+                    fields: [.enabled: .flag(true, false)],
                     reasons: ["not in the directory any more: no entry with \(mapping.users.id)=\(id) under \(mapping.users.base) matching \(mapping.users.filter)"],
                     invite: false))
             }
@@ -161,19 +159,19 @@ public struct Planner {
     // MARK: one user
 
     private func create(_ user: DirectoryUser, group: String) -> PlannedUserChange {
-        var fields = [String: FieldChange](minimumCapacity: 24)
-        for (field, value) in user.mapped.fields where !value.isEmpty {
-            fields[field.rawValue] = FieldChange(old: nil, new: value)
+        var fields = AttributeChanges()
+        for field in PortalField.allCases {
+            if let value = user.mapped.fields[field], !value.isEmpty { fields[.field(field)] = .text(nil, value) }
         }
         let invite = mapping.users.login == .invite
-        fields["user_group"] = FieldChange(old: nil, new: group)
-        fields["role"] = FieldChange(old: nil, new: user.outcome.role)
-        fields["global_admin"] = FieldChange(old: nil, new: user.outcome.globalAdmin ? "1" : "0")
-        fields["group_manager"] = FieldChange(old: nil, new: user.outcome.groupManager ? "1" : "0")
-        fields["has_login"] = FieldChange(old: nil, new: invite ? "1" : "0")
-        fields["enabled"] = FieldChange(old: nil, new: "1")
-        fields["external_id"] = FieldChange(old: nil, new: user.mapped.externalID)
-        fields["external_dn"] = FieldChange(old: nil, new: user.mapped.dn)
+        fields[.userGroup] = .text(nil, group)
+        fields[.role] = .text(nil, user.outcome.role)
+        fields[.globalAdmin] = .flag(nil, user.outcome.globalAdmin)
+        fields[.groupManager] = .flag(nil, user.outcome.groupManager)
+        fields[.hasLogin] = .flag(nil, invite)
+        fields[.enabled] = .flag(nil, true)
+        fields[.externalID] = .text(nil, user.mapped.externalID)
+        fields[.externalDN] = .text(nil, user.mapped.dn)
         var reasons = ["new in the directory: \(user.mapped.dn)"]
         reasons += user.outcome.decisions.map(\.description)
         if invite { reasons.append("login: invite — a login and an invitation") }
@@ -182,24 +180,24 @@ public struct Planner {
     }
 
     private func update(_ stored: StoredUser, to user: DirectoryUser, group: String, currentGroup: String, fields mapped: [PortalField]) -> PlannedUserChange {
-        var fields: [String: FieldChange] = [:]
+        var fields = AttributeChanges()
         var reasons: [String] = []
         var attributeChanges = false
         for field in mapped {
             let new = user.mapped.fields[field].flatMap { $0.isEmpty ? nil : $0 }
-            let old = stored.value(of: field)
+            let old = stored[field]
             if (old ?? "") != (new ?? "") {
-                fields[field.rawValue] = FieldChange(old: old, new: new)
+                fields[.field(field)] = .text(old, new)
                 attributeChanges = true
             }
         }
         if attributeChanges { reasons.append("directory attributes of \(user.mapped.dn)") }
         if stored.externalDN != user.mapped.dn {
-            fields["external_dn"] = FieldChange(old: stored.externalDN, new: user.mapped.dn)
+            fields[.externalDN] = .text(stored.externalDN, user.mapped.dn)
             if stored.externalDN != nil { reasons.append("entry renamed or moved: same \(mapping.users.id), new DN") }
         }
         if stored.externalID != user.mapped.externalID {
-            fields["external_id"] = FieldChange(old: stored.externalID, new: user.mapped.externalID)
+            fields[.externalID] = .text(stored.externalID, user.mapped.externalID)
         }
         let outcome = user.outcome
         let decisionText = { (attribute: DecidedAttribute, fallback: String) -> String in
@@ -207,24 +205,24 @@ public struct Planner {
                 ?? outcome.decisions.first { $0.attribute == attribute }?.description ?? fallback
         }
         if group.lowercased() != currentGroup.lowercased() {
-            fields["user_group"] = FieldChange(old: currentGroup, new: group)
+            fields[.userGroup] = .text(currentGroup, group)
             reasons.append(decisionText(.userGroup, "no rule names a user group any more: \(defaultUserGroupName)"))
         }
         if stored.role != outcome.role {
-            fields["role"] = FieldChange(old: stored.role, new: outcome.role)
-            reasons.append(decisionText(.role, "no rule names a role any more: \(RuleEvaluator.defaultRole)"))
+            fields[.role] = .text(stored.role, outcome.role)
+            reasons.append(decisionText(.role, "no rule names a role any more: \(defaultRoleName)"))
         }
         if stored.globalAdmin != outcome.globalAdmin {
-            fields["global_admin"] = FieldChange(old: stored.globalAdmin ? "1" : "0", new: outcome.globalAdmin ? "1" : "0")
+            fields[.globalAdmin] = .flag(stored.globalAdmin, outcome.globalAdmin)
             reasons.append(outcome.globalAdmin ? decisionText(.globalAdmin, "a rule sets Global Admin") : "no matching rule sets Global Admin any more (or the user left the Default User Group)")
         }
         if stored.groupManager != outcome.groupManager {
-            fields["group_manager"] = FieldChange(old: stored.groupManager ? "1" : "0", new: outcome.groupManager ? "1" : "0")
+            fields[.groupManager] = .flag(stored.groupManager, outcome.groupManager)
             reasons.append(outcome.groupManager ? decisionText(.groupManager, "a rule sets Group Manager") : "no matching rule sets Group Manager for the user's group any more")
         }
         let enabled = !user.mapped.disabled
         if stored.enabled != enabled {
-            fields["enabled"] = FieldChange(old: stored.enabled ? "1" : "0", new: enabled ? "1" : "0")
+            fields[.enabled] = .flag(stored.enabled, enabled)
             reasons.append(enabled ? "enabled in the directory again" : "disabled in the directory: matches users.disabled \(mapping.users.disabled?.text ?? "")")
         }
         let (action, history) = Self.classify(fields)
@@ -233,11 +231,11 @@ public struct Planner {
     }
 
     /// The plan group and history action of an update, by precedence.
-    static func classify(_ fields: [String: FieldChange]) -> (PlannedAction, HistoryAction) {
-        if let enabled = fields["enabled"] { return enabled.new == "1" ? (.enable, .enabled) : (.disable, .disabled) }
-        if fields["user_group"] != nil { return (.update, .groupChanged) }
-        if fields["global_admin"] != nil || fields["group_manager"] != nil { return (.update, .flagsChanged) }
-        if fields["role"] != nil { return (.update, .roleChanged) }
+    static func classify(_ fields: AttributeChanges) -> (PlannedAction, HistoryAction) {
+        if let enabled = fields[.enabled] { return enabled.new?.flag == true ? (.enable, .enabled) : (.disable, .disabled) }
+        if fields[.userGroup] != nil { return (.update, .groupChanged) }
+        if fields[.globalAdmin] != nil || fields[.groupManager] != nil { return (.update, .flagsChanged) }
+        if fields[.role] != nil { return (.update, .roleChanged) }
         return (.update, .updated)
     }
 
@@ -246,30 +244,14 @@ public struct Planner {
         guard protected.contains(stored.email.lowercased()) else { return }
         var withheld: [String] = []
         guard GuardCheck.losesAccess(change) else { return }
-        for field in ["enabled", "global_admin", "group_manager", "role", "user_group"] {
-            if let value = change.fields.removeValue(forKey: field) {
-                withheld.append("\(field): \(value.old ?? "") → \(value.new ?? "")")
+        for attribute in [UserAttribute.enabled, .globalAdmin, .groupManager, .role, .userGroup] {
+            if let value = change.fields.removeValue(forKey: attribute) {
+                withheld.append("\(attribute): \(value.old?.description ?? "") → \(value.new?.description ?? "")")
             }
         }
         notes.append(ProtectedNote(email: stored.email, withheld: withheld))
         let kept = change.action == .link
         (change.action, change.historyAction) = Self.classify(change.fields)
         if kept { change.action = .link; change.historyAction = .linked }
-    }
-}
-
-extension StoredUser {
-    /// The stored value of a mapped portal field.
-    func value(of field: PortalField) -> String? {
-        switch field {
-        case .email: email
-        case .firstName: firstName
-        case .lastName: lastName
-        case .title: title
-        case .cellPhone: cellPhone
-        case .officePhone: officePhone
-        case .extension: `extension`
-        case .location: location
-        }
     }
 }

@@ -86,8 +86,8 @@ public enum PlanHTML {
     ]
 
     /// Fields shown as attribute changes (the rest are group, role and flags; `external_id` and `source` are bookkeeping).
-    static let attributeFields = ["email", "first_name", "last_name", "title", "office_phone", "extension", "cell_phone", "location", "external_dn", "has_login"]
-    static let accessFields = ["user_group", "role", "global_admin", "group_manager"]
+    static let attributeFields = PortalField.allCases.map(UserAttribute.field) + [.externalDN, .hasLogin]
+    static let accessFields: [UserAttribute] = [.userGroup, .role, .globalAdmin, .groupManager]
 
     /// The page as it is written, top to bottom.
     private struct Page {
@@ -177,12 +177,12 @@ public enum PlanHTML {
             }
             section("New users", rows: changes.filter { $0.action == .create }, headers: ["User", "Title", "User group", "Role", "Flags", "Why"]) { change in
                 var flags: [String] = []
-                if change.fields["global_admin"]?.new == "1" { flags.append("<span class=\"badge admin\">Global Admin</span>") }
-                if change.fields["group_manager"]?.new == "1" { flags.append("<span class=\"badge manager\">Group Manager</span>") }
+                if change.fields[.globalAdmin]?.new?.flag == true { flags.append("<span class=\"badge admin\">Global Admin</span>") }
+                if change.fields[.groupManager]?.new?.flag == true { flags.append("<span class=\"badge manager\">Group Manager</span>") }
                 if change.invite { flags.append("<span class=\"badge invite\">invite</span>") }
                 return row(action: "create", search: searchText(change), cells: [
-                    user(change), escape(change.fields["title"]?.new ?? ""), escape(change.fields["user_group"]?.new ?? defaultUserGroupName),
-                    escape(change.fields["role"]?.new ?? RuleEvaluator.defaultRole), flags.joined(separator: " "),
+                    user(change), escape(change.fields[.field(.title)]?.new?.text ?? ""), escape(change.fields[.userGroup]?.new?.text ?? defaultUserGroupName),
+                    escape(change.fields[.role]?.new?.text ?? defaultRoleName), flags.joined(separator: " "),
                     reasons(change.reasons.dropFirst().filter { !$0.hasPrefix("login:") }),
                 ])
             }
@@ -230,34 +230,33 @@ public enum PlanHTML {
     }
 
     private static func user(_ change: PlannedUserChange) -> String {
-        let name = displayName(change)
+        let name = change.displayName
         return "<strong>\(escape(change.email))</strong>" + (name.isEmpty ? "" : "<br>\(escape(name))")
             + (change.dn.map { "<br><code class=\"dn\">\(breakable($0))</code>" } ?? "")
     }
 
-    private static func displayName(_ change: PlannedUserChange) -> String {
-        [change.fields["first_name"]?.new, change.fields["last_name"]?.new].compactMap { $0 }.joined(separator: " ")
-    }
-
     private static func searchText(_ change: PlannedUserChange) -> String {
-        [change.email, displayName(change), change.dn ?? ""].joined(separator: " ")
+        [change.email, change.displayName, change.dn ?? ""].joined(separator: " ")
     }
 
-    private static func fields(_ change: PlannedUserChange, _ names: [String]) -> [(String, FieldChange)] {
-        names.compactMap { name in change.fields[name].map { (name, $0) } }
+    private static func fields(_ change: PlannedUserChange, _ attributes: [UserAttribute]) -> [(UserAttribute, FieldChange)] {
+        attributes.compactMap { attribute in change.fields[attribute].map { (attribute, $0) } }
     }
 
-    private static func fieldList(_ fields: [(String, FieldChange)]) -> String {
-        "<ul class=\"fields\">" + fields.map { name, change in
-            "<li><span class=\"field\">\(escape(name.replacingOccurrences(of: "_", with: " ")))</span> "
-                + "<del>\(value(change.old, name))</del> → <ins>\(value(change.new, name))</ins></li>"
+    private static func fieldList(_ fields: [(UserAttribute, FieldChange)]) -> String {
+        "<ul class=\"fields\">" + fields.map { attribute, change in
+            "<li><span class=\"field\">\(escape(attribute.name.replacingOccurrences(of: "_", with: " ")))</span> "
+                + "<del>\(value(change.old))</del> → <ins>\(value(change.new))</ins></li>"
         }.joined() + "</ul>"
     }
 
-    private static func value(_ value: String?, _ field: String) -> String {
-        guard let value else { return "<span class=\"none\">(none)</span>" }
-        if Planner.booleanFields.contains(field) { return value == "1" ? "yes" : "no" }
-        return value.isEmpty ? "<span class=\"none\">(empty)</span>" : escape(value)
+    private static func value(_ value: FieldValue?) -> String {
+        switch value {
+        case nil: "<span class=\"none\">(none)</span>"
+        case .flag(let flag)?: flag ? "yes" : "no"
+        case .text(let text)? where text.isEmpty: "<span class=\"none\">(empty)</span>"
+        case .text(let text)?: escape(text)
+        }
     }
 
     private static func reasons<Lines: Sequence<String>>(_ lines: Lines) -> String {
@@ -290,9 +289,9 @@ public enum PlanHTML {
         }
         for group in plan.onboarding { bump(group.userGroup) { $0.new += group.new; $0.managers += group.managers } }
         for change in plan.userChanges where change.action != .create {
-            guard let move = change.fields["user_group"] else { continue }
-            if let new = move.new { bump(new) { $0.movedIn += 1 } }
-            if let old = move.old { bump(old) { $0.movedOut += 1 } }
+            guard let move = change.fields[.userGroup] else { continue }
+            if let new = move.new?.text { bump(new) { $0.movedIn += 1 } }
+            if let old = move.old?.text { bump(old) { $0.movedOut += 1 } }
         }
         return counts.values.sorted { $0.name.lowercased() < $1.name.lowercased() }
     }

@@ -62,13 +62,13 @@ public enum PlanText {
     private static func lines(for change: PlannedUserChange, verbose: Bool) -> [String] {
         switch change.action {
         case .create:
-            let name = [change.fields["first_name"]?.new, change.fields["last_name"]?.new].compactMap { $0 }.joined(separator: " ")
+            let name = change.displayName
             var flags: [String] = []
-            if change.fields["global_admin"]?.new == "1" { flags.append("Global Admin") }
-            if change.fields["group_manager"]?.new == "1" { flags.append("Group Manager") }
+            if change.fields[.globalAdmin]?.new?.flag == true { flags.append("Global Admin") }
+            if change.fields[.groupManager]?.new?.flag == true { flags.append("Group Manager") }
             if change.invite { flags.append("invite") }
-            let group = change.fields["user_group"]?.new ?? defaultUserGroupName
-            let role = change.fields["role"]?.new ?? RuleEvaluator.defaultRole
+            let group = change.fields[.userGroup]?.new?.text ?? defaultUserGroupName
+            let role = change.fields[.role]?.new?.text ?? defaultRoleName
             var result = ["  + \(change.email)" + (name.isEmpty ? "" : "  \(name)") + "  — \(group), \(role)" + (flags.isEmpty ? "" : ", " + flags.joined(separator: ", "))]
             let reasons = verbose ? change.reasons : Array(change.reasons.dropFirst().filter { !$0.hasPrefix("login:") })
             result += reasons.map { "      why: \($0)" }
@@ -78,17 +78,11 @@ public enum PlanText {
         default:
             let marker = change.action == .disable ? "-" : "~"
             var result = ["  \(marker) \(change.email)"]
-            for (field, value) in change.fields.sorted(by: { $0.key < $1.key }) where verbose || !["external_id", "source"].contains(field) {
-                result.append("      \(field): \(show(value.old, field)) → \(show(value.new, field))")
+            for (attribute, value) in change.fields.map({ ($0.attribute, $0.change) }) where verbose || ![.externalID, .source].contains(attribute) {
+                result.append("      \(attribute): \(value.old?.display ?? "(none)") → \(value.new?.display ?? "(none)")")
             }
             result += change.reasons.map { "      why: \($0)" }
             return result
         }
-    }
-
-    private static func show(_ value: String?, _ field: String) -> String {
-        guard let value else { return "(none)" }
-        if Planner.booleanFields.contains(field) { return value == "1" ? "yes" : "no" }
-        return value.isEmpty ? "(empty)" : "\"\(value)\""
     }
 }

@@ -2,14 +2,8 @@
 /// name, and the client.
 public struct UserListingRow: Sendable, Equatable, Encodable {
     public var client: String
-    public var email: String
-    public var firstName: String?
-    public var lastName: String?
-    public var title: String?
-    public var cellPhone: String?
-    public var officePhone: String?
-    public var `extension`: String?
-    public var location: String?
+    /// The text fields, email included.
+    public var fields: PortalFieldValues
     public var role: String
     public var userGroup: String
     public var hasLogin: Bool
@@ -18,74 +12,76 @@ public struct UserListingRow: Sendable, Equatable, Encodable {
     public var enabled: Bool
 
     public init(
-        client: String, email: String, firstName: String? = nil, lastName: String? = nil, title: String? = nil,
-        cellPhone: String? = nil, officePhone: String? = nil, extension: String? = nil, location: String? = nil,
-        role: String = "Guest", userGroup: String = StoreSchema.defaultUserGroupName, hasLogin: Bool = false,
-        globalAdmin: Bool = false, groupManager: Bool = false, enabled: Bool = true
+        client: String, email: String, fields: PortalFieldValues = PortalFieldValues(), role: String = defaultRoleName,
+        userGroup: String = defaultUserGroupName, hasLogin: Bool = false, globalAdmin: Bool = false, groupManager: Bool = false,
+        enabled: Bool = true
     ) {
         self.client = client
-        self.email = email
-        self.firstName = firstName
-        self.lastName = lastName
-        self.title = title
-        self.cellPhone = cellPhone
-        self.officePhone = officePhone
-        self.extension = `extension`
-        self.location = location
+        self.fields = fields
         self.role = role
         self.userGroup = userGroup
         self.hasLogin = hasLogin
         self.globalAdmin = globalAdmin
         self.groupManager = groupManager
         self.enabled = enabled
+        self.fields[.email] = email
     }
 
-    enum CodingKeys: String, CodingKey {
-        case client, email, title, `extension`, location, role, enabled
-        case firstName = "first_name", lastName = "last_name", cellPhone = "cell_phone"
-        case officePhone = "office_phone", userGroup = "user_group", hasLogin = "has_login"
-        case globalAdmin = "global_admin", groupManager = "group_manager"
-    }
+    public var email: String { fields[.email] ?? "" }
 
-    /// Every key is present; a missing value is `null`.
+    public subscript(field: PortalField) -> String? { fields[field] }
+
+    /// Every column is a key, named as in `client_users`; a missing value is `null`.
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(client, forKey: .client)
-        try container.encode(email, forKey: .email)
-        try container.encode(firstName, forKey: .firstName)
-        try container.encode(lastName, forKey: .lastName)
-        try container.encode(title, forKey: .title)
-        try container.encode(cellPhone, forKey: .cellPhone)
-        try container.encode(officePhone, forKey: .officePhone)
-        try container.encode(`extension`, forKey: .extension)
-        try container.encode(location, forKey: .location)
-        try container.encode(role, forKey: .role)
-        try container.encode(userGroup, forKey: .userGroup)
-        try container.encode(hasLogin, forKey: .hasLogin)
-        try container.encode(globalAdmin, forKey: .globalAdmin)
-        try container.encode(groupManager, forKey: .groupManager)
-        try container.encode(enabled, forKey: .enabled)
+        var container = encoder.container(keyedBy: ColumnKey.self)
+        try container.encode(client, forKey: ColumnKey("client"))
+        for field in PortalField.allCases { try container.encode(fields[field], forKey: ColumnKey(field.rawValue)) }
+        try container.encode(role, forKey: ColumnKey(UserAttribute.role.name))
+        try container.encode(userGroup, forKey: ColumnKey(UserAttribute.userGroup.name))
+        try container.encode(hasLogin, forKey: ColumnKey(UserAttribute.hasLogin.name))
+        try container.encode(globalAdmin, forKey: ColumnKey(UserAttribute.globalAdmin.name))
+        try container.encode(groupManager, forKey: ColumnKey(UserAttribute.groupManager.name))
+        try container.encode(enabled, forKey: ColumnKey(UserAttribute.enabled.name))
+    }
+
+    private struct ColumnKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
     }
 }
 
 /// A column `dirbridge users --sort` accepts, named as in `client_users` (`user_group` is
 /// the user group's name).
-public enum UserSortColumn: String, CaseIterable, Sendable {
+public enum UserSortColumn: Sendable, Hashable {
     case client
-    case email
-    case firstName = "first_name"
-    case lastName = "last_name"
-    case title
-    case cellPhone = "cell_phone"
-    case officePhone = "office_phone"
-    case `extension`
-    case location
-    case role
-    case userGroup = "user_group"
-    case hasLogin = "has_login"
-    case globalAdmin = "global_admin"
-    case groupManager = "group_manager"
-    case enabled
+    case field(PortalField)
+    case role, userGroup, hasLogin, globalAdmin, groupManager, enabled
+
+    public static let email = UserSortColumn.field(.email)
+
+    public static let allCases: [UserSortColumn] = [.client] + PortalField.allCases.map(UserSortColumn.field)
+        + [.role, .userGroup, .hasLogin, .globalAdmin, .groupManager, .enabled]
+
+    public init?(rawValue: String) {
+        guard let column = Self.allCases.first(where: { $0.rawValue == rawValue }) else { return nil }
+        self = column
+    }
+
+    public var rawValue: String {
+        switch self {
+        case .client: "client"
+        case .field(let field): field.rawValue
+        case .role: UserAttribute.role.name
+        case .userGroup: UserAttribute.userGroup.name
+        case .hasLogin: UserAttribute.hasLogin.name
+        case .globalAdmin: UserAttribute.globalAdmin.name
+        case .groupManager: UserAttribute.groupManager.name
+        case .enabled: UserAttribute.enabled.name
+        }
+    }
 
     /// The accepted names, for error messages.
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
@@ -94,14 +90,7 @@ public enum UserSortColumn: String, CaseIterable, Sendable {
     func sortText(_ row: UserListingRow) -> String? {
         switch self {
         case .client: row.client
-        case .email: row.email
-        case .firstName: row.firstName
-        case .lastName: row.lastName
-        case .title: row.title
-        case .cellPhone: row.cellPhone
-        case .officePhone: row.officePhone
-        case .extension: row.extension
-        case .location: row.location
+        case .field(let field): row.fields[field]
         case .role: row.role
         case .userGroup: row.userGroup
         case .hasLogin: row.hasLogin ? "1" : "0"
@@ -133,16 +122,11 @@ public enum UserListing {
 
     /// Aligned text with a header line; the Client column only when `showClient`.
     public static func text(_ rows: [UserListingRow], showClient: Bool) -> String {
-        var headers = [
-            "Email", "First name", "Last name", "Title", "Cell phone", "Office phone", "Ext.", "Location", "Role",
-            "User group", "Login", "GA", "GM", "Enabled",
-        ]
+        var headers = PortalField.allCases.map(\.heading) + ["Role", "User group", "Login", "GA", "GM", "Enabled"]
         if showClient { headers.insert("Client", at: 0) }
         let cells = rows.map { row in
-            var line = [
-                row.email, row.firstName ?? "", row.lastName ?? "", row.title ?? "", row.cellPhone ?? "",
-                row.officePhone ?? "", row.extension ?? "", row.location ?? "", row.role, row.userGroup,
-                tick(row.hasLogin), tick(row.globalAdmin), tick(row.groupManager), tick(row.enabled),
+            var line = PortalField.allCases.map { row.fields[$0] ?? "" } + [
+                row.role, row.userGroup, tick(row.hasLogin), tick(row.globalAdmin), tick(row.groupManager), tick(row.enabled),
             ]
             if showClient { line.insert(row.client, at: 0) }
             return line

@@ -1,34 +1,5 @@
-/// The actions a `history` row records (SPEC section 2).
-public enum HistoryAction: String, Sendable, Codable, Equatable, CaseIterable {
-    case created
-    case updated
-    case disabled
-    case enabled
-    case groupChanged = "group_changed"
-    case flagsChanged = "flags_changed"
-    case roleChanged = "role_changed"
-    case linked
-    case invited
-    case groupCreated = "group_created"
-    case groupRenamed = "group_renamed"
-}
-
-/// One field's change, `old → new`; nil is SQL NULL (JSON `null` in `history.changes`).
-///
-/// Boolean columns (`global_admin`, `group_manager`, `has_login`, `enabled`) take `"1"`/`"0"`
-/// (or `"true"`/`"false"`) and are written to the history as JSON booleans.
-public struct FieldChange: Sendable, Equatable, Codable {
-    public var old: String?
-    public var new: String?
-
-    public init(old: String?, new: String?) {
-        self.old = old
-        self.new = new
-    }
-}
-
 /// A user group to create, from the directory.
-public struct NewUserGroup: Sendable, Equatable, Codable {
+public struct NewUserGroup: Sendable, Equatable {
     public var name: String
     public var source: RecordSource
     public var externalID: String?
@@ -44,7 +15,7 @@ public struct NewUserGroup: Sendable, Equatable, Codable {
 }
 
 /// A user group to rename (its id stays).
-public struct UserGroupRename: Sendable, Equatable, Codable {
+public struct UserGroupRename: Sendable, Equatable {
     public var userGroupID: Int64
     public var newName: String
     public var reason: String?
@@ -56,20 +27,14 @@ public struct UserGroupRename: Sendable, Equatable, Codable {
     }
 }
 
-/// A client user to create, with every portal field.
+/// A client user to create, with every portal attribute.
 ///
-/// Its history is one `created` row whose changes hold every set field as `[null, value]`
+/// Its history is one `created` row whose changes hold every set attribute as `[null, value]`
 /// (with `user_group` by name and, when `invite` is set, `"invited": [null, true]`); the
 /// invitation itself is an `invitations` row.
-public struct NewClientUser: Sendable, Equatable, Codable {
-    public var email: String
-    public var firstName: String?
-    public var lastName: String?
-    public var title: String?
-    public var cellPhone: String?
-    public var officePhone: String?
-    public var `extension`: String?
-    public var location: String?
+public struct NewClientUser: Sendable, Equatable {
+    /// The text fields, email included.
+    public var fields: PortalFieldValues
     public var role: String
     /// The user group by name (case-insensitive); nil is the Default User Group.
     public var userGroupName: String?
@@ -85,20 +50,11 @@ public struct NewClientUser: Sendable, Equatable, Codable {
     public var reason: String?
 
     public init(
-        email: String, firstName: String? = nil, lastName: String? = nil, title: String? = nil,
-        cellPhone: String? = nil, officePhone: String? = nil, extension: String? = nil, location: String? = nil,
-        role: String = "Guest", userGroupName: String? = nil, globalAdmin: Bool = false, groupManager: Bool = false,
-        hasLogin: Bool = false, enabled: Bool = true, source: RecordSource = .directory,
-        externalID: String? = nil, externalDN: String? = nil, invite: Bool = false, reason: String? = nil
+        email: String, fields: PortalFieldValues = PortalFieldValues(), role: String = defaultRoleName, userGroupName: String? = nil,
+        globalAdmin: Bool = false, groupManager: Bool = false, hasLogin: Bool = false, enabled: Bool = true,
+        source: RecordSource = .directory, externalID: String? = nil, externalDN: String? = nil, invite: Bool = false, reason: String? = nil
     ) {
-        self.email = email
-        self.firstName = firstName
-        self.lastName = lastName
-        self.title = title
-        self.cellPhone = cellPhone
-        self.officePhone = officePhone
-        self.extension = `extension`
-        self.location = location
+        self.fields = fields
         self.role = role
         self.userGroupName = userGroupName
         self.globalAdmin = globalAdmin
@@ -110,29 +66,57 @@ public struct NewClientUser: Sendable, Equatable, Codable {
         self.externalDN = externalDN
         self.invite = invite
         self.reason = reason
+        self.fields[.email] = email
+    }
+
+    public var email: String { fields[.email] ?? "" }
+
+    /// The value of one attribute (`user_group` by name, nil for the default group).
+    public subscript(attribute: UserAttribute) -> FieldValue? {
+        get {
+            switch attribute {
+            case .field(let field): fields[field].map(FieldValue.text)
+            case .userGroup: userGroupName.map(FieldValue.text)
+            case .role: .text(role)
+            case .globalAdmin: .flag(globalAdmin)
+            case .groupManager: .flag(groupManager)
+            case .hasLogin: .flag(hasLogin)
+            case .enabled: .flag(enabled)
+            case .source: .text(source.rawValue)
+            case .externalID: externalID.map(FieldValue.text)
+            case .externalDN: externalDN.map(FieldValue.text)
+            }
+        }
+        set {
+            switch attribute {
+            case .field(let field): fields[field] = newValue?.text
+            case .userGroup: userGroupName = newValue?.text
+            case .role: role = newValue?.text ?? defaultRoleName
+            case .globalAdmin: globalAdmin = newValue?.flag ?? false
+            case .groupManager: groupManager = newValue?.flag ?? false
+            case .hasLogin: hasLogin = newValue?.flag ?? false
+            case .enabled: enabled = newValue?.flag ?? true
+            case .source: source = newValue?.text.flatMap(RecordSource.init(rawValue:)) ?? .directory
+            case .externalID: externalID = newValue?.text
+            case .externalDN: externalDN = newValue?.text
+            }
+        }
     }
 }
 
-/// Changes to one existing client user: one `UPDATE` and one history row.
+/// Changes to one existing client user: one `UPDATE` of the changed columns and one history row.
 ///
-/// Field names are `client_users` column names, except `user_group`, which takes the user
-/// group's name (case-insensitive) and sets `user_group_id`. All fields change in the same
-/// statement, so moving a Global Admin to a custom group while clearing the flag is valid.
-public struct ClientUserUpdate: Sendable, Equatable, Codable {
-    /// The fields a change may name.
-    public static let updatableFields: Set<String> = [
-        "email", "first_name", "last_name", "title", "cell_phone", "office_phone", "extension", "location",
-        "role", "user_group", "global_admin", "group_manager", "has_login", "enabled", "source",
-        "external_id", "external_dn",
-    ]
-
+/// `user_group` takes the user group's name (case-insensitive) and sets `user_group_id`. All
+/// attributes change in the same statement, so moving a Global Admin to a custom group while
+/// clearing the flag is valid.
+public struct ClientUserUpdate: Sendable, Equatable {
     public var userID: Int64
     /// The history action: `updated`, `disabled`, `enabled`, `group_changed`, `linked`, ...
     public var action: HistoryAction
-    public var fields: [String: FieldChange]
+    public var fields: AttributeChanges
     public var reason: String?
 
-    public init(userID: Int64, action: HistoryAction, fields: [String: FieldChange], reason: String? = nil) {
+    public init(userID: Int64, action: HistoryAction, fields: AttributeChanges, reason: String? = nil) {
         self.userID = userID
         self.action = action
         self.fields = fields
@@ -142,7 +126,7 @@ public struct ClientUserUpdate: Sendable, Equatable, Codable {
 
 /// A new invitation for an existing client user ("resend invite"): an `invitations` row
 /// and an `invited` history row.
-public struct InvitationRequest: Sendable, Equatable, Codable {
+public struct InvitationRequest: Sendable, Equatable {
     public var userID: Int64
     public var reason: String?
 
@@ -154,7 +138,7 @@ public struct InvitationRequest: Sendable, Equatable, Codable {
 
 /// Everything one apply writes to one client, in the order the store writes it: user group
 /// creations, renames, user creations, user updates, invitations.
-public struct ChangeSet: Sendable, Equatable, Codable {
+public struct ChangeSet: Sendable, Equatable {
     public var clientID: Int64
     /// The `history.editor` of every row: `dirbridge` or the mapping's `editor:`.
     public var editor: String
@@ -182,5 +166,27 @@ public struct ChangeSet: Sendable, Equatable, Codable {
     public var isEmpty: Bool {
         groupCreations.isEmpty && groupRenames.isEmpty && userCreations.isEmpty && userUpdates.isEmpty
             && invitations.isEmpty
+    }
+}
+
+extension ChangeSet {
+    /// What applying `plan` writes to client `clientID`, in one transaction.
+    public init(plan: Plan, clientID: Int64, editor: String) {
+        let creations = plan.userChanges.filter { $0.action == .create }.map { change -> NewClientUser in
+            var user = NewClientUser(email: change.email, externalID: change.externalID, externalDN: change.dn, invite: change.invite,
+                                     reason: change.reasons.joined(separator: "\n"))
+            for element in change.fields {
+                user[element.attribute] = element.change.new
+            }
+            return user
+        }
+        let updates = plan.userChanges.filter { $0.action != .create }.compactMap { change -> ClientUserUpdate? in
+            guard let id = change.userID else { return nil }
+            return ClientUserUpdate(userID: id, action: change.historyAction, fields: change.fields, reason: change.reasons.joined(separator: "\n"))
+        }
+        self.init(
+            clientID: clientID, editor: editor,
+            groupCreations: plan.groupCreations.map { NewUserGroup(name: $0.name, source: .directory, reason: $0.reason) },
+            userCreations: creations, userUpdates: updates)
     }
 }

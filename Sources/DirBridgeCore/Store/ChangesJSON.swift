@@ -7,6 +7,13 @@ enum ChangesJSON {
         case null
         case text(String)
         case flag(Bool)
+
+        init(_ value: FieldValue) {
+            switch value {
+            case .text(let text): self = .text(text)
+            case .flag(let flag): self = .flag(flag)
+            }
+        }
     }
 
     /// One field's change.

@@ -117,15 +117,10 @@ private struct ChangeSetWriter {
         else {
             throw StoreError(.unknownClient, "no client with id \(changes.clientID) in the portal store")
         }
-        let rows = try Row.fetchCursor(
-            db, sql: "SELECT id, name, is_default FROM user_groups WHERE client_id = ?", arguments: [changes.clientID])
-        while let row = try rows.next() {
-            let id: Int64 = row[0]
-            let name: String = row[1]
-            let isDefault: Bool = row[2]
-            groupIDs[Self.nocaseKey(name)] = id
-            groupNames[id] = (name, isDefault)
-            if isDefault { defaultGroupID = id }
+        for group in try StoredUserGroup.filter(StoredUserGroup.Columns.clientID == changes.clientID).fetchAll(db) {
+            groupIDs[Self.nocaseKey(group.name)] = group.id
+            groupNames[group.id] = (group.name, group.isDefault)
+            if group.isDefault { defaultGroupID = group.id }
         }
     }
 
@@ -176,7 +171,7 @@ private struct ChangeSetWriter {
             throw StoreError(.unknownUserGroup, "no such user group in client \(changes.clientID)")
         }
         if current.isDefault {
-            throw StoreError(.invariantViolation, "the \(StoreSchema.defaultUserGroupName) cannot be renamed")
+            throw StoreError(.invariantViolation, "the \(defaultUserGroupName) cannot be renamed")
         }
         try db.cachedStatement(sql: "UPDATE user_groups SET name = ? WHERE id = ?")
             .execute(arguments: [rename.newName, rename.userGroupID])
@@ -190,7 +185,7 @@ private struct ChangeSetWriter {
     private func groupID(named name: String?) throws -> Int64 {
         guard let name else {
             guard let defaultGroupID else {
-                throw StoreError(.unknownUserGroup, "the client has no \(StoreSchema.defaultUserGroupName)")
+                throw StoreError(.unknownUserGroup, "the client has no \(defaultUserGroupName)")
             }
             return defaultGroupID
         }
@@ -202,57 +197,39 @@ private struct ChangeSetWriter {
 
     // MARK: client users
 
+    /// The `client_users` columns a creation writes, in the order of ``insertUserSQL``'s values.
+    private static let createdAttributes = UserAttribute.allCases
+    private static let insertUserSQL = """
+        INSERT INTO client_users (client_id, \(createdAttributes.map(\.column).joined(separator: ", ")), created_at, updated_at)
+        VALUES (?, \(createdAttributes.map { _ in "?" }.joined(separator: ", ")), ?, ?)
+        """
+
     private mutating func create(_ user: NewClientUser) throws {
         let groupID = try groupID(named: user.userGroupName)
-        try db.cachedStatement(sql: """
-            INSERT INTO client_users (client_id, email, first_name, last_name, title, cell_phone, office_phone,
-                                      extension, location, role, user_group_id, global_admin, group_manager,
-                                      has_login, enabled, source, external_id, external_dn, created_at, updated_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: [
-                changes.clientID, user.email, user.firstName, user.lastName, user.title, user.cellPhone,
-                user.officePhone, user.extension, user.location, user.role, groupID, user.globalAdmin,
-                user.groupManager, user.hasLogin, user.enabled, user.source.rawValue, user.externalID,
-                user.externalDN, now, now,
-            ])
+        var arguments = StatementArguments([changes.clientID])
+        for attribute in Self.createdAttributes {
+            _ = arguments.append(contentsOf: [attribute == .userGroup ? groupID.databaseValue : Self.databaseValue(user[attribute])])
+        }
+        _ = arguments.append(contentsOf: [now, now])
+        try db.cachedStatement(sql: Self.insertUserSQL).execute(arguments: arguments)
         let userID = db.lastInsertedRowID
         if user.invite { try insertInvitation(userID: userID, email: user.email) }
-        // Built in key order, so the JSON needs no sort: one history row per created user.
+        // One history row per created user: every set attribute, the user group by name.
         var fields: [ChangesJSON.Entry] = []
-        fields.reserveCapacity(18)
-        func add(_ field: String, _ value: String?) {
-            if let value { fields.append((field, .null, .text(value))) }
+        fields.reserveCapacity(Self.createdAttributes.count + 1)
+        for attribute in Self.createdAttributes {
+            let value = attribute == .userGroup ? .text(groupNames[groupID]?.name ?? "") : user[attribute]
+            if let value { fields.append((attribute.name, .null, ChangesJSON.Value(value))) }
         }
-        add("cell_phone", user.cellPhone)
-        add("email", user.email)
-        fields.append(("enabled", .null, .flag(user.enabled)))
-        add("extension", user.extension)
-        add("external_dn", user.externalDN)
-        add("external_id", user.externalID)
-        add("first_name", user.firstName)
-        fields.append(("global_admin", .null, .flag(user.globalAdmin)))
-        fields.append(("group_manager", .null, .flag(user.groupManager)))
-        fields.append(("has_login", .null, .flag(user.hasLogin)))
         if user.invite { fields.append(("invited", .null, .flag(true))) }
-        add("last_name", user.lastName)
-        add("location", user.location)
-        add("office_phone", user.officePhone)
-        add("role", user.role)
-        add("source", user.source.rawValue)
-        add("title", user.title)
-        add("user_group", groupNames[groupID]?.name ?? "")
         try history(entity: "user", id: userID, action: .created, fields: fields, reason: user.reason)
     }
 
-    private static let booleanFields: Set<String> = ["global_admin", "group_manager", "has_login", "enabled"]
-    private static let requiredTextFields: Set<String> = ["email", "role", "source"]
-
-    private static func flag(_ value: String?, field: String) throws -> Bool? {
-        switch value?.lowercased() {
-        case nil: return nil
-        case "1", "true": return true
-        case "0", "false": return false
-        case let other?: throw StoreError(.invalidChange, "\(field) takes 1 or 0, not \(other)")
+    private static func databaseValue(_ value: FieldValue?) -> DatabaseValue {
+        switch value {
+        case nil: .null
+        case .text(let text)?: text.databaseValue
+        case .flag(let flag)?: flag.databaseValue
         }
     }
 
@@ -263,41 +240,33 @@ private struct ChangeSetWriter {
         var assignments: [String] = []
         var arguments = StatementArguments()
         var fields: [ChangesJSON.Entry] = []
-        for name in update.fields.keys.sorted() {
-            let change = update.fields[name]!
-            guard ClientUserUpdate.updatableFields.contains(name) else {
-                throw StoreError(.invalidChange, "\(name) is not a client user field dirbridge updates")
+        for (attribute, change) in update.fields.map({ ($0.attribute, $0.change) }) {
+            guard let new = change.new else {
+                if attribute.isRequired { throw StoreError(.invalidChange, "\(attribute) cannot be null") }
+                assignments.append("\(attribute.column) = NULL")
+                fields.append((attribute.name, change.old.map(ChangesJSON.Value.init) ?? .null, .null))
+                continue
             }
-            if name == "user_group" {
-                assignments.append("user_group_id = ?")
-                guard let newName = change.new else {
-                    throw StoreError(.invalidChange, "a client user must keep a user group")
-                }
-                let newID = try groupID(named: newName)
+            guard (new.flag != nil) == attribute.isFlag, change.old.map({ ($0.flag != nil) == attribute.isFlag }) ?? true else {
+                throw StoreError(.invalidChange, "\(attribute) takes \(attribute.isFlag ? "1 or 0" : "text"), not \(new)")
+            }
+            var stored = new
+            switch attribute {
+            case .userGroup:
+                let newID = try groupID(named: new.description)
                 _ = arguments.append(contentsOf: [newID])
-                fields.append((name, PortalStore.text(change.old), .text(groupNames[newID]?.name ?? newName)))
-            } else if Self.booleanFields.contains(name) {
-                guard let new = try Self.flag(change.new, field: name) else {
-                    throw StoreError(.invalidChange, "\(name) cannot be null")
-                }
-                assignments.append("\(name) = ?")
-                _ = arguments.append(contentsOf: [new])
-                fields.append((name, try Self.flag(change.old, field: name).map { .flag($0) } ?? .null, .flag(new)))
-            } else {
-                if change.new == nil && Self.requiredTextFields.contains(name) {
-                    throw StoreError(.invalidChange, "\(name) cannot be null")
-                }
-                if name == "source", let new = change.new, RecordSource(rawValue: new) == nil {
-                    throw StoreError(.invalidChange, "source is directory or portal, not \(new)")
-                }
-                assignments.append("\(name) = ?")
-                _ = arguments.append(contentsOf: [change.new])
-                fields.append((name, PortalStore.text(change.old), PortalStore.text(change.new)))
+                stored = .text(groupNames[newID]?.name ?? new.description)
+            case .source where RecordSource(rawValue: new.description) == nil:
+                throw StoreError(.invalidChange, "source is directory or portal, not \(new)")
+            default:
+                _ = arguments.append(contentsOf: [Self.databaseValue(new)])
             }
+            assignments.append("\(attribute.column) = ?")
+            fields.append((attribute.name, change.old.map(ChangesJSON.Value.init) ?? .null, ChangesJSON.Value(stored)))
         }
         assignments.append("updated_at = ?")
         _ = arguments.append(contentsOf: [now, update.userID, changes.clientID])
-        // Column names come from `updatableFields` only; every value is bound.
+        // Column names come from the catalogue (`UserAttribute.column`) only; every value is bound.
         try db.cachedStatement(sql: "UPDATE client_users SET \(assignments.joined(separator: ", ")) WHERE id = ? AND client_id = ?")
             .execute(arguments: arguments)
         guard db.changesCount == 1 else {

@@ -38,13 +38,13 @@ public struct StoreFingerprint: Sendable, Equatable, Codable {
         for group in plan.groupCreations { groupNames.insert(group.name.lowercased()) }
         for change in plan.userChanges {
             if let id = change.userID { record("user:\(id)", usersByID[id].map { [Self.row($0)] } ?? []) }
-            for name in [change.fields["user_group"]?.old, change.fields["user_group"]?.new].compactMap({ $0 }) {
+            for name in [change.fields[.userGroup]?.old, change.fields[.userGroup]?.new].compactMap({ $0?.text }) {
                 groupNames.insert(name.lowercased())
             }
-            if let email = change.action == .create ? change.email : change.fields["email"]?.new {
+            if let email = change.action == .create ? change.email : change.fields[.field(.email)]?.new?.text {
                 record("email:\(email.lowercased())", (usersByEmail[email.lowercased()] ?? []).map(Self.row))
             }
-            if let externalID = change.fields["external_id"]?.new {
+            if let externalID = change.fields[.externalID]?.new?.text {
                 record("external_id:\(externalID)", (usersByExternalID[externalID] ?? []).map(Self.row))
             }
         }
@@ -103,9 +103,10 @@ public struct StoreFingerprint: Sendable, Equatable, Codable {
     }
 
     private static func row(_ user: StoredUser) -> String {
-        row([String(user.id), user.email, user.firstName, user.lastName, user.title, user.cellPhone, user.officePhone, user.extension,
-             user.location, user.role, String(user.userGroupID), flag(user.globalAdmin), flag(user.groupManager), flag(user.hasLogin),
-             flag(user.enabled), user.source.rawValue, user.externalID, user.externalDN, user.createdAt, user.updatedAt])
+        row([String(user.id)] + PortalField.allCases.map { user[$0] } + [
+            user.role, String(user.userGroupID), flag(user.globalAdmin), flag(user.groupManager), flag(user.hasLogin),
+            flag(user.enabled), user.source.rawValue, user.externalID, user.externalDN, user.createdAt, user.updatedAt,
+        ])
     }
 
     private static func flag(_ value: Bool) -> String { value ? "1" : "0" }

@@ -23,9 +23,7 @@ extension PortalStore {
                 let cursor = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT c.name, u.email, u.first_name, u.last_name, u.title, u.cell_phone, u.office_phone,
-                               u.extension, u.location, u.role, g.name, u.has_login, u.global_admin,
-                               u.group_manager, u.enabled
+                        SELECT u.*, c.name AS client_name, g.name AS user_group_name
                         FROM client_users u
                         JOIN clients c ON c.id = u.client_id
                         JOIN user_groups g ON g.id = u.user_group_id
@@ -34,11 +32,11 @@ extension PortalStore {
                         """,
                     arguments: [clientID])
                 while let row = try cursor.next() {
+                    let user = StoredUser(row: row)
                     rows.append(UserListingRow(
-                        client: row[0], email: row[1], firstName: row[2], lastName: row[3], title: row[4],
-                        cellPhone: row[5], officePhone: row[6], extension: row[7], location: row[8], role: row[9],
-                        userGroup: row[10], hasLogin: row[11], globalAdmin: row[12], groupManager: row[13],
-                        enabled: row[14]))
+                        client: row["client_name"], email: user.email, fields: user.fields, role: user.role,
+                        userGroup: row["user_group_name"], hasLogin: user.hasLogin, globalAdmin: user.globalAdmin,
+                        groupManager: user.groupManager, enabled: user.enabled))
                 }
                 return rows
             }

@@ -74,7 +74,7 @@ public final class PortalStore: Sendable {
     public func clients() throws(StoreError) -> [ClientRecord] {
         try storeOperation {
             try pool.read { db in
-                try Row.fetchAll(db, sql: "\(Self.clientColumns) ORDER BY name").map(Self.clientRecord)
+                try ClientRecord.order(ClientRecord.Columns.name).fetchAll(db)
             }
         }
     }
@@ -139,7 +139,7 @@ public final class PortalStore: Sendable {
                 INSERT INTO user_groups (client_id, name, is_default, source, external_id, created_at)
                 VALUES (?, ?, 1, 'portal', NULL, ?)
                 """,
-            arguments: [clientID, StoreSchema.defaultUserGroupName, now])
+            arguments: [clientID, defaultUserGroupName, now])
         var changes: [ChangesJSON.Entry] = [("name", .null, .text(name)), ("active", .null, .flag(true))]
         if let parentID { changes.append(("parent_id", .null, .text(String(parentID)))) }
         if let endDate { changes.append(("membership_end_date", .null, .text(endDate))) }
@@ -163,42 +163,11 @@ public final class PortalStore: Sendable {
 
     /// ``loadState(clientID:)`` inside a transaction the caller holds.
     static func readState(clientID: Int64, db: Database) throws -> ClientState {
-        guard let client = try Row.fetchOne(db, sql: "\(Self.clientColumns) WHERE id = ?", arguments: [clientID])
-            .map(Self.clientRecord)
-        else {
+        guard let client = try ClientRecord.fetchOne(db, key: clientID) else {
             throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
         }
-        var groups: [StoredUserGroup] = []
-        let groupRows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT id, client_id, name, is_default, source, external_id, created_at
-                FROM user_groups WHERE client_id = ? ORDER BY id
-                """,
-            arguments: [clientID])
-        while let row = try groupRows.next() {
-            groups.append(StoredUserGroup(
-                id: row[0], clientID: row[1], name: row[2], isDefault: row[3],
-                source: RecordSource(rawValue: row[4]) ?? .portal, externalID: row[5], createdAt: row[6]))
-        }
-        var users: [StoredUser] = []
-        let userRows = try Row.fetchCursor(
-            db,
-            sql: """
-                SELECT id, client_id, email, first_name, last_name, title, cell_phone, office_phone,
-                       extension, location, role, user_group_id, global_admin, group_manager, has_login,
-                       enabled, source, external_id, external_dn, created_at, updated_at
-                FROM client_users WHERE client_id = ? ORDER BY id
-                """,
-            arguments: [clientID])
-        while let row = try userRows.next() {
-            users.append(StoredUser(
-                id: row[0], clientID: row[1], email: row[2], firstName: row[3], lastName: row[4],
-                title: row[5], cellPhone: row[6], officePhone: row[7], extension: row[8], location: row[9],
-                role: row[10], userGroupID: row[11], globalAdmin: row[12], groupManager: row[13],
-                hasLogin: row[14], enabled: row[15], source: RecordSource(rawValue: row[16]) ?? .portal,
-                externalID: row[17], externalDN: row[18], createdAt: row[19], updatedAt: row[20]))
-        }
+        let groups = try StoredUserGroup.filter(StoredUserGroup.Columns.clientID == clientID).order(StoredUserGroup.Columns.id).fetchAll(db)
+        let users = try StoredUser.filter(StoredUser.Columns.clientID == clientID).order(StoredUser.Columns.id).fetchAll(db)
         let lastHistoryID = try Int64.fetchOne(
             db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
         return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
@@ -243,18 +212,10 @@ public final class PortalStore: Sendable {
 
     // MARK: - Helpers
 
-    static let clientColumns = "SELECT id, name, parent_id, membership_end_date, active, created_at FROM clients"
-
-    static func clientRecord(_ row: Row) -> ClientRecord {
-        ClientRecord(id: row[0], name: row[1], parentID: row[2], membershipEndDate: row[3], active: row[4],
-                     createdAt: row[5])
-    }
-
     static func fetchClient(named name: String, db: Database) throws -> ClientRecord? {
-        try Row.fetchOne(
-            db, sql: "\(clientColumns) WHERE name = ? COLLATE NOCASE ORDER BY name = ? DESC, id LIMIT 1",
-            arguments: [name, name]
-        ).map(clientRecord)
+        try ClientRecord.fetchOne(
+            db, sql: "SELECT * FROM clients WHERE name = ? COLLATE NOCASE ORDER BY name = ? DESC, id LIMIT 1",
+            arguments: [name, name])
     }
 
     static func text(_ value: String?) -> ChangesJSON.Value {

@@ -22,8 +22,6 @@ public enum StoreSchema {
     /// Every migration identifier this build knows.
     public static let knownIdentifiers: Set<String> = [portalSchema, dirbridgeExtras, incrementalSync]
 
-    /// The name of the group every client has exactly one of.
-    public static let defaultUserGroupName = "Default User Group"
 
     /// The message of the trigger refusing Global Admin outside the Default User Group.
     public static let globalAdminRule =

@@ -30,8 +30,8 @@ struct ADFixture: PortalStoreReading {
     func plannedUsers(logger: Logger = Logger(label: "test")) throws -> [String: String] {
         var users: [String: String] = [:]
         for change in try sync(apply: false, logger: logger).plan.userChanges where change.action == .create {
-            let field = { (name: String) in change.fields[name]?.new ?? "-" }
-            users[change.email] = [field("user_group"), field("role"), field("global_admin"), field("group_manager")].joined(separator: "/")
+            let field = { (attribute: UserAttribute) in change.fields[attribute]?.new?.description ?? "-" }
+            users[change.email] = [field(.userGroup), field(.role), field(.globalAdmin), field(.groupManager)].joined(separator: "/")
         }
         return users
     }
@@ -285,7 +285,7 @@ struct InChainFallbackTests {
         let client = try EngineFixture("in-chain-fallback-client")
         let walked = try client.sync(apply: false).plan
         func outcomes(_ plan: Plan) -> [String: String] {
-            Dictionary(uniqueKeysWithValues: plan.userChanges.map { ($0.email, "\($0.fields["user_group"]?.new ?? "-")/\($0.fields["role"]?.new ?? "-")") })
+            Dictionary(uniqueKeysWithValues: plan.userChanges.map { ($0.email, "\($0.fields[.userGroup]?.new ?? "-")/\($0.fields[.role]?.new ?? "-")") })
         }
         #expect(!planned.userChanges.isEmpty)
         #expect(outcomes(planned) == outcomes(walked))

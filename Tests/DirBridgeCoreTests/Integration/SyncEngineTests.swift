@@ -105,17 +105,17 @@ struct SyncEngineTests {
         let outcome = try fixture.sync()
         let byEmail = Dictionary(uniqueKeysWithValues: outcome.plan.userChanges.map { ($0.email, $0) })
         #expect(byEmail.count == 6)
-        #expect(byEmail["s1@example.com"]?.fields["title"] == FieldChange(old: "Account Executive", new: "Senior Account Executive"))
+        #expect(byEmail["s1@example.com"]?.fields[.field(.title)] == FieldChange(old: "Account Executive", new: "Senior Account Executive"))
         #expect(byEmail["s1@example.com"]?.historyAction == .updated)
-        #expect(byEmail["e1@example.com"]?.fields["user_group"] == FieldChange(old: "Engineering", new: "Sales"))
+        #expect(byEmail["e1@example.com"]?.fields[.userGroup] == FieldChange(old: "Engineering", new: "Sales"))
         #expect(byEmail["e1@example.com"]?.historyAction == .groupChanged)
-        #expect(byEmail["admin2@example.com"]?.fields["global_admin"] == FieldChange(old: "1", new: "0"))
+        #expect(byEmail["admin2@example.com"]?.fields[.globalAdmin] == FieldChange(old: true, new: false))
         #expect(byEmail["admin2@example.com"]?.historyAction == .flagsChanged)
         #expect(byEmail["e3@example.com"]?.action == .disable)
         #expect(byEmail["e3@example.com"]?.reasons.first?.contains("not in the directory any more") == true)
         #expect(byEmail["s3@example.com"]?.historyAction == .disabled)
         #expect(byEmail["s3@example.com"]?.reasons.contains { $0.contains("pwdAccountLockedTime") } == true)
-        #expect(byEmail["s2@example.com"]?.fields["external_dn"]?.new == "uid=s2-renamed,ou=alumni,dc=example,dc=com")
+        #expect(byEmail["s2@example.com"]?.fields[.externalDN]?.new == "uid=s2-renamed,ou=alumni,dc=example,dc=com")
 
         let renamed = try #require(try fixture.user("s2@example.com"))
         #expect(renamed["id"] as Int64 == renamedBefore["id"] as Int64)
@@ -173,7 +173,7 @@ struct SyncEngineTests {
         #expect(json.status == 0)
         let plan = try JSONDecoder().decode(Plan.self, from: Data(json.stdout.utf8))
         #expect(plan.summary.update == 1)
-        #expect(plan.userChanges.first?.fields["title"] == FieldChange(old: "Engineer", new: "Staff Engineer"))
+        #expect(plan.userChanges.first?.fields[.field(.title)] == FieldChange(old: "Engineer", new: "Staff Engineer"))
         #expect(try fixture.contentFingerprint() == before)
         #expect(try fixture.int("SELECT count(*) FROM sync_runs WHERE mode = 'dry-run' AND status = 'succeeded'") == 3)
     }
@@ -280,8 +280,8 @@ struct SyncEngineTests {
         let store = try PortalStore(path: fixture.storePath)
         let client = try store.ensureClient(ClientSpec(name: "Engine Corp"))
         _ = try store.apply(ChangeSet(clientID: client.id, editor: "portal", groupCreations: [], groupRenames: [],
-                                      userCreations: [NewClientUser(email: "E2@example.com", firstName: "Emil", title: "Portal title", source: .portal),
-                                                      NewClientUser(email: "portal-only@example.com", firstName: "Pat", source: .portal)],
+                                      userCreations: [NewClientUser(email: "E2@example.com", fields: [.firstName: "Emil", .title: "Portal title"], source: .portal),
+                                                      NewClientUser(email: "portal-only@example.com", fields: [.firstName: "Pat"], source: .portal)],
                                       userUpdates: [], invitations: []),
                             run: SyncRunRecord(clientID: client.id, mapping: "portal", directory: "", mode: .apply, status: .succeeded, startedAt: Date()))
         let untouched = try fixture.sync()

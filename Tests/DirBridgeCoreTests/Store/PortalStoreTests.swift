@@ -208,10 +208,10 @@ struct PortalStoreTests {
                 clientID: client.id, editor: "acme-sync",
                 groupCreations: [NewUserGroup(name: "Sales", externalID: "g-1", reason: "rule 2: cn=dept-sales")],
                 userCreations: [
-                    NewClientUser(email: "ann@acme.example", firstName: "Ann", lastName: "Lee", title: "CEO",
+                    NewClientUser(email: "ann@acme.example", fields: [.firstName: "Ann", .lastName: "Lee", .title: "CEO"],
                                   hasLogin: true, externalID: "u-1", externalDN: "uid=ann,ou=people", invite: true,
                                   reason: "in ou=people"),
-                    NewClientUser(email: "bob@acme.example", firstName: "Bob", userGroupName: "SALES",
+                    NewClientUser(email: "bob@acme.example", fields: [.firstName: "Bob"], userGroupName: "SALES",
                                   groupManager: true, externalID: "u-2"),
                 ]),
             run: applyRun(clientID: client.id))
@@ -228,10 +228,10 @@ struct PortalStoreTests {
                 userUpdates: [
                     ClientUserUpdate(
                         userID: bob.id, action: .groupChanged,
-                        fields: ["user_group": FieldChange(old: "Sales", new: "Default User Group"),
-                                 "group_manager": FieldChange(old: "1", new: "0"),
-                                 "global_admin": FieldChange(old: "0", new: "1"),
-                                 "title": FieldChange(old: nil, new: "Head of \"Sales\"")],
+                        fields: [.userGroup: FieldChange(old: "Sales", new: "Default User Group"),
+                                 .groupManager: FieldChange(old: true, new: false),
+                                 .globalAdmin: FieldChange(old: false, new: true),
+                                 .field(.title): FieldChange(old: nil, new: "Head of \"Sales\"")],
                         reason: "rule 1: cn=portal-admins"),
                 ],
                 invitations: [InvitationRequest(userID: ann.id, reason: "resend")]),
@@ -263,7 +263,7 @@ struct PortalStoreTests {
         #expect(rows[3]["entity_id"] == bob.id)
 
         let movedBob = try #require(try store.loadState(clientID: client.id).users.first { $0.id == bob.id })
-        #expect(movedBob.globalAdmin && !movedBob.groupManager && movedBob.title == "Head of \"Sales\"")
+        #expect(movedBob.globalAdmin && !movedBob.groupManager && movedBob[.title] == "Head of \"Sales\"")
         #expect(movedBob.userGroupID == state.defaultUserGroup?.id)
 
         #expect(try temp.count("invitations") == 2)
@@ -304,9 +304,9 @@ struct PortalStoreTests {
         let temp = try TemporaryStore()
         let (store, client) = try temp.openWithClient()
         let cases: [(ClientUserUpdate, StoreError.Code)] = [
-            (ClientUserUpdate(userID: 999, action: .updated, fields: ["title": FieldChange(old: nil, new: "x")]), .unknownUser),
-            (ClientUserUpdate(userID: 1, action: .updated, fields: ["password": FieldChange(old: nil, new: "x")]), .invalidChange),
-            (ClientUserUpdate(userID: 1, action: .groupChanged, fields: ["user_group": FieldChange(old: nil, new: "Nope")]), .unknownUserGroup),
+            (ClientUserUpdate(userID: 999, action: .updated, fields: [.field(.title): FieldChange(old: nil, new: "x")]), .unknownUser),
+            (ClientUserUpdate(userID: 1, action: .updated, fields: [.field(.email): FieldChange(old: "x@acme.example", new: nil)]), .invalidChange),
+            (ClientUserUpdate(userID: 1, action: .groupChanged, fields: [.userGroup: FieldChange(old: nil, new: "Nope")]), .unknownUserGroup),
         ]
         for (update, code) in cases {
             let error = #expect(throws: StoreError.self) {

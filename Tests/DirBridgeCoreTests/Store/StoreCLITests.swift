@@ -27,9 +27,9 @@ struct StoreCLITests {
         let (store, client) = try temp.openWithClient()
         _ = try store.apply(
             ChangeSet(clientID: client.id, userCreations: [
-                NewClientUser(email: "a@acme.example", lastName: "Ångström", externalID: "1"),
-                NewClientUser(email: "z@acme.example", lastName: "Zimmer", externalID: "2"),
-                NewClientUser(email: "b@acme.example", lastName: "berg", externalID: "3"),
+                NewClientUser(email: "a@acme.example", fields: [.lastName: "Ångström"], externalID: "1"),
+                NewClientUser(email: "z@acme.example", fields: [.lastName: "Zimmer"], externalID: "2"),
+                NewClientUser(email: "b@acme.example", fields: [.lastName: "berg"], externalID: "3"),
             ]),
             run: applyRun(clientID: client.id))
         let result = try runDirbridge(

@@ -5,20 +5,20 @@ import Testing
 @Suite("Store views")
 struct StoreViewTests {
     static let people: [UserListingRow] = [
-        UserListingRow(client: "Acme", email: "z@acme.example", lastName: "Zimmer"),
-        UserListingRow(client: "Acme", email: "o1@acme.example", lastName: "Ødegaard"),
-        UserListingRow(client: "Acme", email: "a2@acme.example", lastName: "Ångström"),
-        UserListingRow(client: "Acme", email: "c@acme.example", lastName: "Çelik"),
-        UserListingRow(client: "Acme", email: "a1@acme.example", lastName: "adams"),
-        UserListingRow(client: "Acme", email: "b@acme.example", lastName: "Berg"),
-        UserListingRow(client: "Acme", email: "o2@acme.example", lastName: "oliveira"),
-        UserListingRow(client: "Acme", email: "n@acme.example", lastName: nil),
-        UserListingRow(client: "Acme", email: "b0@acme.example", lastName: "BERG"),
+        UserListingRow(client: "Acme", email: "z@acme.example", fields: [.lastName: "Zimmer"]),
+        UserListingRow(client: "Acme", email: "o1@acme.example", fields: [.lastName: "Ødegaard"]),
+        UserListingRow(client: "Acme", email: "a2@acme.example", fields: [.lastName: "Ångström"]),
+        UserListingRow(client: "Acme", email: "c@acme.example", fields: [.lastName: "Çelik"]),
+        UserListingRow(client: "Acme", email: "a1@acme.example", fields: [.lastName: "adams"]),
+        UserListingRow(client: "Acme", email: "b@acme.example", fields: [.lastName: "Berg"]),
+        UserListingRow(client: "Acme", email: "o2@acme.example", fields: [.lastName: "oliveira"]),
+        UserListingRow(client: "Acme", email: "n@acme.example"),
+        UserListingRow(client: "Acme", email: "b0@acme.example", fields: [.lastName: "BERG"]),
     ]
 
     @Test("--sort last_name orders accented names with their base letter, case-insensitively")
     func sortByLastName() {
-        let sorted = UserListing.sorted(Self.people, by: .lastName)
+        let sorted = UserListing.sorted(Self.people, by: .field(.lastName))
         #expect(sorted.map(\.email) == [
             "a1@acme.example", "a2@acme.example", "b0@acme.example", "b@acme.example", "c@acme.example",
             "o1@acme.example", "o2@acme.example", "z@acme.example", "n@acme.example",
@@ -27,7 +27,7 @@ struct StoreViewTests {
 
     @Test("--desc reverses the column order but ties stay by email")
     func sortDescending() {
-        let sorted = UserListing.sorted(Self.people, by: .lastName, descending: true)
+        let sorted = UserListing.sorted(Self.people, by: .field(.lastName), descending: true)
         #expect(sorted.map(\.email) == [
             "n@acme.example", "z@acme.example", "o2@acme.example", "o1@acme.example", "c@acme.example",
             "b0@acme.example", "b@acme.example", "a2@acme.example", "a1@acme.example",
@@ -55,7 +55,7 @@ struct StoreViewTests {
     @Test("users JSON is an array of objects with every snake_case key, sorted, null when missing")
     func usersJSON() throws {
         let text = try UserListing.json([
-            UserListingRow(client: "Acme", email: "ann@acme.example", firstName: "Ann", lastName: "Ångström",
+            UserListingRow(client: "Acme", email: "ann@acme.example", fields: [.firstName: "Ann", .lastName: "Ångström"],
                            hasLogin: true, globalAdmin: true),
         ])
         let parsed = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [[String: Any]])
@@ -97,25 +97,25 @@ struct StoreViewTests {
             ChangeSet(
                 clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")],
                 userCreations: [
-                    NewClientUser(email: "ann@acme.example", lastName: "Lee", location: "Paris", globalAdmin: true,
+                    NewClientUser(email: "ann@acme.example", fields: [.lastName: "Lee", .location: "Paris"], globalAdmin: true,
                                   hasLogin: true, externalID: "1"),
-                    NewClientUser(email: "bob@acme.example", location: "paris ", userGroupName: "Sales",
+                    NewClientUser(email: "bob@acme.example", fields: [.location: "paris "], userGroupName: "Sales",
                                   groupManager: true, externalID: "2"),
-                    NewClientUser(email: "cy@acme.example", location: "", externalID: "3"),
-                    NewClientUser(email: "dee@acme.example", location: "Oslo", externalID: "4"),
+                    NewClientUser(email: "cy@acme.example", fields: [.location: ""], externalID: "3"),
+                    NewClientUser(email: "dee@acme.example", fields: [.location: "Oslo"], externalID: "4"),
                 ]),
             run: applyRun(clientID: client.id))
         let annID = try #require(try store.loadState(clientID: client.id).users.first { $0.email == "ann@acme.example" }?.id)
         _ = try store.apply(
             ChangeSet(clientID: client.id, userUpdates: [
-                ClientUserUpdate(userID: annID, action: .updated, fields: ["title": FieldChange(old: nil, new: "CEO")],
+                ClientUserUpdate(userID: annID, action: .updated, fields: [.field(.title): FieldChange(old: nil, new: "CEO")],
                                  reason: "title from directory"),
             ]),
             run: applyRun(clientID: client.id))
 
         let users = try store.userListing(clientName: "acme corp")
         #expect(users.map(\.email) == ["ann@acme.example", "bob@acme.example", "cy@acme.example", "dee@acme.example"])
-        #expect(users[0].globalAdmin && users[0].hasLogin && users[0].title == "CEO")
+        #expect(users[0].globalAdmin && users[0].hasLogin && users[0][.title] == "CEO")
         #expect(users[1].userGroup == "Sales" && users[1].groupManager)
         let text = UserListing.text(users, showClient: false)
         #expect(text.split(separator: "\n").count == 5)

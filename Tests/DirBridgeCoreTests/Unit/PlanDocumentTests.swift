@@ -119,14 +119,13 @@ struct PlanDocumentTests {
             return now == base ? [] : base.differences(from: now, plan: plan)
         }
         // A touched user edited in the portal, even in a field the mapping does not map.
-        #expect(moved { $0.users[0].cellPhone = "+47 1234" } == ["client user a@acme.example (id 1) was edited"])
-        #expect(moved { $0.users[1].title = "Portal title" } == ["client user b@acme.example (id 2) was edited"])
+        #expect(moved { $0.users[0][.cellPhone] = "+47 1234" } == ["client user a@acme.example (id 1) was edited"])
+        #expect(moved { $0.users[1][.title] = "Portal title" } == ["client user b@acme.example (id 2) was edited"])
         // An untouched user, or a new unrelated group: no difference.
-        #expect(moved { $0.users[2].title = "Edited" }.isEmpty)
+        #expect(moved { $0.users[2][.title] = "Edited" }.isEmpty)
         #expect(moved { $0.userGroups.append(StoredUserGroup(id: 9, clientID: 1, name: "Unrelated", isDefault: false, source: .portal, externalID: nil, createdAt: "")) }.isEmpty)
         // A portal user taking a planned creation's email; a group the plan creates appearing; a moved-to group renamed.
-        #expect(moved { $0.users.append(StoredUser(id: 10, clientID: 1, email: "NEW@acme.example", firstName: nil, lastName: nil, title: nil, cellPhone: nil,
-                                                   officePhone: nil, extension: nil, location: nil, role: "Guest", userGroupID: 1, globalAdmin: false,
+        #expect(moved { $0.users.append(StoredUser(id: 10, clientID: 1, email: "NEW@acme.example", role: "Guest", userGroupID: 1, globalAdmin: false,
                                                    groupManager: false, hasLogin: false, enabled: true, source: .portal, externalID: nil, externalDN: nil,
                                                    createdAt: "", updatedAt: "")) } == ["a client user with email new@acme.example was created or edited"])
         #expect(moved { $0.userGroups.append(StoredUserGroup(id: 9, clientID: 1, name: "SUPPORT", isDefault: false, source: .portal, externalID: nil, createdAt: "")) }
@@ -157,7 +156,7 @@ struct PlanDocumentTests {
         // A protected user's demotion can only come from outside the planner, and is always refused.
         var demoteProtected = plan.userChanges
         demoteProtected.append(PlannedUserChange(action: .update, historyAction: .flagsChanged, email: "B@acme.example", userID: 2, externalID: "id-2", dn: nil,
-                                                 fields: ["global_admin": FieldChange(old: "1", new: "0")], reasons: [], invite: false))
+                                                 fields: [.globalAdmin: FieldChange(old: true, new: false)], reasons: [], invite: false))
         #expect(check.protectedViolations(demoteProtected).map(\.guardName) == ["protected"])
         #expect(check.violations(userEntries: 3, users: world.users, changes: demoteProtected).map(\.guardName) == ["max_demote", "last_global_admin"])
         // The limits travel in the plan as the mapping wrote them.
@@ -169,20 +168,20 @@ struct PlanDocumentTests {
 
 @Suite("Guard checks on single changes")
 struct GuardChangeTests {
-    private func change(_ fields: [String: FieldChange], action: PlannedAction = .update) -> PlannedUserChange {
+    private func change(_ fields: AttributeChanges, action: PlannedAction = .update) -> PlannedUserChange {
         PlannedUserChange(action: action, historyAction: .updated, email: "a@acme.example", userID: 1, externalID: nil, dn: nil, fields: fields, reasons: [], invite: false)
     }
 
     @Test("removals lose access and count as demotions; a created user with its flags cleared loses nothing", arguments: [
-        (["enabled": FieldChange(old: "1", new: "0")], true, 0),
-        (["global_admin": FieldChange(old: "1", new: "0"), "group_manager": FieldChange(old: "1", new: "0")], true, 2),
-        (["role": FieldChange(old: "Admin", new: "Guest")], true, 1),
-        (["role": FieldChange(old: "Guest", new: "Admin")], false, 0),
-        (["global_admin": FieldChange(old: "0", new: "1")], false, 0),
-        (["global_admin": FieldChange(old: nil, new: "0"), "group_manager": FieldChange(old: nil, new: "0"), "enabled": FieldChange(old: nil, new: "1"),
-          "role": FieldChange(old: nil, new: "Guest")], false, 0),
-    ])
-    func losesAccess(_ fields: [String: FieldChange], _ loses: Bool, _ demotions: Int) {
+        ([.enabled: FieldChange(old: true, new: false)], true, 0),
+        ([.globalAdmin: FieldChange(old: true, new: false), .groupManager: FieldChange(old: true, new: false)], true, 2),
+        ([.role: FieldChange(old: "Admin", new: "Guest")], true, 1),
+        ([.role: FieldChange(old: "Guest", new: "Admin")], false, 0),
+        ([.globalAdmin: FieldChange(old: false, new: true)], false, 0),
+        ([.globalAdmin: FieldChange(old: nil, new: false), .groupManager: FieldChange(old: nil, new: false), .enabled: FieldChange(old: nil, new: true),
+          .role: FieldChange(old: nil, new: "Guest")], false, 0),
+    ] as [(AttributeChanges, Bool, Int)])
+    func losesAccess(_ fields: AttributeChanges, _ loses: Bool, _ demotions: Int) {
         #expect(GuardCheck.losesAccess(change(fields)) == loses)
         #expect(GuardCheck.demotions(in: change(fields)) == demotions)
     }

@@ -27,8 +27,7 @@ struct World {
 
     mutating func stored(_ id: Int64, _ email: String, group: Int64 = 1, ga: Bool = false, gm: Bool = false, role: String = "Guest",
                          enabled: Bool = true, title: String? = nil, source: RecordSource = .directory) {
-        users.append(StoredUser(id: id, clientID: 1, email: email, firstName: nil, lastName: nil, title: title, cellPhone: nil, officePhone: nil,
-                                extension: nil, location: nil, role: role, userGroupID: group, globalAdmin: ga, groupManager: gm, hasLogin: true,
+        users.append(StoredUser(id: id, clientID: 1, email: email, fields: PortalFieldValues(title.map { [.title: $0] } ?? [:]), role: role, userGroupID: group, globalAdmin: ga, groupManager: gm, hasLogin: true,
                                 enabled: enabled, source: source, externalID: source == .directory ? "id-\(id)" : nil,
                                 externalDN: source == .directory ? "uid=\(id),ou=people,dc=a" : nil, createdAt: "", updatedAt: ""))
     }
@@ -40,7 +39,7 @@ struct World {
 
     func directoryUser(_ id: Int64, _ email: String, title: String? = nil, group: String = "Default User Group", ga: Bool = false,
                        disabled: Bool = false) -> DirectoryUser {
-        var fields: [PortalField: String] = [.email: email]
+        var fields: PortalFieldValues = [.email: email]
         if let title { fields[.title] = title }
         return DirectoryUser(
             mapped: MappedFields(dn: "uid=\(id),ou=people,dc=a", externalID: "id-\(id)", fields: fields, disabled: disabled),
@@ -64,20 +63,20 @@ struct PlannerTests {
         #expect(world.plan([world.directoryUser(1, "a@acme.example", title: "Boss", ga: true), world.directoryUser(2, "b@acme.example", title: "Clerk")]).isEmpty)
         let plan = world.plan([world.directoryUser(1, "a@acme.example", title: "Boss", ga: true), world.directoryUser(2, "b@acme.example", title: "Chief Clerk")])
         #expect(plan.userChanges.count == 1)
-        #expect(plan.userChanges[0].fields == ["title": FieldChange(old: "Clerk", new: "Chief Clerk")])
+        #expect(plan.userChanges[0].fields == [.field(.title): FieldChange(old: "Clerk", new: "Chief Clerk")])
         #expect(plan.userChanges[0].historyAction == .updated)
         #expect(plan.summary.line == "0 to create, 1 to update, 0 to disable, 1 unchanged of 2")
     }
 
     @Test("history actions follow precedence", arguments: [
-        (["enabled": FieldChange(old: "1", new: "0"), "title": FieldChange(old: "a", new: "b")], HistoryAction.disabled),
-        (["enabled": FieldChange(old: "0", new: "1")], .enabled),
-        (["user_group": FieldChange(old: "A", new: "B"), "group_manager": FieldChange(old: "1", new: "0")], .groupChanged),
-        (["global_admin": FieldChange(old: "0", new: "1"), "role": FieldChange(old: "Guest", new: "Admin")], .flagsChanged),
-        (["role": FieldChange(old: "Guest", new: "Admin")], .roleChanged),
-        (["title": FieldChange(old: "a", new: "b")], .updated),
-    ])
-    func precedence(_ fields: [String: FieldChange], _ expected: HistoryAction) {
+        ([.enabled: FieldChange(old: true, new: false), .field(.title): FieldChange(old: "a", new: "b")] as AttributeChanges, HistoryAction.disabled),
+        ([.enabled: FieldChange(old: false, new: true)], .enabled),
+        ([.userGroup: FieldChange(old: "A", new: "B"), .groupManager: FieldChange(old: true, new: false)], .groupChanged),
+        ([.globalAdmin: FieldChange(old: false, new: true), .role: FieldChange(old: "Guest", new: "Admin")], .flagsChanged),
+        ([.role: FieldChange(old: "Guest", new: "Admin")], .roleChanged),
+        ([.field(.title): FieldChange(old: "a", new: "b")], .updated),
+    ] as [(AttributeChanges, HistoryAction)])
+    func precedence(_ fields: AttributeChanges, _ expected: HistoryAction) {
         #expect(Planner.classify(fields).1 == expected)
     }
 
@@ -89,7 +88,7 @@ struct PlannerTests {
                                world.directoryUser(4, "disabled@acme.example", disabled: true)])
         #expect(plan.userChanges.map(\.email) == ["new@acme.example"])
         #expect(plan.userChanges[0].invite)
-        #expect(plan.userChanges[0].fields["user_group"]?.new == "Sales")
+        #expect(plan.userChanges[0].fields[.userGroup]?.new == "Sales")
         #expect(plan.onboarding == [GroupOnboarding(userGroup: "Sales", new: 1, managers: 0)])
         #expect(plan.summary.invitations == 1)
     }
@@ -132,8 +131,8 @@ struct PlannerTests {
         adopting.stored(3, "portal@acme.example", title: "Portal", source: .portal)
         let adopted = adopting.plan([adopting.directoryUser(9, "portal@acme.example", title: "Directory")])
         #expect(adopted.userChanges.first?.historyAction == .linked)
-        #expect(adopted.userChanges.first?.fields["title"] == FieldChange(old: "Portal", new: "Directory"))
-        #expect(adopted.userChanges.first?.fields["external_id"]?.new == "id-9")
+        #expect(adopted.userChanges.first?.fields[.field(.title)] == FieldChange(old: "Portal", new: "Directory"))
+        #expect(adopted.userChanges.first?.fields[.externalID]?.new == "id-9")
     }
 
     @Test("the text plan groups by action with + ~ - lines, reasons and the summary; an empty plan says so")

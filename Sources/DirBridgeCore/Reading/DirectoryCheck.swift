@@ -38,7 +38,8 @@ public enum DirectoryCheck {
                 for name in attributes { shown[name] = entry.bytes(name).map(displayValue) }
                 switch mapping.mapUser(entry) {
                 case .success(let mapped):
-                    var fields = Dictionary(uniqueKeysWithValues: mapped.fields.map { ($0.key.rawValue, $0.value) })
+                    var fields: [String: String] = [:]
+                    for field in PortalField.allCases { fields[field.rawValue] = mapped.fields[field] }
                     fields["external_id"] = mapped.externalID
                     fields["disabled"] = mapped.disabled ? "yes" : "no"
                     sample.append(.init(dn: entry.dn, attributes: shown, mapped: fields, skipped: nil))

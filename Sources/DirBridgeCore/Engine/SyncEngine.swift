@@ -193,7 +193,7 @@ public enum SyncEngine {
         // The directory view is planned: let it go before the change set is built (peak memory).
         snapshot = nil
         incremental?.snapshot = nil
-        let runID = try store.apply(plan.changeSet(clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: extra,
+        let runID = try store.apply(ChangeSet(plan: plan, clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: extra,
                                     creating: newClient)
         return outcome(runID, applied: true)
     }
@@ -210,28 +210,5 @@ extension Plan {
         return Plan(client: mapping.client.name, mapping: mapping.file, directory: mapping.directory.displayURL,
                     groupCreations: [], userChanges: [], skipped: view?.skipped ?? [], protectedKept: [], guardViolations: [],
                     summary: summary, onboarding: [])
-    }
-
-    /// The store's change set for this plan: what `apply` writes, in one transaction.
-    public func changeSet(clientID: Int64, editor: String) -> ChangeSet {
-        let creations = userChanges.filter { $0.action == .create }.map { change -> NewClientUser in
-            func value(_ field: String) -> String? { change.fields[field]?.new }
-            return NewClientUser(
-                email: change.email, firstName: value("first_name"), lastName: value("last_name"), title: value("title"),
-                cellPhone: value("cell_phone"), officePhone: value("office_phone"), extension: value("extension"), location: value("location"),
-                role: value("role") ?? RuleEvaluator.defaultRole, userGroupName: value("user_group"),
-                globalAdmin: value("global_admin") == "1", groupManager: value("group_manager") == "1",
-                hasLogin: value("has_login") == "1", enabled: true, source: .directory,
-                externalID: change.externalID, externalDN: change.dn, invite: change.invite,
-                reason: change.reasons.joined(separator: "\n"))
-        }
-        let updates = userChanges.filter { $0.action != .create }.compactMap { change -> ClientUserUpdate? in
-            guard let id = change.userID else { return nil }
-            return ClientUserUpdate(userID: id, action: change.historyAction, fields: change.fields, reason: change.reasons.joined(separator: "\n"))
-        }
-        return ChangeSet(
-            clientID: clientID, editor: editor,
-            groupCreations: groupCreations.map { NewUserGroup(name: $0.name, source: .directory, reason: $0.reason) },
-            groupRenames: [], userCreations: creations, userUpdates: updates, invitations: [])
     }
 }

@@ -108,7 +108,7 @@ public enum PlanApplier {
         let run = SyncRunRecord(
             clientID: client?.id, mapping: document.mapping.file, directory: document.directory, mode: .apply, status: .succeeded,
             startedAt: now, summary: plan.summary.counts, entriesRead: plan.summary.entriesRead, planHash: document.sha256)
-        let result = try store.apply(plan.changeSet(clientID: client?.id ?? 0, editor: document.mapping.editor), run: run, within: lease,
+        let result = try store.apply(ChangeSet(plan: plan, clientID: client?.id ?? 0, editor: document.mapping.editor), run: run, within: lease,
                                      creating: newClient) { state -> PlanError? in
             let found = objections(state, fingerprint: clientMatches)
             return found.isEmpty ? nil : PlanError.refused(found, document: document)

@@ -1,0 +1,53 @@
+import GRDB
+
+// The model's records as GRDB reads them: by column name, never by position. The text
+// fields' columns come from the catalogue (`PortalField`), the others from `Columns`.
+
+extension ClientRecord: FetchableRecord, TableRecord {
+    public static let databaseTableName = "clients"
+
+    public enum Columns: String, ColumnExpression {
+        case id, name, parentID = "parent_id", membershipEndDate = "membership_end_date", active, createdAt = "created_at"
+    }
+
+    public init(row: Row) {
+        self.init(id: row[Columns.id], name: row[Columns.name], parentID: row[Columns.parentID],
+                  membershipEndDate: row[Columns.membershipEndDate], active: row[Columns.active], createdAt: row[Columns.createdAt])
+    }
+}
+
+extension StoredUserGroup: FetchableRecord, TableRecord {
+    public static let databaseTableName = "user_groups"
+
+    public enum Columns: String, ColumnExpression {
+        case id, clientID = "client_id", name, isDefault = "is_default", source, externalID = "external_id", createdAt = "created_at"
+    }
+
+    public init(row: Row) {
+        self.init(id: row[Columns.id], clientID: row[Columns.clientID], name: row[Columns.name], isDefault: row[Columns.isDefault],
+                  source: RecordSource(rawValue: row[Columns.source]) ?? .portal, externalID: row[Columns.externalID],
+                  createdAt: row[Columns.createdAt])
+    }
+}
+
+extension StoredUser: FetchableRecord, TableRecord {
+    public static let databaseTableName = "client_users"
+
+    /// The columns that are not a ``UserAttribute``.
+    public enum Columns: String, ColumnExpression {
+        case id, clientID = "client_id", userGroupID = "user_group_id", createdAt = "created_at", updatedAt = "updated_at"
+    }
+
+    public init(row: Row) {
+        var fields = PortalFieldValues()
+        for field in PortalField.allCases { fields[field] = row[field.rawValue] }
+        self.init(
+            id: row[Columns.id], clientID: row[Columns.clientID], email: fields[.email] ?? "", fields: fields,
+            role: row[UserAttribute.role.column], userGroupID: row[Columns.userGroupID],
+            globalAdmin: row[UserAttribute.globalAdmin.column], groupManager: row[UserAttribute.groupManager.column],
+            hasLogin: row[UserAttribute.hasLogin.column], enabled: row[UserAttribute.enabled.column],
+            source: RecordSource(rawValue: row[UserAttribute.source.column]) ?? .portal,
+            externalID: row[UserAttribute.externalID.column], externalDN: row[UserAttribute.externalDN.column],
+            createdAt: row[Columns.createdAt], updatedAt: row[Columns.updatedAt])
+    }
+}
