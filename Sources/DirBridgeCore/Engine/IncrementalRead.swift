@@ -4,7 +4,7 @@ import Logging
 /// How incremental runs behave: how often they fall back to a full read, and the margin
 /// taken on timestamps for clock skew and in-flight writes.
 public struct IncrementalOptions: Sendable, Equatable {
-    /// A full reconcile is done when the last one is older than this (SPEC section 6: 24h).
+    /// A full reconcile is done when the last one is older than this (default 24h).
     public var fullEvery: TimeInterval
     /// High-water reads start this far before the newest timestamp seen.
     public var margin: TimeInterval
@@ -16,18 +16,6 @@ public struct IncrementalOptions: Sendable, Equatable {
         self.margin = margin
         self.forceFull = forceFull
     }
-}
-
-/// How an incremental-capable run read the directory.
-public enum ReadMethod: String, Sendable, Codable {
-    /// Everything, paged (a full reconcile).
-    case full
-    /// RFC 4533 content synchronisation (refreshOnly) from the cookie kept in `sync_state`.
-    case contentSync = "content-sync"
-    /// Entries whose `modifyTimestamp` is at or after the high-water mark (minus the margin).
-    case modifyTimestamp = "modify-timestamp"
-    /// Active Directory: entries whose `uSNChanged` is past the DC's `highestCommittedUSN` at the last read.
-    case usnChanged = "usn-changed"
 }
 
 /// What an incremental-capable read produced.
@@ -45,52 +33,6 @@ struct IncrementalReadResult {
     var method: ReadMethod
     /// Why a full read was done, when it was.
     var fullReason: String?
-}
-
-/// Keeps raw entries of a full read for the directory cache, keyed by immutable id, and
-/// the newest `modifyTimestamp` seen (the high-water mark, in the server's clock).
-final class DirectoryCacheCollector {
-    let mapping: Mapping
-    /// Attributes read for the cache beside the mapping's: the keys and the timestamp high-water mark.
-    static let cacheAttributes = ["entryUUID", "modifyTimestamp", "objectGUID"]
-    let extraAttributes = DirectoryCacheCollector.cacheAttributes
-    private(set) var upserts: [(kind: DirectoryCacheUpdate.Kind, key: String, entry: [UInt8])] = []
-    private(set) var newestUser: String?
-    private(set) var newestGroup: String?
-
-    init(mapping: Mapping) { self.mapping = mapping }
-
-    /// False once a kept entry had no `entryUUID`.
-    private(set) var everyEntryHasUUID = true
-
-    func keep(user entry: EntryAttributes) { keep(entry, kind: .user, newest: &newestUser) }
-
-    func keep(group entry: EntryAttributes) { keep(entry, kind: .group, newest: &newestGroup) }
-
-    private func keep(_ entry: EntryAttributes, kind: DirectoryCacheUpdate.Kind, newest: inout String?) {
-        let uuid = entry.first("entryuuid")
-        if uuid?.isEmpty ?? true { everyEntryHasUUID = false }
-        guard let key = Self.key(of: entry, uuid: uuid, kind: kind, mapping: mapping) else { return }
-        upserts.append((kind, key, EntryCodec.encode(entry)))
-        if let stamp = entry.first("modifytimestamp"), stamp > (newest ?? "") { newest = stamp }
-    }
-
-    /// The cache key: `entryUUID` where the server has it (content sync names entries by
-    /// it), else the user's immutable id, else a group's `objectGUID` (AD: a renamed group stays
-    /// one entry), else a group's normalised DN.
-    static func key(of entry: EntryAttributes, kind: DirectoryCacheUpdate.Kind, mapping: Mapping) -> String? {
-        key(of: entry, uuid: entry.first("entryuuid"), kind: kind, mapping: mapping)
-    }
-
-    private static func key(of entry: EntryAttributes, uuid: String?, kind: DirectoryCacheUpdate.Kind, mapping: Mapping) -> String? {
-        if let uuid, !uuid.isEmpty { return uuid.lowercased() }
-        if kind == .group, let guid = entry.bytes("objectguid").first, guid.count == 16 { return "guid:" + TemplateFilter.uuidText(guid) }
-        if kind == .user {
-            let id = Mapping.externalID(entry, attribute: mapping.users.id)
-            return id.isEmpty ? nil : id
-        }
-        return (try? DistinguishedName.normalize(entry.dn)).map { "dn:" + $0 }
-    }
 }
 
 /// A delta that cannot be trusted to patch the cache: the run reads everything instead.
@@ -114,18 +56,18 @@ enum IncrementalReader {
         let cache = try store.directoryCache(client: client)
         var fullReason: String
         if let cache {
-            let lastFull = cache.state["last_full"].flatMap(StoreTime.date)
+            let lastFull = cache.state.lastFull
             if options.forceFull {
                 fullReason = "a full read was asked for"
-            } else if cache.state["scope"] != scope {
+            } else if cache.state.scope != scope {
                 fullReason = "the mapping's bases, filters or attributes changed since the cache was built"
-            } else if cache.state["directory"] != connection.url {
-                fullReason = "the directory server changed (\(cache.state["directory"] ?? "none") → \(connection.url))"
+            } else if cache.state.directory != connection.url {
+                fullReason = "the directory server changed (\(cache.state.directory ?? "none") → \(connection.url))"
             } else if lastFull.map({ Date().timeIntervalSince($0) >= options.fullEvery }) ?? true {
                 fullReason = "full reconcile due (every \(DurationText.text(options.fullEvery)))"
             } else {
                 do {
-                    switch ReadMethod(rawValue: cache.state["method"] ?? "") {
+                    switch cache.state.method {
                     case .contentSync:
                         if let result = try contentSyncDelta(mapping, store: store, cache: cache, connection: connection, logger: logger, shouldStop: shouldStop) {
                             return result
@@ -155,20 +97,23 @@ enum IncrementalReader {
         _ mapping: Mapping, connection: DirectoryConnection, scope: String, reason: String, logger: Logger,
         progress: ((Int) -> Void)?, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult {
-        var state = ["scope": scope, "directory": connection.url, "last_full": StoreTime.text(Date())]
+        var state = SyncState()
+        state.scope = scope
+        state.directory = connection.url
+        state.lastFull = Date()
         // Cookies are taken before the read: a change made while reading is sent again next time.
         var method = ReadMethod.modifyTimestamp
         if try connection.capabilities().controls.contains(DirectoryConnection.syncRequestOID) {
             let cookies = try connection.currentCookies(for: [mapping.users.base] + (mapping.groups.map { [$0.base] } ?? []))
-            state["users.cookie"] = cookies[mapping.users.base]
-            state["groups.cookie"] = mapping.groups.flatMap { cookies[$0.base] }
-            if state["users.cookie"] != nil, mapping.groups == nil || state["groups.cookie"] != nil { method = .contentSync }
+            state.usersCookie = cookies[mapping.users.base]
+            state.groupsCookie = mapping.groups.flatMap { cookies[$0.base] }
+            if state.usersCookie != nil, mapping.groups == nil || state.groupsCookie != nil { method = .contentSync }
         }
         // Active Directory: the DC's update sequence, taken before the read like the cookies.
         if method == .modifyTimestamp, let mark = try connection.updateSequenceMark() {
             method = .usnChanged
-            state["usn.highwater"] = String(mark.usn)
-            state["usn.server"] = mark.server
+            state.usnHighwater = mark.usn
+            state.usnServer = mark.server
         }
         let started = Date()
         let collector = DirectoryCacheCollector(mapping: mapping)
@@ -179,12 +124,12 @@ enum IncrementalReader {
             // could never be matched, and a present phase would take it for gone.
             method = .modifyTimestamp
         }
-        state["method"] = method.rawValue
+        state.method = method
         if method == .modifyTimestamp {
             // The server's own clock where entries carry modifyTimestamp; ours otherwise.
             let fallback = GeneralizedTime.text(started)
-            state["users.highwater"] = collector.newestUser ?? fallback
-            state["groups.highwater"] = collector.newestGroup ?? fallback
+            state.usersHighwater = collector.newestUser ?? fallback
+            state.groupsHighwater = collector.newestGroup ?? fallback
         }
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: true, state: state)
         update.encodedUpserts = collector.upserts
@@ -196,21 +141,21 @@ enum IncrementalReader {
     private static func contentSyncDelta(
         _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult? {
-        guard let usersCookie = cache.state["users.cookie"] else { return nil }
+        guard let usersCookie = cache.state.usersCookie else { return nil }
         let extra = DirectoryCacheCollector.cacheAttributes
         let usersRequest = SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead + extra)
         guard case .refreshed(let userChanges) = try connection.refresh(usersRequest, cookie: usersCookie, shouldStop: shouldStop) else { return nil }
         var groupChanges: ContentRefresh?
         if let groups = mapping.groups {
-            guard let groupsCookie = cache.state["groups.cookie"] else { return nil }
+            guard let groupsCookie = cache.state.groupsCookie else { return nil }
             let request = SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead + extra)
             guard case .refreshed(let changes) = try connection.refresh(request, cookie: groupsCookie, shouldStop: shouldStop) else { return nil }
             groupChanges = changes
         }
-        var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false)
-        update.state["users.cookie"] = userChanges.cookie ?? usersCookie
-        if let groupChanges { update.state["groups.cookie"] = groupChanges.cookie ?? cache.state["groups.cookie"] }
-        update.state["last_incremental"] = StoreTime.text(Date())
+        var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false, state: cache.state)
+        update.state.usersCookie = userChanges.cookie ?? usersCookie
+        if let groupChanges { update.state.groupsCookie = groupChanges.cookie ?? cache.state.groupsCookie }
+        update.state.lastIncremental = Date()
         let read = userChanges.changed.count + (groupChanges?.changed.count ?? 0)
         let quiet = [userChanges, groupChanges].compactMap { $0 }.allSatisfy { $0.changed.isEmpty && $0.deleted.isEmpty && !$0.usedPresentPhase }
         if quiet, let result = try unchangedShortcut(mapping, store: store, cache: cache, update: update, method: .contentSync, entriesRead: read, logger: logger) {
@@ -248,7 +193,7 @@ enum IncrementalReader {
         throw FullReadNeeded(reason: "\(cached.dn) was renamed or moved to \(entry.dn); group member lists may name the old DN")
     }
 
-    private static func patch(_ entries: inout [String: EntryAttributes], kind: DirectoryCacheUpdate.Kind, with changes: ContentRefresh, update: inout DirectoryCacheUpdate) throws {
+    private static func patch(_ entries: inout [String: EntryAttributes], kind: EntryKind, with changes: ContentRefresh, update: inout DirectoryCacheUpdate) throws {
         var gone = changes.deleted
         if changes.usedPresentPhase {
             let changed = Set(changes.changed.map(\.uuid))
@@ -272,27 +217,27 @@ enum IncrementalReader {
         _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, connection: DirectoryConnection, options: IncrementalOptions,
         logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult? {
-        var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false)
-        let method = ReadMethod(rawValue: cache.state["method"] ?? "") ?? .modifyTimestamp
+        var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false, state: cache.state)
+        let method = cache.state.method ?? .modifyTimestamp
         var sinceUSN: Int64?
         if method == .usnChanged {
             // Taken before the searches: a change made while reading is read again next time.
-            guard let mark = try connection.updateSequenceMark(), mark.server == cache.state["usn.server"],
-                  let last = cache.state["usn.highwater"].flatMap({ Int64($0) }) else { return nil }
+            guard let mark = try connection.updateSequenceMark(), mark.server == cache.state.usnServer,
+                  let last = cache.state.usnHighwater else { return nil }
             sinceUSN = last + 1
-            update.state["usn.highwater"] = String(mark.usn)
+            update.state.usnHighwater = mark.usn
         }
         var (users, groups) = try cache.entries()
         var read = 0
         var references = 0
         func delta(
-            kind: DirectoryCacheUpdate.Kind, base: String, scope: SearchScope, filter: String, attributes: [String],
+            kind: EntryKind, base: String, scope: SearchScope, filter: String, attributes: [String],
             entries: inout [String: EntryAttributes]
         ) throws {
-            let stateKey = kind == .user ? "users.highwater" : "groups.highwater"
-            let mark = cache.state[stateKey].flatMap(GeneralizedTime.date) ?? Date.distantPast
+            let highwater = kind == .user ? \SyncState.usersHighwater : \SyncState.groupsHighwater
+            let mark = cache.state[keyPath: highwater].flatMap(GeneralizedTime.date) ?? Date.distantPast
             let since = GeneralizedTime.text(mark.addingTimeInterval(-options.margin))
-            var newest = cache.state[stateKey] ?? since
+            var newest = cache.state[keyPath: highwater] ?? since
             let recent = sinceUSN.map { "(uSNChanged>=\($0))" } ?? "(modifyTimestamp>=\(since))"
             let changed = "(&\(filter)\(recent))"
             let left = "(&(!\(filter))\(recent))"
@@ -321,7 +266,7 @@ enum IncrementalReader {
             }
             read += stats.entries
             references += stats.references
-            update.state[stateKey] = newest
+            update.state[keyPath: highwater] = newest
         }
         try delta(kind: .user, base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter,
                   attributes: mapping.attributesToRead, entries: &users)
@@ -331,7 +276,7 @@ enum IncrementalReader {
                       attributes: mapping.groupAttributesToRead, entries: &groups)
             if update.encodedUpserts.count + update.deletions.count > before { try requireNoMemberOf(mapping) }
         }
-        update.state["last_incremental"] = StoreTime.text(Date())
+        update.state.lastIncremental = Date()
         return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: method,
                       entriesRead: read, references: references, connection: connection, logger: logger)
     }
@@ -360,14 +305,9 @@ enum IncrementalReader {
     ) throws -> IncrementalReadResult? {
         // With `nested: server` the server resolves nesting through groups that may lie outside
         // groups.base, whose changes no delta shows: always plan.
-        guard mapping.groups?.nestedResolution != .server,
-              let view = cache.state["unchanged_view"].flatMap(UnchangedView.decode),
-              // The mapping text this run parsed (empty for mappings built in code: no shortcut).
-              !mapping.sourceHash.isEmpty, cache.state["mapping_hash"] == mapping.sourceHash,
-              let recorded = cache.state["store_counter"].flatMap({ Int64($0) })
-        else { return nil }
+        guard mapping.groups?.nestedResolution != .server, cache.state.storeCounter != nil else { return nil }
         let counter = try store.changeCounter(client: mapping.client.name)
-        guard counter == recorded else { return nil }
+        guard let view = cache.state.unchangedView(mappingHash: mapping.sourceHash, counter: counter) else { return nil }
         logger.debug("nothing changed since the last applied run: planning skipped")
         var update = update
         update.expectedCounter = counter
@@ -396,43 +336,5 @@ enum IncrementalReader {
             parts += [groups.base, groups.scope.rawValue, groups.filter, mapping.groupAttributesToRead.joined(separator: ",")]
         }
         return "v1|" + parts.joined(separator: "|")
-    }
-}
-
-/// LDAP GeneralizedTime in UTC with whole seconds (`20261123154500Z`).
-enum GeneralizedTime {
-    static func text(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d%02d%02d%02d%02d%02dZ", parts.year!, parts.month!, parts.day!, parts.hour!, parts.minute!, parts.second!)
-    }
-
-    static func date(_ text: String) -> Date? {
-        let digits = text.prefix { $0.isNumber }
-        guard digits.count >= 14 else { return nil }
-        let numbers = [0, 4, 6, 8, 10, 12].enumerated().map { index, start -> Int in
-            let length = index == 0 ? 4 : 2
-            let from = digits.index(digits.startIndex, offsetBy: start)
-            return Int(digits[from..<digits.index(from, offsetBy: length)]) ?? 0
-        }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        return calendar.date(from: DateComponents(year: numbers[0], month: numbers[1], day: numbers[2], hour: numbers[3], minute: numbers[4], second: numbers[5]))
-    }
-}
-
-/// What an applied plan leaves for the next run to repeat when nothing changed: its skipped
-/// entries and the number of directory users it considered.
-struct UnchangedView: Codable, Sendable {
-    var total: Int
-    var skipped: [SkippedEntry]
-
-    static func decode(_ text: String) -> UnchangedView? {
-        try? JSONDecoder().decode(UnchangedView.self, from: Data(text.utf8))
-    }
-
-    var encoded: String {
-        (try? JSONEncoder().encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 }

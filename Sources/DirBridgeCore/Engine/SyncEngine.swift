@@ -186,9 +186,9 @@ public enum SyncEngine {
             // What lets the next run skip planning when nothing changes on either side.
             extra?.countingClientID = clientID
             if snapshot != nil { extra?.expectedCounter = counterAtRead }
-            extra?.state["mapping_hash"] = mapping.sourceHash
             let repeatable = plan.protectedKept.isEmpty && plan.guardViolations.isEmpty
-            extra?.state["unchanged_view"] = repeatable ? UnchangedView(total: plan.summary.total, skipped: plan.skipped).encoded : ""
+            extra?.state.recordShortcut(mappingHash: mapping.sourceHash,
+                                        view: repeatable ? UnchangedView(total: plan.summary.total, skipped: plan.skipped) : nil)
         }
         // The directory view is planned: let it go before the change set is built (peak memory).
         snapshot = nil

@@ -178,14 +178,8 @@ public final class PortalStore: Sendable {
     /// Records a run that wrote nothing else (a dry run, a refused or failed run); returns
     /// its id.
     public func recordRun(_ run: SyncRunRecord) throws(StoreError) -> Int64 {
-        try recordRun(run, extra: nil)
-    }
-
-    /// ``recordRun(_:)`` with `extra` written in the same transaction.
-    func recordRun(_ run: SyncRunRecord, extra: DirectoryCacheUpdate?) throws(StoreError) -> Int64 {
         try storeOperation("recording the sync run") {
             try pool.write { db in
-                try extra?.write(db)
                 let runID = try Self.insertRun(run, db: db)
                 try db.execute(
                     sql: "UPDATE sync_runs SET finished_at = ?, summary = ? WHERE id = ?",

@@ -9,13 +9,13 @@ import GRDB
 /// state is read at once; the entries only when a run needs them (a run that finds nothing
 /// changed never loads them).
 public final class DirectoryCache {
-    /// `sync_state` for the client: cookies, high-water marks, the last full reconcile.
-    public let state: [String: String]
+    /// The client's sync state: cookies, high-water marks, the last full reconcile.
+    public let state: SyncState
     private let store: PortalStore
     private let client: String
     private var loaded: (users: [String: EntryAttributes], groups: [String: EntryAttributes])?
 
-    init(state: [String: String], store: PortalStore, client: String) {
+    init(state: SyncState, store: PortalStore, client: String) {
         self.state = state
         self.store = store
         self.client = client
@@ -33,15 +33,14 @@ public final class DirectoryCache {
 /// What one sync changes in the client's directory cache and sync state; written in the
 /// transaction of its apply, so the cache never runs ahead of (or behind) the store.
 struct DirectoryCacheUpdate: Sendable {
-    enum Kind: String, Sendable { case user, group }
-
     var client: String
     /// A full reconcile replaces the whole cache; an incremental run patches it.
     var replaceAll: Bool
     /// Entries to write, already encoded (``EntryCodec``).
-    var encodedUpserts: [(kind: Kind, key: String, entry: [UInt8])] = []
-    var deletions: [(kind: Kind, key: String)] = []
-    var state: [String: String] = [:]
+    var encodedUpserts: [(kind: EntryKind, key: String, entry: [UInt8])] = []
+    var deletions: [(kind: EntryKind, key: String)] = []
+    /// The whole sync state after the apply: it replaces the stored one.
+    var state: SyncState
     /// Record the client's store change counter, as it stands after the apply's own writes.
     var countingClientID: Int64?
     /// The counter when the run read the store's state. When another writer moved it before
@@ -52,7 +51,6 @@ struct DirectoryCacheUpdate: Sendable {
     func write(_ db: Database, counterBefore: Int64? = nil) throws {
         if replaceAll {
             try db.execute(sql: "DELETE FROM directory_cache WHERE client = ?", arguments: [client])
-            try db.execute(sql: "DELETE FROM sync_state WHERE client = ?", arguments: [client])
         }
         let delete = try db.cachedStatement(sql: "DELETE FROM directory_cache WHERE client = ? AND kind = ? AND key = ?")
         for (kind, key) in deletions { try delete.execute(arguments: [client, kind.rawValue, key]) }
@@ -60,15 +58,17 @@ struct DirectoryCacheUpdate: Sendable {
         for (kind, key, entry) in encodedUpserts {
             try upsert.execute(arguments: [client, kind.rawValue, key, Data(entry)])
         }
-        let now = StoreTime.text(Date())
-        let setState = try db.cachedStatement(sql: "INSERT OR REPLACE INTO sync_state (client, key, value, updated_at) VALUES (?, ?, ?, ?)")
-        for (key, value) in state { try setState.execute(arguments: [client, key, value, now]) }
+        var state = state
         if let countingClientID {
             let counter = try Self.counter(db, clientID: countingClientID)
             let unseenWrite = expectedCounter == nil || counterBefore != expectedCounter
-            try setState.execute(arguments: [client, "store_counter", unseenWrite ? "" : String(counter), now])
-            if unseenWrite { try setState.execute(arguments: [client, "unchanged_view", "", now]) }
+            state.storeCounter = unseenWrite ? nil : counter
+            if unseenWrite { state.unchangedView = nil }
         }
+        let now = StoreTime.text(Date())
+        try db.execute(sql: "DELETE FROM sync_state WHERE client = ?", arguments: [client])
+        let setState = try db.cachedStatement(sql: "INSERT INTO sync_state (client, key, value, updated_at) VALUES (?, ?, ?, ?)")
+        for (key, value) in state.rows { try setState.execute(arguments: [client, key, value, now]) }
     }
 
     static func counter(_ db: Database, clientID: Int64) throws -> Int64 {
@@ -100,13 +100,11 @@ extension PortalStore {
     public func directoryCache(client: String) throws(StoreError) -> DirectoryCache? {
         let state = try storeOperation("reading the sync state of client \(client)") {
             try pool.read { db -> [String: String] in
-                var state: [String: String] = [:]
-                let rows = try Row.fetchCursor(db, sql: "SELECT key, value FROM sync_state WHERE client = ?", arguments: [client])
-                while let row = try rows.next() { state[row[0]] = row[1] }
-                return state
+                let rows = try Row.fetchAll(db, sql: "SELECT key, value FROM sync_state WHERE client = ?", arguments: [client])
+                return Dictionary(rows.map { ($0["key"] as String, $0["value"] as String) }) { _, last in last }
             }
         }
-        return state.isEmpty ? nil : DirectoryCache(state: state, store: self, client: client)
+        return state.isEmpty ? nil : DirectoryCache(state: SyncState(rows: state), store: self, client: client)
     }
 
     func cachedEntries(client: String) throws(StoreError) -> (users: [String: EntryAttributes], groups: [String: EntryAttributes]) {
@@ -123,71 +121,10 @@ extension PortalStore {
                         }
                         return entry
                     }
-                    if (row[0] as String) == DirectoryCacheUpdate.Kind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
+                    if (row[0] as String) == EntryKind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
                 }
                 return (users, groups)
             }
-        }
-    }
-}
-
-/// A compact, binary-safe encoding of an entry: length-prefixed DN, attribute names and values.
-enum EntryCodec {
-    static func encode(_ entry: EntryAttributes) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        func put(_ count: Int) {
-            var value = UInt64(count)
-            while value >= 0x80 { out.append(UInt8(value & 0x7F) | 0x80); value >>= 7 }
-            out.append(UInt8(value))
-        }
-        func put(bytes: some Collection<UInt8>) { put(bytes.count); out.append(contentsOf: bytes) }
-        put(bytes: Array(entry.dn.utf8))
-        put(entry.values.count)
-        for (name, values) in entry.values.sorted(by: { $0.key < $1.key }) {
-            put(bytes: Array(name.utf8))
-            put(values.count)
-            for value in values { put(bytes: value) }
-        }
-        return out
-    }
-
-    static func decode(_ data: Data) -> EntryAttributes? {
-        data.withUnsafeBytes { raw -> EntryAttributes? in
-            let bytes = raw.bindMemory(to: UInt8.self)
-            var position = 0
-            func count() -> Int? {
-                var value: UInt64 = 0
-                var shift: UInt64 = 0
-                while position < bytes.count, shift < 64 {
-                    let byte = bytes[position]
-                    position += 1
-                    value |= UInt64(byte & 0x7F) << shift
-                    if byte & 0x80 == 0 { return Int(exactly: value) }
-                    shift += 7
-                }
-                return nil
-            }
-            func chunk() -> UnsafeBufferPointer<UInt8>? {
-                guard let length = count(), length <= bytes.count - position else { return nil }
-                defer { position += length }
-                return UnsafeBufferPointer(rebasing: bytes[position..<position + length])
-            }
-            guard let dn = chunk(), let attributes = count() else { return nil }
-            var values: [String: [[UInt8]]] = [:]
-            values.reserveCapacity(attributes)
-            for _ in 0..<attributes {
-                guard let name = chunk(), let valueCount = count() else { return nil }
-                var list: [[UInt8]] = []
-                list.reserveCapacity(valueCount)
-                for _ in 0..<valueCount {
-                    guard let value = chunk() else { return nil }
-                    list.append(Array(value))
-                }
-                values[String(decoding: name, as: UTF8.self)] = list
-            }
-            guard position == bytes.count else { return nil }
-            return EntryAttributes(dn: String(decoding: dn, as: UTF8.self), values: values)
         }
     }
 }

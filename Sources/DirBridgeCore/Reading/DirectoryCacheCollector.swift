@@ -1,0 +1,48 @@
+/// Whether a cached directory entry is a user or a group.
+public enum EntryKind: String, Sendable { case user, group }
+
+/// Keeps raw entries of a full read for the directory cache, keyed by immutable id, and
+/// the newest `modifyTimestamp` seen (the high-water mark, in the server's clock).
+final class DirectoryCacheCollector {
+    let mapping: Mapping
+    /// Attributes read for the cache beside the mapping's: the keys and the timestamp high-water mark.
+    static let cacheAttributes = ["entryUUID", "modifyTimestamp", "objectGUID"]
+    let extraAttributes = DirectoryCacheCollector.cacheAttributes
+    private(set) var upserts: [(kind: EntryKind, key: String, entry: [UInt8])] = []
+    private(set) var newestUser: String?
+    private(set) var newestGroup: String?
+
+    init(mapping: Mapping) { self.mapping = mapping }
+
+    /// False once a kept entry had no `entryUUID`.
+    private(set) var everyEntryHasUUID = true
+
+    func keep(user entry: EntryAttributes) { keep(entry, kind: .user, newest: &newestUser) }
+
+    func keep(group entry: EntryAttributes) { keep(entry, kind: .group, newest: &newestGroup) }
+
+    private func keep(_ entry: EntryAttributes, kind: EntryKind, newest: inout String?) {
+        let uuid = entry.first("entryuuid")
+        if uuid?.isEmpty ?? true { everyEntryHasUUID = false }
+        guard let key = Self.key(of: entry, uuid: uuid, kind: kind, mapping: mapping) else { return }
+        upserts.append((kind, key, EntryCodec.encode(entry)))
+        if let stamp = entry.first("modifytimestamp"), stamp > (newest ?? "") { newest = stamp }
+    }
+
+    /// The cache key: `entryUUID` where the server has it (content sync names entries by
+    /// it), else the user's immutable id, else a group's `objectGUID` (AD: a renamed group stays
+    /// one entry), else a group's normalised DN.
+    static func key(of entry: EntryAttributes, kind: EntryKind, mapping: Mapping) -> String? {
+        key(of: entry, uuid: entry.first("entryuuid"), kind: kind, mapping: mapping)
+    }
+
+    private static func key(of entry: EntryAttributes, uuid: String?, kind: EntryKind, mapping: Mapping) -> String? {
+        if let uuid, !uuid.isEmpty { return uuid.lowercased() }
+        if kind == .group, let guid = entry.bytes("objectguid").first, guid.count == 16 { return "guid:" + TemplateFilter.uuidText(guid) }
+        if kind == .user {
+            let id = Mapping.externalID(entry, attribute: mapping.users.id)
+            return id.isEmpty ? nil : id
+        }
+        return (try? DistinguishedName.normalize(entry.dn)).map { "dn:" + $0 }
+    }
+}
