@@ -17,6 +17,21 @@ public struct SearchRequest: Sendable, Equatable {
         self.attributes = attributes
     }
 
+    /// The same search for the entries that also match `clause`.
+    public func narrowed(to clause: String) -> SearchRequest {
+        var request = self
+        request.filter = "(&\(Self.parenthesized(filter))\(clause))"
+        return request
+    }
+
+    /// The entries under the same base and scope that match `clause` but not this filter: those that left it.
+    public func leaving(_ clause: String, attributes: [String]) -> SearchRequest {
+        SearchRequest(base: base, scope: scope, filter: "(&(!\(Self.parenthesized(filter)))\(clause))", attributes: attributes)
+    }
+
+    /// A filter in parentheses (a mapping may write `objectClass=user`).
+    static func parenthesized(_ filter: String) -> String { filter.hasPrefix("(") ? filter : "(\(filter))" }
+
     /// The `ldapsearch` command that asks the same question, for logs and for admins.
     public func ldapsearchEquivalent(url: String, bindDN: String?, pageSize: Int) -> String {
         var parts = ["ldapsearch", "-H", url, "-x"]

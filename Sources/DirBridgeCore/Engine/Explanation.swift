@@ -41,7 +41,7 @@ public enum Explainer {
         let connection = try DirectoryConnection.open(mapping.directory, logger: logger)
         var (index, _) = try GroupIndex.read(mapping, connection: connection)
         var found: (EntryAttributes, MappedFields)?
-        try connection.search(SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead)) { page in
+        try connection.search(mapping.usersSearch()) { page in
             for entry in page where found == nil {
                 if case .success(let mapped) = mapping.mapUser(entry), mapped.email.lowercased() == email.lowercased() { found = (entry, mapped) }
             }

@@ -143,12 +143,11 @@ enum IncrementalReader {
     ) throws -> IncrementalReadResult? {
         guard let usersCookie = cache.state.usersCookie else { return nil }
         let extra = DirectoryCacheCollector.cacheAttributes
-        let usersRequest = SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead + extra)
+        let usersRequest = mapping.usersSearch(extra: extra)
         guard case .refreshed(let userChanges) = try connection.refresh(usersRequest, cookie: usersCookie, shouldStop: shouldStop) else { return nil }
         var groupChanges: ContentRefresh?
-        if let groups = mapping.groups {
+        if let request = mapping.groupsSearch(extra: extra) {
             guard let groupsCookie = cache.state.groupsCookie else { return nil }
-            let request = SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: mapping.groupAttributesToRead + extra)
             guard case .refreshed(let changes) = try connection.refresh(request, cookie: groupsCookie, shouldStop: shouldStop) else { return nil }
             groupChanges = changes
         }
@@ -230,18 +229,13 @@ enum IncrementalReader {
         var (users, groups) = try cache.entries()
         var read = 0
         var references = 0
-        func delta(
-            kind: EntryKind, base: String, scope: SearchScope, filter: String, attributes: [String],
-            entries: inout [String: EntryAttributes]
-        ) throws {
+        func delta(kind: EntryKind, search: SearchRequest, entries: inout [String: EntryAttributes]) throws {
             let highwater = kind == .user ? \SyncState.usersHighwater : \SyncState.groupsHighwater
             let mark = cache.state[keyPath: highwater].flatMap(GeneralizedTime.date) ?? Date.distantPast
             let since = GeneralizedTime.text(mark.addingTimeInterval(-options.margin))
             var newest = cache.state[keyPath: highwater] ?? since
             let recent = sinceUSN.map { "(uSNChanged>=\($0))" } ?? "(modifyTimestamp>=\(since))"
-            let changed = "(&\(filter)\(recent))"
-            let left = "(&(!\(filter))\(recent))"
-            var stats = try connection.search(SearchRequest(base: base, scope: scope, filter: changed, attributes: attributes + DirectoryCacheCollector.cacheAttributes)) { page in
+            var stats = try connection.search(search.narrowed(to: recent)) { page in
                 if shouldStop() { throw SyncStopped() }
                 for entry in page {
                     guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping) else { continue }
@@ -257,7 +251,7 @@ enum IncrementalReader {
             read += stats.entries
             references += stats.references
             let keyAttributes = kind == .user ? ["entryUUID", mapping.users.id] : ["entryUUID", "objectGUID"]
-            stats = try connection.search(SearchRequest(base: base, scope: scope, filter: left, attributes: keyAttributes)) { page in
+            stats = try connection.search(search.leaving(recent, attributes: keyAttributes)) { page in
                 for entry in page {
                     guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping),
                           entries.removeValue(forKey: key) != nil else { continue }
@@ -268,12 +262,11 @@ enum IncrementalReader {
             references += stats.references
             update.state[keyPath: highwater] = newest
         }
-        try delta(kind: .user, base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter,
-                  attributes: mapping.attributesToRead, entries: &users)
-        if let groupSection = mapping.groups {
+        let extra = DirectoryCacheCollector.cacheAttributes
+        try delta(kind: .user, search: mapping.usersSearch(extra: extra), entries: &users)
+        if let groupsSearch = mapping.groupsSearch(extra: extra) {
             let before = update.encodedUpserts.count + update.deletions.count
-            try delta(kind: .group, base: groupSection.base, scope: groupSection.scope, filter: groupSection.filter,
-                      attributes: mapping.groupAttributesToRead, entries: &groups)
+            try delta(kind: .group, search: groupsSearch, entries: &groups)
             if update.encodedUpserts.count + update.deletions.count > before { try requireNoMemberOf(mapping) }
         }
         update.state.lastIncremental = Date()

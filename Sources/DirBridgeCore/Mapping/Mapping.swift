@@ -62,6 +62,18 @@ public struct Mapping: Sendable {
         return names
     }
 
+    /// The users' search every read of the users starts from: `users.base`, its scope and
+    /// filter, and the attributes the mapping reads plus `extra`.
+    public func usersSearch(extra: [String] = []) -> SearchRequest {
+        SearchRequest(base: users.base, scope: users.scope, filter: users.filter, attributes: attributesToRead + extra)
+    }
+
+    /// The groups' search every read of the groups starts from, asking for `attributes` (by
+    /// default those the mapping reads) plus `extra`; nil without a `groups:` section.
+    public func groupsSearch(attributes: [String]? = nil, extra: [String] = []) -> SearchRequest? {
+        groups.map { SearchRequest(base: $0.base, scope: $0.scope, filter: $0.filter, attributes: (attributes ?? groupAttributesToRead) + extra) }
+    }
+
     /// Whether users' Active Directory primary group (`primaryGroupID`, Domain Users for most) counts as a
     /// membership: `groups.primary_group`, by default on when `users.id` is `objectGUID`.
     public var readsPrimaryGroups: Bool {

@@ -31,7 +31,7 @@ public enum DirectoryCheck {
         var references = 0
         let attributes = mapping.attributesToRead
         let userStatistics = try connection.search(
-            SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: attributes)
+            mapping.usersSearch()
         ) { page in
             for entry in page where sample.count < sampleSize {
                 var shown: [String: [String]] = [:]
@@ -50,10 +50,8 @@ public enum DirectoryCheck {
         }
         references += userStatistics.references
         var groupCount: Int?
-        if let groups = mapping.groups {
-            let groupStatistics = try connection.search(
-                SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: [])
-            ) { _ in }
+        if let groupsSearch = mapping.groupsSearch(attributes: []) {
+            let groupStatistics = try connection.search(groupsSearch) { _ in }
             groupCount = groupStatistics.entries
             references += groupStatistics.references
         }

@@ -66,7 +66,7 @@ public enum DirectorySnapshotReader {
         var builder = SnapshotBuilder(mapping: mapping, index: index)
         var read = 0
         let statistics = try connection.search(
-            SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: mapping.attributesToRead + extra)
+            mapping.usersSearch(extra: extra)
         ) { page in
             if shouldStop() { throw SyncStopped() }
             for entry in page {
@@ -186,11 +186,9 @@ struct GroupIndex {
         keep: (EntryAttributes) -> Void = { _ in }
     ) throws -> (GroupIndex, Int) {
         var index = GroupIndex(mapping: mapping)
-        guard let groups = mapping.groups else { return (index, 0) }
+        guard mapping.groups != nil else { return (index, 0) }
         let server = try ServerGroupFeatures(mapping, connection: connection)
-        let statistics = try connection.search(
-            SearchRequest(base: groups.base, scope: groups.scope, filter: groups.filter, attributes: server.groupAttributes + extraAttributes)
-        ) { page in
+        let statistics = try connection.search(mapping.groupsSearch(attributes: server.groupAttributes, extra: extraAttributes)!) { page in
             for entry in page {
                 keep(entry)
                 index.add(entry)
@@ -198,7 +196,7 @@ struct GroupIndex {
         }
         index.link()
         if server.inChain {
-            index.inChain = try InChainMembership.read(groups: index.nodes, rules: mapping.rules, users: mapping.users, connection: connection)
+            index.inChain = try InChainMembership.read(groups: index.nodes, rules: mapping.rules, users: mapping.usersSearch(), connection: connection)
         }
         return (index, statistics.references)
     }

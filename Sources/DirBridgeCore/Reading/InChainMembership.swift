@@ -36,17 +36,23 @@ struct InChainMembership {
 
     /// The filter asking for the users in `groupDN` at any depth.
     static func filter(users usersFilter: String, groupDN: String) -> String {
-        let users = usersFilter.hasPrefix("(") ? usersFilter : "(\(usersFilter))"
-        return "(&\(users)(memberOf:\(rule):=\(LDAPFilterText.escape(groupDN))))"
+        request(SearchRequest(base: "", filter: usersFilter), groupDN: groupDN).filter
+    }
+
+    /// The users' search narrowed to the members of `groupDN` at any depth, asking for no attribute.
+    static func request(_ users: SearchRequest, groupDN: String) -> SearchRequest {
+        var request = users.narrowed(to: "(memberOf:\(rule):=\(LDAPFilterText.escape(groupDN)))")
+        request.attributes = []
+        return request
     }
 
     /// Asks the server for the members at any depth of each of `groups` the `rules` concern; nil when
     /// it answers that the rule is unsupported (the caller walks the groups itself). Other failures throw.
-    static func read(groups: [GroupIndex.Node], rules: [MappingRule], users: UsersSection, connection: DirectoryConnection) throws -> InChainMembership? {
+    static func read(groups: [GroupIndex.Node], rules: [MappingRule], users: SearchRequest, connection: DirectoryConnection) throws -> InChainMembership? {
         var membership = InChainMembership()
         for (position, group) in groups.enumerated() where concerns(rules, group) {
             membership.asked.insert(group.dn)
-            let request = SearchRequest(base: users.base, scope: users.scope, filter: filter(users: users.filter, groupDN: group.entry.dn), attributes: [])
+            let request = request(users, groupDN: group.entry.dn)
             do {
                 try connection.search(request) { page in
                     for entry in page {
@@ -101,7 +107,7 @@ extension GroupIndex {
     mutating func resolveInChain(_ mapping: Mapping, connection: DirectoryConnection) throws {
         guard let groups = mapping.groups, groups.nested, groups.nestedResolution == .server,
               try ServerGroupFeatures(mapping, connection: connection).inChain else { return }
-        inChain = try InChainMembership.read(groups: nodes, rules: mapping.rules, users: mapping.users, connection: connection)
+        inChain = try InChainMembership.read(groups: nodes, rules: mapping.rules, users: mapping.usersSearch(), connection: connection)
     }
 
     /// With `nested: server`: the memberships the server's in-chain answer confirms.
