@@ -50,6 +50,69 @@ public struct PortalFieldValues: Sendable, Equatable, Hashable, ExpressibleByDic
     }
 }
 
+/// A client user's portal attributes except its user group: the text fields, the role, the
+/// flags and the link to the directory entry. Stored, new and listed users all hold one.
+public struct PortalUser: Sendable, Equatable {
+    /// The text fields, email included.
+    public var fields: PortalFieldValues
+    public var role: String
+    public var globalAdmin: Bool
+    public var groupManager: Bool
+    public var hasLogin: Bool
+    public var enabled: Bool
+    public var source: RecordSource
+    public var externalID: String?
+    public var externalDN: String?
+
+    public init(
+        email: String, fields: PortalFieldValues = PortalFieldValues(), role: String = defaultRoleName, globalAdmin: Bool = false,
+        groupManager: Bool = false, hasLogin: Bool = false, enabled: Bool = true, source: RecordSource = .directory,
+        externalID: String? = nil, externalDN: String? = nil
+    ) {
+        (self.fields, self.role, self.globalAdmin, self.groupManager) = (fields, role, globalAdmin, groupManager)
+        (self.hasLogin, self.enabled, self.source, self.externalID, self.externalDN) = (hasLogin, enabled, source, externalID, externalDN)
+        self.fields[.email] = email
+    }
+
+    /// The login name.
+    public var email: String {
+        get { fields[.email] ?? "" }
+        set { fields[.email] = newValue }
+    }
+
+    /// One attribute's value; the user group is not part of it (nil).
+    public subscript(attribute: UserAttribute) -> FieldValue? {
+        get {
+            switch attribute {
+            case .field(let field): fields[field].map(FieldValue.text)
+            case .userGroup: nil
+            case .role: .text(role)
+            case .globalAdmin: .flag(globalAdmin)
+            case .groupManager: .flag(groupManager)
+            case .hasLogin: .flag(hasLogin)
+            case .enabled: .flag(enabled)
+            case .source: .text(source.rawValue)
+            case .externalID: externalID.map(FieldValue.text)
+            case .externalDN: externalDN.map(FieldValue.text)
+            }
+        }
+        set {
+            switch attribute {
+            case .field(let field): fields[field] = newValue?.text
+            case .userGroup: break
+            case .role: role = newValue?.text ?? defaultRoleName
+            case .globalAdmin: globalAdmin = newValue?.flag ?? false
+            case .groupManager: groupManager = newValue?.flag ?? false
+            case .hasLogin: hasLogin = newValue?.flag ?? false
+            case .enabled: enabled = newValue?.flag ?? true
+            case .source: source = newValue?.text.flatMap(RecordSource.init(rawValue:)) ?? .directory
+            case .externalID: externalID = newValue?.text
+            case .externalDN: externalDN = newValue?.text
+            }
+        }
+    }
+}
+
 /// Any client user column a sync may change: a mapped text field, the placement (user group,
 /// role), a flag, or the link to the directory entry.
 public enum UserAttribute: Sendable, Hashable, CustomStringConvertible {

@@ -64,57 +64,44 @@ public struct StoredUserGroup: Sendable, Equatable, Codable {
     }
 }
 
-/// A row of `client_users`: the catalogue's text fields, the placement, the flags and the
-/// link to the directory. Times are the stored UTC ISO-8601 text.
+/// A row of `client_users`: the user's portal attributes, its user group's id, and its
+/// row's ids and times (the stored UTC ISO-8601 text). `stored.role`, `stored.email` … read
+/// the ``PortalUser`` it holds.
+@dynamicMemberLookup
 public struct StoredUser: Sendable, Equatable {
     public var id: Int64
     public var clientID: Int64
-    /// The text fields, email included.
-    public var fields: PortalFieldValues
-    public var role: String
     public var userGroupID: Int64
-    public var globalAdmin: Bool
-    public var groupManager: Bool
-    public var hasLogin: Bool
-    public var enabled: Bool
-    public var source: RecordSource
-    public var externalID: String?
-    public var externalDN: String?
+    public var user: PortalUser
     public var createdAt: String
     public var updatedAt: String
 
+    public init(id: Int64, clientID: Int64, userGroupID: Int64, user: PortalUser, createdAt: String = "", updatedAt: String = "") {
+        (self.id, self.clientID, self.userGroupID, self.user) = (id, clientID, userGroupID, user)
+        (self.createdAt, self.updatedAt) = (createdAt, updatedAt)
+    }
+
+    /// A stored user from its columns one by one.
     public init(
         id: Int64, clientID: Int64, email: String, fields: PortalFieldValues = PortalFieldValues(), role: String = defaultRoleName,
         userGroupID: Int64, globalAdmin: Bool = false, groupManager: Bool = false, hasLogin: Bool = false, enabled: Bool = true,
         source: RecordSource = .directory, externalID: String? = nil, externalDN: String? = nil, createdAt: String = "", updatedAt: String = ""
     ) {
-        self.id = id
-        self.clientID = clientID
-        self.fields = fields
-        self.role = role
-        self.userGroupID = userGroupID
-        self.globalAdmin = globalAdmin
-        self.groupManager = groupManager
-        self.hasLogin = hasLogin
-        self.enabled = enabled
-        self.source = source
-        self.externalID = externalID
-        self.externalDN = externalDN
-        self.createdAt = createdAt
-        self.updatedAt = updatedAt
-        self.fields[.email] = email
+        self.init(id: id, clientID: clientID, userGroupID: userGroupID,
+                  user: PortalUser(email: email, fields: fields, role: role, globalAdmin: globalAdmin, groupManager: groupManager,
+                                   hasLogin: hasLogin, enabled: enabled, source: source, externalID: externalID, externalDN: externalDN),
+                  createdAt: createdAt, updatedAt: updatedAt)
     }
 
-    /// The login name.
-    public var email: String {
-        get { fields[.email] ?? "" }
-        set { fields[.email] = newValue }
+    public subscript<Value>(dynamicMember attribute: WritableKeyPath<PortalUser, Value>) -> Value {
+        get { user[keyPath: attribute] }
+        set { user[keyPath: attribute] = newValue }
     }
 
     /// One text field's stored value.
     public subscript(field: PortalField) -> String? {
-        get { fields[field] }
-        set { fields[field] = newValue }
+        get { user.fields[field] }
+        set { user.fields[field] = newValue }
     }
 }
 

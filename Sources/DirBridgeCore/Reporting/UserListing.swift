@@ -22,7 +22,7 @@ public enum UserListing {
         var headers = PortalField.allCases.map(\.heading) + ["Role", "User group", "Login", "GA", "GM", "Enabled"]
         if showClient { headers.insert("Client", at: 0) }
         let cells = rows.map { row in
-            var line = PortalField.allCases.map { row.fields[$0] ?? "" } + [
+            var line = PortalField.allCases.map { row[$0] ?? "" } + [
                 row.role, row.userGroup, tick(row.hasLogin), tick(row.globalAdmin), tick(row.groupManager), tick(row.enabled),
             ]
             if showClient { line.insert(row.client, at: 0) }

@@ -32,75 +32,39 @@ public struct UserGroupRename: Sendable, Equatable {
 /// Its history is one `created` row whose changes hold every set attribute as `[null, value]`
 /// (with `user_group` by name and, when `invite` is set, `"invited": [null, true]`); the
 /// invitation itself is an `invitations` row.
+@dynamicMemberLookup
 public struct NewClientUser: Sendable, Equatable {
-    /// The text fields, email included.
-    public var fields: PortalFieldValues
-    public var role: String
+    public var user: PortalUser
     /// The user group by name (case-insensitive); nil is the Default User Group.
     public var userGroupName: String?
-    public var globalAdmin: Bool
-    public var groupManager: Bool
-    public var hasLogin: Bool
-    public var enabled: Bool
-    public var source: RecordSource
-    public var externalID: String?
-    public var externalDN: String?
     /// Issue an invitation (an `invitations` row) with the creation.
     public var invite: Bool
     public var reason: String?
 
+    public init(_ user: PortalUser, userGroupName: String? = nil, invite: Bool = false, reason: String? = nil) {
+        (self.user, self.userGroupName, self.invite, self.reason) = (user, userGroupName, invite, reason)
+    }
+
+    /// A new user from its attributes one by one.
     public init(
         email: String, fields: PortalFieldValues = PortalFieldValues(), role: String = defaultRoleName, userGroupName: String? = nil,
         globalAdmin: Bool = false, groupManager: Bool = false, hasLogin: Bool = false, enabled: Bool = true,
         source: RecordSource = .directory, externalID: String? = nil, externalDN: String? = nil, invite: Bool = false, reason: String? = nil
     ) {
-        self.fields = fields
-        self.role = role
-        self.userGroupName = userGroupName
-        self.globalAdmin = globalAdmin
-        self.groupManager = groupManager
-        self.hasLogin = hasLogin
-        self.enabled = enabled
-        self.source = source
-        self.externalID = externalID
-        self.externalDN = externalDN
-        self.invite = invite
-        self.reason = reason
-        self.fields[.email] = email
+        self.init(PortalUser(email: email, fields: fields, role: role, globalAdmin: globalAdmin, groupManager: groupManager, hasLogin: hasLogin,
+                             enabled: enabled, source: source, externalID: externalID, externalDN: externalDN),
+                  userGroupName: userGroupName, invite: invite, reason: reason)
     }
 
-    public var email: String { fields[.email] ?? "" }
+    public subscript<Value>(dynamicMember attribute: WritableKeyPath<PortalUser, Value>) -> Value {
+        get { user[keyPath: attribute] }
+        set { user[keyPath: attribute] = newValue }
+    }
 
     /// The value of one attribute (`user_group` by name, nil for the default group).
     public subscript(attribute: UserAttribute) -> FieldValue? {
-        get {
-            switch attribute {
-            case .field(let field): fields[field].map(FieldValue.text)
-            case .userGroup: userGroupName.map(FieldValue.text)
-            case .role: .text(role)
-            case .globalAdmin: .flag(globalAdmin)
-            case .groupManager: .flag(groupManager)
-            case .hasLogin: .flag(hasLogin)
-            case .enabled: .flag(enabled)
-            case .source: .text(source.rawValue)
-            case .externalID: externalID.map(FieldValue.text)
-            case .externalDN: externalDN.map(FieldValue.text)
-            }
-        }
-        set {
-            switch attribute {
-            case .field(let field): fields[field] = newValue?.text
-            case .userGroup: userGroupName = newValue?.text
-            case .role: role = newValue?.text ?? defaultRoleName
-            case .globalAdmin: globalAdmin = newValue?.flag ?? false
-            case .groupManager: groupManager = newValue?.flag ?? false
-            case .hasLogin: hasLogin = newValue?.flag ?? false
-            case .enabled: enabled = newValue?.flag ?? true
-            case .source: source = newValue?.text.flatMap(RecordSource.init(rawValue:)) ?? .directory
-            case .externalID: externalID = newValue?.text
-            case .externalDN: externalDN = newValue?.text
-            }
-        }
+        get { attribute == .userGroup ? userGroupName.map(FieldValue.text) : user[attribute] }
+        set { if attribute == .userGroup { userGroupName = newValue?.text } else { user[attribute] = newValue } }
     }
 }
 
@@ -173,8 +137,8 @@ extension ChangeSet {
     /// What applying `plan` writes to client `clientID`, in one transaction.
     public init(plan: Plan, clientID: Int64, editor: String) {
         let creations = plan.userChanges.filter { $0.action == .create }.map { change -> NewClientUser in
-            var user = NewClientUser(email: change.email, externalID: change.externalID, externalDN: change.dn, invite: change.invite,
-                                     reason: change.reasons.joined(separator: "\n"))
+            var user = NewClientUser(PortalUser(email: change.email, externalID: change.externalID, externalDN: change.dn),
+                                     invite: change.invite, reason: change.reasons.joined(separator: "\n"))
             for element in change.fields {
                 user[element.attribute] = element.change.new
             }

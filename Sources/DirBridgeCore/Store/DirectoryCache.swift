@@ -114,14 +114,14 @@ extension PortalStore {
                 var groups: [String: EntryAttributes] = [:]
                 let entries = try Row.fetchCursor(db, sql: "SELECT kind, key, entry FROM directory_cache WHERE client = ?", arguments: [client])
                 while let row = try entries.next() {
-                    let key: String = row[1]
-                    let decoded = try row.withUnsafeData(atIndex: 2) { data -> EntryAttributes in
+                    let key: String = row["key"]
+                    let decoded = try row.withUnsafeData(named: "entry") { data -> EntryAttributes in
                         guard let data, let entry = EntryCodec.decode(data) else {
                             throw StoreError(.sqlite, "the directory cache of client \(client) holds an unreadable entry (\(key)); run `dirbridge sync --apply --incremental` after deleting its rows from directory_cache and sync_state")
                         }
                         return entry
                     }
-                    if (row[0] as String) == EntryKind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
+                    if (row["kind"] as String) == EntryKind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
                 }
                 return (users, groups)
             }

@@ -32,11 +32,7 @@ extension PortalStore {
                         """,
                     arguments: [clientID])
                 while let row = try cursor.next() {
-                    let user = StoredUser(row: row)
-                    rows.append(UserListingRow(
-                        client: row["client_name"], email: user.email, fields: user.fields, role: user.role,
-                        userGroup: row["user_group_name"], hasLogin: user.hasLogin, globalAdmin: user.globalAdmin,
-                        groupManager: user.groupManager, enabled: user.enabled))
+                    rows.append(UserListingRow(client: row["client_name"], userGroup: row["user_group_name"], user: StoredUser(row: row).user))
                 }
                 return rows
             }
@@ -55,12 +51,12 @@ extension PortalStore {
                 let cursor = try Row.fetchCursor(
                     db,
                     sql: """
-                        SELECT h.id, c.name, h.entity, h.entity_id,
+                        SELECT h.id, c.name AS client, h.entity, h.entity_id,
                                CASE h.entity
                                    WHEN 'user' THEN (SELECT email FROM client_users WHERE id = h.entity_id)
                                    WHEN 'user_group' THEN (SELECT name FROM user_groups WHERE id = h.entity_id)
                                    WHEN 'client' THEN (SELECT name FROM clients WHERE id = h.entity_id)
-                               END,
+                               END AS subject,
                                h.action, h.changes, h.editor, h.run_id, h.at, h.reason
                         FROM history h
                         JOIN clients c ON c.id = h.client_id
@@ -72,10 +68,7 @@ extension PortalStore {
                         """,
                     arguments: [clientID, runID, userEmail])
                 while let row = try cursor.next() {
-                    rows.append(HistoryListingRow(
-                        id: row[0], client: row[1], entity: row[2], entityID: row[3], subject: row[4],
-                        action: row[5], changes: HistoryListingRow.parseChanges(row[6]), editor: row[7],
-                        runID: row[8], at: row[9], reason: row[10]))
+                    rows.append(HistoryListingRow(row: row))
                 }
                 return rows
             }
@@ -89,18 +82,12 @@ extension PortalStore {
                 try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT r.id, c.name, r.mapping, r.directory, r.mode, r.status, r.started_at, r.finished_at,
+                        SELECT r.id, c.name AS client, r.mapping, r.directory, r.mode, r.status, r.started_at, r.finished_at,
                                r.summary, r.error, r.entries_read
                         FROM sync_runs r LEFT JOIN clients c ON c.id = r.client_id
                         ORDER BY r.id
                         """
-                ).map { row in
-                    let summaryText: String = row[8]
-                    let summary = (try? JSONDecoder().decode([String: Int].self, from: Data(summaryText.utf8))) ?? [:]
-                    return RunListingRow(
-                        id: row[0], client: row[1], mapping: row[2], directory: row[3], mode: row[4], status: row[5],
-                        startedAt: row[6], finishedAt: row[7], summary: summary, error: row[9], entriesRead: row[10])
-                }
+                ).map(RunListingRow.init(row:))
             }
         }
     }
@@ -113,18 +100,15 @@ extension PortalStore {
                 try Row.fetchAll(
                     db,
                     sql: """
-                        SELECT c.name, p.name, c.membership_end_date,
-                               (SELECT COUNT(*) FROM client_users u WHERE u.client_id = c.id),
+                        SELECT c.name, p.name AS parent, c.membership_end_date,
+                               (SELECT COUNT(*) FROM client_users u WHERE u.client_id = c.id) AS users,
                                (SELECT COUNT(DISTINCT LOWER(TRIM(u.location))) FROM client_users u
-                                WHERE u.client_id = c.id AND TRIM(COALESCE(u.location, '')) <> ''),
+                                WHERE u.client_id = c.id AND TRIM(COALESCE(u.location, '')) <> '') AS locations,
                                c.active, c.created_at
                         FROM clients c LEFT JOIN clients p ON p.id = c.parent_id
                         ORDER BY c.name
                         """
-                ).map { row in
-                    ClientListingRow(name: row[0], parent: row[1], membershipEndDate: row[2], users: row[3],
-                                     locations: row[4], active: row[5], createdAt: row[6])
-                }
+                ).map(ClientListingRow.init(row:))
             }
         }
     }

@@ -41,13 +41,13 @@ extension StoredUser: FetchableRecord, TableRecord {
     public init(row: Row) {
         var fields = PortalFieldValues()
         for field in PortalField.allCases { fields[field] = row[field.rawValue] }
-        self.init(
-            id: row[Columns.id], clientID: row[Columns.clientID], email: fields[.email] ?? "", fields: fields,
-            role: row[UserAttribute.role.column], userGroupID: row[Columns.userGroupID],
+        let user = PortalUser(
+            email: fields[.email] ?? "", fields: fields, role: row[UserAttribute.role.column],
             globalAdmin: row[UserAttribute.globalAdmin.column], groupManager: row[UserAttribute.groupManager.column],
             hasLogin: row[UserAttribute.hasLogin.column], enabled: row[UserAttribute.enabled.column],
             source: RecordSource(rawValue: row[UserAttribute.source.column]) ?? .portal,
-            externalID: row[UserAttribute.externalID.column], externalDN: row[UserAttribute.externalDN.column],
-            createdAt: row[Columns.createdAt], updatedAt: row[Columns.updatedAt])
+            externalID: row[UserAttribute.externalID.column], externalDN: row[UserAttribute.externalDN.column])
+        self.init(id: row[Columns.id], clientID: row[Columns.clientID], userGroupID: row[Columns.userGroupID], user: user,
+                  createdAt: row[Columns.createdAt], updatedAt: row[Columns.updatedAt])
     }
 }

@@ -41,6 +41,24 @@ public enum StoreSchema {
         "'" + text.replacingOccurrences(of: "'", with: "''") + "'"
     }
 
+    /// The body of the triggers that keep a client user's group, Global Admin and Group
+    /// Manager consistent, on insert and on update.
+    private static let clientUserRules = """
+        BEGIN
+            SELECT RAISE(ABORT, \(literal(sameClientRule)))
+            WHERE NOT EXISTS (SELECT 1 FROM user_groups
+                              WHERE id = NEW.user_group_id AND client_id = NEW.client_id);
+            SELECT RAISE(ABORT, \(literal(globalAdminRule)))
+            WHERE NEW.global_admin = 1
+              AND NOT EXISTS (SELECT 1 FROM user_groups
+                              WHERE id = NEW.user_group_id AND is_default = 1);
+            SELECT RAISE(ABORT, \(literal(groupManagerRule)))
+            WHERE NEW.group_manager = 1
+              AND NOT EXISTS (SELECT 1 FROM user_groups
+                              WHERE id = NEW.user_group_id AND is_default = 0);
+        END;
+        """
+
     /// The migrator with every migration this build knows, in order.
     public static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -172,34 +190,10 @@ public enum StoreSchema {
                     expires_at TEXT NOT NULL
                 );
                 CREATE TRIGGER client_users_rules_on_insert BEFORE INSERT ON client_users
-                BEGIN
-                    SELECT RAISE(ABORT, \(literal(sameClientRule)))
-                    WHERE NOT EXISTS (SELECT 1 FROM user_groups
-                                      WHERE id = NEW.user_group_id AND client_id = NEW.client_id);
-                    SELECT RAISE(ABORT, \(literal(globalAdminRule)))
-                    WHERE NEW.global_admin = 1
-                      AND NOT EXISTS (SELECT 1 FROM user_groups
-                                      WHERE id = NEW.user_group_id AND is_default = 1);
-                    SELECT RAISE(ABORT, \(literal(groupManagerRule)))
-                    WHERE NEW.group_manager = 1
-                      AND NOT EXISTS (SELECT 1 FROM user_groups
-                                      WHERE id = NEW.user_group_id AND is_default = 0);
-                END;
+                \(clientUserRules)
                 CREATE TRIGGER client_users_rules_on_update
                 BEFORE UPDATE OF client_id, user_group_id, global_admin, group_manager ON client_users
-                BEGIN
-                    SELECT RAISE(ABORT, \(literal(sameClientRule)))
-                    WHERE NOT EXISTS (SELECT 1 FROM user_groups
-                                      WHERE id = NEW.user_group_id AND client_id = NEW.client_id);
-                    SELECT RAISE(ABORT, \(literal(globalAdminRule)))
-                    WHERE NEW.global_admin = 1
-                      AND NOT EXISTS (SELECT 1 FROM user_groups
-                                      WHERE id = NEW.user_group_id AND is_default = 1);
-                    SELECT RAISE(ABORT, \(literal(groupManagerRule)))
-                    WHERE NEW.group_manager = 1
-                      AND NOT EXISTS (SELECT 1 FROM user_groups
-                                      WHERE id = NEW.user_group_id AND is_default = 0);
-                END;
+                \(clientUserRules)
                 CREATE TRIGGER user_groups_default_is_fixed
                 BEFORE UPDATE OF is_default, client_id ON user_groups
                 WHEN NEW.is_default <> OLD.is_default OR NEW.client_id <> OLD.client_id

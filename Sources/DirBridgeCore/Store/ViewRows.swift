@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 // The rows the store's views return (`users`, `history`, `runs`, `clients`); Reporting renders them.
 
@@ -61,23 +62,6 @@ public struct HistoryListingRow: Sendable, Equatable, Encodable {
     public var at: String
     public var reason: String?
 
-    public init(
-        id: Int64, client: String, entity: String, entityID: Int64, subject: String?, action: String,
-        changes: [String: [HistoryValue]], editor: String, runID: Int64?, at: String, reason: String?
-    ) {
-        self.id = id
-        self.client = client
-        self.entity = entity
-        self.entityID = entityID
-        self.subject = subject
-        self.action = action
-        self.changes = changes
-        self.editor = editor
-        self.runID = runID
-        self.at = at
-        self.reason = reason
-    }
-
     enum CodingKeys: String, CodingKey {
         case id, client, entity, subject, action, changes, editor, at, reason
         case entityID = "entity_id", runID = "run_id"
@@ -109,7 +93,6 @@ public struct HistoryListingRow: Sendable, Equatable, Encodable {
     }
 }
 
-
 /// One sync run as `dirbridge runs` shows it.
 public struct RunListingRow: Sendable, Equatable, Encodable {
     public var id: Int64
@@ -126,26 +109,6 @@ public struct RunListingRow: Sendable, Equatable, Encodable {
     public var summary: [String: Int]
     public var error: String?
     public var entriesRead: Int?
-
-    public init(
-        id: Int64, client: String?, mapping: String, directory: String, mode: String, status: String,
-        startedAt: String, finishedAt: String?, summary: [String: Int], error: String?, entriesRead: Int?
-    ) {
-        self.id = id
-        self.client = client
-        self.mapping = mapping
-        self.directory = directory
-        self.mode = mode
-        self.status = status
-        self.startedAt = startedAt
-        self.finishedAt = finishedAt
-        self.summary = summary
-        self.error = error
-        self.entriesRead = entriesRead
-        if let start = StoreTime.date(startedAt), let finish = finishedAt.flatMap(StoreTime.date) {
-            durationSeconds = max(0, Int(finish.timeIntervalSince(start).rounded()))
-        }
-    }
 
     enum CodingKeys: String, CodingKey {
         case id, client, mapping, directory, mode, status, summary, error
@@ -171,7 +134,6 @@ public struct RunListingRow: Sendable, Equatable, Encodable {
     }
 }
 
-
 /// One client as `dirbridge clients` shows it: the portal dashboard's numbers.
 public struct ClientListingRow: Sendable, Equatable, Encodable {
     public var name: String
@@ -182,17 +144,6 @@ public struct ClientListingRow: Sendable, Equatable, Encodable {
     public var locations: Int
     public var active: Bool
     public var createdAt: String
-
-    public init(name: String, parent: String?, membershipEndDate: String?, users: Int, locations: Int, active: Bool,
-                createdAt: String) {
-        self.name = name
-        self.parent = parent
-        self.membershipEndDate = membershipEndDate
-        self.users = users
-        self.locations = locations
-        self.active = active
-        self.createdAt = createdAt
-    }
 
     enum CodingKeys: String, CodingKey {
         case name, parent, users, locations, active
@@ -212,52 +163,48 @@ public struct ClientListingRow: Sendable, Equatable, Encodable {
     }
 }
 
-
 /// One client user as `dirbridge users` shows it: the portal's columns, the user group by
-/// name, and the client.
+/// name, and the client. `row.email`, `row.globalAdmin` … read the ``PortalUser`` it holds.
+@dynamicMemberLookup
 public struct UserListingRow: Sendable, Equatable, Encodable {
     public var client: String
-    /// The text fields, email included.
-    public var fields: PortalFieldValues
-    public var role: String
     public var userGroup: String
-    public var hasLogin: Bool
-    public var globalAdmin: Bool
-    public var groupManager: Bool
-    public var enabled: Bool
+    public var user: PortalUser
 
+    public init(client: String, userGroup: String, user: PortalUser) {
+        (self.client, self.userGroup, self.user) = (client, userGroup, user)
+    }
+
+    /// A row from its columns one by one.
     public init(
         client: String, email: String, fields: PortalFieldValues = PortalFieldValues(), role: String = defaultRoleName,
         userGroup: String = defaultUserGroupName, hasLogin: Bool = false, globalAdmin: Bool = false, groupManager: Bool = false,
         enabled: Bool = true
     ) {
-        self.client = client
-        self.fields = fields
-        self.role = role
-        self.userGroup = userGroup
-        self.hasLogin = hasLogin
-        self.globalAdmin = globalAdmin
-        self.groupManager = groupManager
-        self.enabled = enabled
-        self.fields[.email] = email
+        self.init(client: client, userGroup: userGroup, user: PortalUser(
+            email: email, fields: fields, role: role, globalAdmin: globalAdmin, groupManager: groupManager, hasLogin: hasLogin, enabled: enabled))
     }
 
-    public var email: String { fields[.email] ?? "" }
+    public subscript<Value>(dynamicMember attribute: KeyPath<PortalUser, Value>) -> Value { user[keyPath: attribute] }
 
-    public subscript(field: PortalField) -> String? { fields[field] }
+    public subscript(field: PortalField) -> String? { user.fields[field] }
 
     /// Every column is a key, named as in `client_users`; a missing value is `null`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: ColumnKey.self)
         try container.encode(client, forKey: ColumnKey("client"))
-        for field in PortalField.allCases { try container.encode(fields[field], forKey: ColumnKey(field.rawValue)) }
-        try container.encode(role, forKey: ColumnKey(UserAttribute.role.name))
         try container.encode(userGroup, forKey: ColumnKey(UserAttribute.userGroup.name))
-        try container.encode(hasLogin, forKey: ColumnKey(UserAttribute.hasLogin.name))
-        try container.encode(globalAdmin, forKey: ColumnKey(UserAttribute.globalAdmin.name))
-        try container.encode(groupManager, forKey: ColumnKey(UserAttribute.groupManager.name))
-        try container.encode(enabled, forKey: ColumnKey(UserAttribute.enabled.name))
+        for attribute in Self.columns {
+            switch user[attribute] {
+            case .text(let text)?: try container.encode(text, forKey: ColumnKey(attribute.name))
+            case .flag(let flag)?: try container.encode(flag, forKey: ColumnKey(attribute.name))
+            case nil: try container.encodeNil(forKey: ColumnKey(attribute.name))
+            }
+        }
     }
+
+    /// The user's attributes the view shows beside the client and the user group.
+    static let columns = PortalField.allCases.map(UserAttribute.field) + [.role, .hasLogin, .globalAdmin, .groupManager, .enabled]
 
     private struct ColumnKey: CodingKey {
         var stringValue: String
@@ -305,7 +252,7 @@ public enum UserSortColumn: Sendable, Hashable {
     func sortText(_ row: UserListingRow) -> String? {
         switch self {
         case .client: row.client
-        case .field(let field): row.fields[field]
+        case .field(let field): row[field]
         case .role: row.role
         case .userGroup: row.userGroup
         case .hasLogin: row.hasLogin ? "1" : "0"
@@ -313,5 +260,55 @@ public enum UserSortColumn: Sendable, Hashable {
         case .groupManager: row.groupManager ? "1" : "0"
         case .enabled: row.enabled ? "1" : "0"
         }
+    }
+}
+
+// Rows read by the names the views' SQL gives their columns (the JSON keys), never by position.
+
+extension HistoryListingRow: FetchableRecord {
+    public init(row: Row) {
+        id = row[CodingKeys.id.rawValue]
+        client = row[CodingKeys.client.rawValue]
+        entity = row[CodingKeys.entity.rawValue]
+        entityID = row[CodingKeys.entityID.rawValue]
+        subject = row[CodingKeys.subject.rawValue]
+        action = row[CodingKeys.action.rawValue]
+        changes = Self.parseChanges(row[CodingKeys.changes.rawValue])
+        editor = row[CodingKeys.editor.rawValue]
+        runID = row[CodingKeys.runID.rawValue]
+        at = row[CodingKeys.at.rawValue]
+        reason = row[CodingKeys.reason.rawValue]
+    }
+}
+
+extension RunListingRow: FetchableRecord {
+    public init(row: Row) {
+        id = row[CodingKeys.id.rawValue]
+        client = row[CodingKeys.client.rawValue]
+        mapping = row[CodingKeys.mapping.rawValue]
+        directory = row[CodingKeys.directory.rawValue]
+        mode = row[CodingKeys.mode.rawValue]
+        status = row[CodingKeys.status.rawValue]
+        startedAt = row[CodingKeys.startedAt.rawValue]
+        finishedAt = row[CodingKeys.finishedAt.rawValue]
+        let summaryText: String = row[CodingKeys.summary.rawValue]
+        summary = (try? JSONDecoder().decode([String: Int].self, from: Data(summaryText.utf8))) ?? [:]
+        error = row[CodingKeys.error.rawValue]
+        entriesRead = row[CodingKeys.entriesRead.rawValue]
+        if let start = StoreTime.date(startedAt), let finish = finishedAt.flatMap(StoreTime.date) {
+            durationSeconds = max(0, Int(finish.timeIntervalSince(start).rounded()))
+        }
+    }
+}
+
+extension ClientListingRow: FetchableRecord {
+    public init(row: Row) {
+        name = row[CodingKeys.name.rawValue]
+        parent = row[CodingKeys.parent.rawValue]
+        membershipEndDate = row[CodingKeys.membershipEndDate.rawValue]
+        users = row[CodingKeys.users.rawValue]
+        locations = row[CodingKeys.locations.rawValue]
+        active = row[CodingKeys.active.rawValue]
+        createdAt = row[CodingKeys.createdAt.rawValue]
     }
 }
