@@ -157,7 +157,7 @@ public enum PlanApplier {
         return (reasons, applied != nil)
     }
 
-    /// The `refused` sync run (SPEC 5.6): the only row a refused apply writes.
+    /// The `refused` sync run: the only row a refused apply writes.
     private static func recordRefusal(_ refusal: PlanError, document: PlanDocument, store: PortalStore, planHash: String?, startedAt: Date) throws {
         let client = try store.client(named: document.client.name)
         _ = try store.recordRun(SyncRunRecord(

@@ -8,7 +8,7 @@ public struct SyncRequest: Sendable {
     public var storePath: String?
     public var apply: Bool
     public var overrides: GuardOverrides
-    /// Read only what changed since the last applied incremental run (SPEC section 6).
+    /// Read only what changed since the last applied incremental run (content sync or high-water marks), with a full reconcile every `full_every`.
     public var incremental: Bool
     public var incrementalOptions: IncrementalOptions
     /// What holds the client's lease while an apply runs (`sync --apply`, `run`).

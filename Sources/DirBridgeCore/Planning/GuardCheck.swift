@@ -1,4 +1,4 @@
-/// The safety guards (SPEC 5.6) that a plan's changes and the store's users are enough to
+/// The safety guards (max_disable, max_demote, protected users, the last Global Admin, the empty read) that a plan's changes and the store's users are enough to
 /// judge: the empty read, `max_disable`, `max_demote`, the last enabled Global Admin, and
 /// `protected` users.
 ///

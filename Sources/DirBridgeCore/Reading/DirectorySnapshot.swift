@@ -8,7 +8,7 @@ public struct DirectoryUser: Sendable {
     public var outcome: RuleOutcome
 }
 
-/// An entry that does not become a client user, reported by DN (SPEC section 5.3).
+/// An entry that does not become a client user, reported by DN and skipped, never one of two silently chosen (no usable email, no id, a duplicate email).
 public struct SkippedEntry: Sendable, Codable, Equatable {
     public var dn: String
     public var reason: String

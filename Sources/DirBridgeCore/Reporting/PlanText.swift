@@ -1,4 +1,4 @@
-/// Renders a plan as the reviewed diff the SPEC describes: grouped by action, `+` new user,
+/// Renders a plan as a reviewed diff: grouped by action, `+` new user,
 /// `~ field: old → new`, `-` disabled, each change with its reason, then the summary line.
 public enum PlanText {
     public static func render(_ plan: Plan, verbose: Bool = false) -> String {

@@ -1,6 +1,6 @@
 import GRDB
 
-/// The portal store's schema: the SPEC's tables (section 2) and dirbridge's own additions,
+/// The portal store's schema: the portal's tables (clients, user_groups, client_users, history, invitations, sync_runs; their columns are a contract others read) and dirbridge's own additions,
 /// as GRDB migrations applied in order.
 ///
 /// Migrations are append-only: a released identifier is never edited or removed, so a store
