@@ -129,6 +129,10 @@ public enum UserAttribute: Sendable, Hashable, CustomStringConvertible {
     ]).sorted { $0.name < $1.name }
 
     private static let byName = Dictionary(uniqueKeysWithValues: allCases.map { ($0.name, $0) })
+    private static let ranks = Dictionary(uniqueKeysWithValues: allCases.enumerated().map { ($1, $0) })
+
+    /// The position in ``allCases``: the order changes are kept and listed in.
+    var rank: Int { Self.ranks[self]! }
 
     /// The attribute a history or plan key names, or nil.
     public init?(name: String) {
@@ -262,9 +266,21 @@ public struct AttributeChanges: Sendable, Equatable, Sequence, ExpressibleByDict
             case (let index?, let change?): elements[index].change = change
             case (let index?, nil): elements.remove(at: index)
             case (nil, let change?):
-                let at = elements.firstIndex { $0.attribute.name > attribute.name } ?? elements.endIndex
+                let rank = attribute.rank
+                let at = elements.firstIndex { $0.attribute.rank > rank } ?? elements.endIndex
                 elements.insert(Element(attribute: attribute, change: change), at: at)
             case (nil, nil): break
+            }
+        }
+    }
+
+    /// The changes that create `user` in `userGroup`: every attribute it has, none with an old
+    /// value (but its source: a created user always comes from the directory).
+    public init(creating user: PortalUser, userGroup: String) {
+        elements.reserveCapacity(UserAttribute.allCases.count)
+        for attribute in UserAttribute.allCases where attribute != .source {
+            if let value = attribute == .userGroup ? .text(userGroup) : user[attribute] {
+                elements.append(Element(attribute: attribute, change: FieldChange(old: nil, new: value)))
             }
         }
     }

@@ -159,19 +159,15 @@ public struct Planner {
     // MARK: one user
 
     private func create(_ user: DirectoryUser, group: String) -> PlannedUserChange {
-        var fields = AttributeChanges()
+        var values = PortalFieldValues()
         for field in PortalField.allCases {
-            if let value = user.mapped.fields[field], !value.isEmpty { fields[.field(field)] = .text(nil, value) }
+            if let value = user.mapped.fields[field], !value.isEmpty { values[field] = value }
         }
         let invite = mapping.users.login == .invite
-        fields[.userGroup] = .text(nil, group)
-        fields[.role] = .text(nil, user.outcome.role)
-        fields[.globalAdmin] = .flag(nil, user.outcome.globalAdmin)
-        fields[.groupManager] = .flag(nil, user.outcome.groupManager)
-        fields[.hasLogin] = .flag(nil, invite)
-        fields[.enabled] = .flag(nil, true)
-        fields[.externalID] = .text(nil, user.mapped.externalID)
-        fields[.externalDN] = .text(nil, user.mapped.dn)
+        let new = PortalUser(email: user.mapped.email, fields: values, role: user.outcome.role, globalAdmin: user.outcome.globalAdmin,
+                             groupManager: user.outcome.groupManager, hasLogin: invite, enabled: true,
+                             externalID: user.mapped.externalID, externalDN: user.mapped.dn)
+        let fields = AttributeChanges(creating: new, userGroup: group)
         var reasons = ["new in the directory: \(user.mapped.dn)"]
         reasons += user.outcome.decisions.map(\.description)
         if invite { reasons.append("login: invite — a login and an invitation") }
