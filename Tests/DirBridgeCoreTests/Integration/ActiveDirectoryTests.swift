@@ -5,7 +5,7 @@ import Logging
 import Testing
 
 /// `mappings/active-directory.yaml` against the run's Samba DC, with a store of its own.
-struct ADFixture: PortalStoreReading {
+struct ADFixture: SyncFixture {
     let samba: TestSamba
     let mappingPath: String
     let storePath: String
@@ -17,14 +17,7 @@ struct ADFixture: PortalStoreReading {
         mapping = try MappingLoader.load(path: mappingPath, environment: ["DIRBRIDGE_URL": samba.ldapsURL])
     }
 
-    @discardableResult
-    func sync(apply: Bool = true, logger: Logger = Logger(label: "test")) throws -> SyncOutcome {
-        try SyncEngine.run(SyncRequest(mapping: mapping, storePath: storePath, apply: apply), logger: logger)
-    }
-
-    func cli(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try runDirbridge(arguments, environment: ["DIRBRIDGE_URL": samba.ldapsURL])
-    }
+    var environment: [String: String] { ["DIRBRIDGE_URL": samba.ldapsURL] }
 
     /// Each planned new user's user group, role and flags, by email: what a dry run would create.
     func plannedUsers(logger: Logger = Logger(label: "test")) throws -> [String: String] {

@@ -4,8 +4,6 @@ import GRDB
 import Logging
 import Testing
 
-private let passwordVariable: Void = { setenv("DIRBRIDGE_TEST_BIND_PASSWORD", "sync-secret", 1) }()
-
 /// A company of `users` people (u0001 …) in ou=people; u0001–u0010 in cn=engineering,
 /// u0011–u0020 in cn=sales.
 func incrementalCompanyLDIF(users: Int) -> String {
@@ -48,14 +46,14 @@ func incrementalCompanyLDIF(users: Int) -> String {
 }
 
 /// A slapd with the generated company, an empty store and the incremental mapping.
-struct IncrementalFixture {
+struct IncrementalFixture: SyncFixture {
     let slapd: TestSlapd
     let storePath: String
     let mappingPath: String
     let mapping: Mapping
 
     init(_ label: String, users: Int, syncprov: Bool = true, sessionlog: Bool = true) throws {
-        _ = passwordVariable
+        _ = testBindPassword
         let directory = try makeTemporaryDirectory("incremental-\(label)")
         let ldif = directory.appendingPathComponent("company.ldif")
         try incrementalCompanyLDIF(users: users).write(to: ldif, atomically: true, encoding: .utf8)
@@ -65,40 +63,12 @@ struct IncrementalFixture {
         mapping = try MappingLoader.load(path: mappingPath, environment: ["DIRBRIDGE_URL": slapd.ldapURL])
     }
 
-    @discardableResult
-    func sync(options: IncrementalOptions = IncrementalOptions()) throws -> SyncOutcome {
-        try SyncEngine.run(
-            SyncRequest(mapping: mapping, storePath: storePath, apply: true, incremental: true, incrementalOptions: options),
-            logger: Logger(label: "test"))
-    }
-
-    func cli(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try runDirbridge(arguments, environment: ["DIRBRIDGE_URL": slapd.ldapURL])
-    }
-
-    func database() throws -> DatabaseQueue { try DatabaseQueue(path: storePath) }
-
-    func value<T: DatabaseValueConvertible>(_ sql: String, _ arguments: StatementArguments = []) throws -> T? {
-        try database().read { try T.fetchOne($0, sql: sql, arguments: arguments) }
-    }
+    var environment: [String: String] { ["DIRBRIDGE_URL": slapd.ldapURL] }
+    var incremental: Bool { true }
 
     /// (enabled, user group, title) of one user, by uid.
-    func user(_ uid: String) throws -> (enabled: Bool, group: String, title: String?)? {
-        try database().read { db in
-            try Row.fetchOne(db, sql: """
-                SELECT u.enabled, g.name, u.title FROM client_users u JOIN user_groups g ON g.id = u.user_group_id
-                WHERE u.email = ?
-                """, arguments: ["\(uid)@example.com"]).map { ($0[0], $0[1], $0[2]) }
-        }
-    }
-
-    /// The contents a sync writes, sync_runs and the cache aside.
-    func portalContents() throws -> String {
-        try database().read { db in
-            try ["clients", "user_groups", "client_users", "history", "invitations"].map { table in
-                try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY id").map(\.description).joined(separator: "|")
-            }.joined(separator: "\n")
-        }
+    func user(uid: String) throws -> (enabled: Bool, group: String, title: String?)? {
+        try user("\(uid)@example.com").map { ($0["enabled"], $0["group_name"], $0["title"]) }
     }
 }
 
@@ -125,7 +95,7 @@ struct IncrementalSyncTests {
         let overwrite = try fixture.sync()
         #expect(overwrite.entriesRead == 0)
         #expect(overwrite.plan.userChanges.map(\.email) == ["u0001@example.com"])
-        #expect(try fixture.user("u0001")?.title == "Engineer 1")
+        #expect(try fixture.user(uid: "u0001")?.title == "Engineer 1")
 
         // 3 users changed, 1 deleted, u0005 moved from engineering to sales by editing the groups only.
         let before = try contextCSN(fixture)
@@ -175,9 +145,9 @@ struct IncrementalSyncTests {
         #expect(changes["u0400@example.com"]?.action == .disable)
         #expect(changes["u0005@example.com"]?.fields[.userGroup]?.new == "Sales")
         #expect(changes["u0300@example.com"]?.fields[.field(.lastName)]?.new == "Renamed")
-        #expect(try fixture.user("u0100")?.title == "Head of Testing")
-        #expect(try fixture.user("u0400")?.enabled == false)
-        #expect(try fixture.user("u0005")?.group == "Sales")
+        #expect(try fixture.user(uid: "u0100")?.title == "Head of Testing")
+        #expect(try fixture.user(uid: "u0400")?.enabled == false)
+        #expect(try fixture.user(uid: "u0005")?.group == "Sales")
 
         // Out of the base (moved to ou=alumni) and out of the filter (now a contractor): both gone.
         try fixture.slapd.modify("""
@@ -219,8 +189,8 @@ struct IncrementalSyncTests {
         #expect(delta.method == .contentSync)
         #expect(delta.entriesRead == 1)
         #expect(delta.plan.userChanges.map(\.email).sorted() == ["u0030@example.com", "u0031@example.com"])
-        #expect(try fixture.user("u0030")?.enabled == false)
-        #expect(try fixture.user("u0031")?.title == "Changed")
+        #expect(try fixture.user(uid: "u0030")?.enabled == false)
+        #expect(try fixture.user(uid: "u0031")?.title == "Changed")
     }
 
     @Test("without syncprov: modifyTimestamp high-water marks find changes; the next full reconcile finds the deletion")
@@ -243,14 +213,14 @@ struct IncrementalSyncTests {
         let delta = try fixture.sync()
         #expect(delta.method == .modifyTimestamp)
         #expect(delta.plan.userChanges.map(\.email) == ["u0007@example.com"])
-        #expect(try fixture.user("u0007")?.title == "Found By Timestamp")
-        #expect(try fixture.user("u0025")?.enabled == true)  // a deletion leaves no timestamp (u0025 is in no group)
+        #expect(try fixture.user(uid: "u0007")?.title == "Found By Timestamp")
+        #expect(try fixture.user(uid: "u0025")?.enabled == true)  // a deletion leaves no timestamp (u0025 is in no group)
 
         let reconcile = try fixture.sync(options: IncrementalOptions(fullEvery: 0))
         #expect(reconcile.method == .full)
         #expect(reconcile.fullReason?.contains("full reconcile due") == true)
         #expect(reconcile.plan.userChanges.map(\.email) == ["u0025@example.com"])
-        #expect(try fixture.user("u0025")?.enabled == false)
+        #expect(try fixture.user(uid: "u0025")?.enabled == false)
         #expect(try fixture.value("SELECT incremental FROM sync_runs ORDER BY id DESC LIMIT 1") == 0)
     }
 
@@ -272,7 +242,7 @@ struct IncrementalSyncTests {
         #expect(renamed.fullReason?.contains("was renamed or moved") == true)
         #expect(try fixture.value("SELECT id FROM client_users WHERE email = 'u0009@example.com'") == before)
         #expect(try fixture.value("SELECT external_dn FROM client_users WHERE email = 'u0009@example.com'") == "uid=u0009-renamed,ou=people,dc=example,dc=com")
-        #expect(try fixture.user("u0009")?.group == "Engineering")
+        #expect(try fixture.user(uid: "u0009")?.group == "Engineering")
         #expect(try fixture.sync().method == .contentSync)
     }
 
@@ -296,7 +266,7 @@ struct IncrementalSyncTests {
         let edited = try MappingLoader.load(path: path, environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
         let replanned = try sync(edited)
         #expect(replanned.plan.userChanges.count == 10)
-        #expect(try fixture.user("u0011")?.group == "Field Sales")
+        #expect(try fixture.user(uid: "u0011")?.group == "Field Sales")
     }
 
     @Test("sync --incremental on the command line says how it read")

@@ -152,6 +152,6 @@ struct LeaseAndRunTests {
         let once = try fixture.cli(["run", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--every", "1h", "--runs", "1"])
         #expect(once.status == 0, "\(once.stderr)")
         #expect(once.stderr.contains("run 1: applied, incremental read (content-sync), 1 entries read; 0 to create, 1 to update"))
-        #expect(try fixture.user("u0003")?.title == "Not Yet Synced")
+        #expect(try fixture.user(uid: "u0003")?.title == "Not Yet Synced")
     }
 }

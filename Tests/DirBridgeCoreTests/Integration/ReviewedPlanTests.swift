@@ -83,13 +83,13 @@ struct ReviewedPlanTests {
     func appliedTwice() throws {
         let (fixture, plan) = try EngineFixture.reviewedTitleChange("plan-twice")
         #expect(try fixture.cli(["apply", plan]).status == 0)
-        let before = try fixture.contentFingerprint()
+        let before = try fixture.portalContents()
         let again = try fixture.cli(["apply", plan])
         #expect(again.status == 5)
         #expect(again.stderr.contains("this plan was applied already, by sync run"))
         #expect(!again.stderr.contains("store changed"), "an applied plan moved the store; saying so is noise")
         #expect(again.stderr.contains("nothing was changed"))
-        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.portalContents() == before)
         let hash = try PlanDocument.read(path: plan).sha256
         let runs = try fixture.rows("SELECT status, plan_hash FROM sync_runs WHERE mode = 'apply' AND plan_hash = ? ORDER BY id", [hash])
         #expect(runs.map { $0["status"] as String } == ["succeeded", "refused"])
@@ -111,11 +111,11 @@ struct ReviewedPlanTests {
         let dryRun = try fixture.cli(["apply", plan, "--dry-run"])
         #expect(dryRun.status == 5)
         #expect(try fixture.int("SELECT count(*) FROM sync_runs") == runsBefore)
-        let before = try fixture.contentFingerprint()
+        let before = try fixture.portalContents()
         let refused = try fixture.cli(["apply", plan])
         #expect(refused.status == 5)
         #expect(refused.stderr.contains("the store changed since the plan was made: client user e2@example.com (id \(e2)) was edited"))
-        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.portalContents() == before)
         #expect(try fixture.user("e2@example.com")?["title"] as String? == "Engineer")
         let last = try #require(try fixture.rows("SELECT mode, status, error, plan_hash FROM sync_runs ORDER BY id DESC").first)
         #expect(last["status"] as String == "refused")
@@ -130,7 +130,7 @@ struct ReviewedPlanTests {
     @Test("a plan is refused after the mapping file changed, when older than --max-age, and when the file was edited")
     func mappingAgeAndEdits() throws {
         let (fixture, plan) = try EngineFixture.reviewedTitleChange("plan-refusals")
-        let before = try fixture.contentFingerprint()
+        let before = try fixture.portalContents()
 
         // Expired: --max-age on the command line, and the 24h default seen from tomorrow.
         Thread.sleep(forTimeInterval: 1.1)
@@ -157,7 +157,7 @@ struct ReviewedPlanTests {
         let edited = try fixture.cli(["apply", plan])
         #expect(edited.status == 5)
         #expect(edited.stderr.contains("was edited after it was saved"))
-        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.portalContents() == before)
         let refusals = try fixture.rows("SELECT plan_hash, error FROM sync_runs WHERE status = 'refused' ORDER BY id")
         #expect(refusals.count == 4)  // max-age (CLI and library), mapping, edited
         #expect(refusals.last?["plan_hash"] as String? == nil)
@@ -209,7 +209,7 @@ struct ReviewedPlanTests {
         #expect(try PlanDocument.read(path: plan).plan.isEmpty)
         #expect(try String(contentsOfFile: page, encoding: .utf8).contains("Nothing to do: the portal already matches the directory."))
 
-        let before = try fixture.contentFingerprint()
+        let before = try fixture.portalContents()
         let runs = try fixture.int("SELECT count(*) FROM sync_runs")
         let check = try fixture.cli(["apply", plan, "--dry-run"])
         #expect(check.status == 0, "\(check.stderr)")
@@ -217,7 +217,7 @@ struct ReviewedPlanTests {
         #expect(try fixture.int("SELECT count(*) FROM sync_runs") == runs)
         let applied = try fixture.cli(["apply", plan])
         #expect(applied.status == 0)
-        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.portalContents() == before)
         #expect(try fixture.int("SELECT count(*) FROM sync_runs WHERE mode = 'apply' AND plan_hash IS NOT NULL") == 1)
 
         let misuse = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--plan-out", plan])

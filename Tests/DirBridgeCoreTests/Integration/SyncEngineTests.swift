@@ -4,18 +4,15 @@ import GRDB
 import Logging
 import Testing
 
-/// The bind password variable the engine fixture mapping names (every test slapd uses the same).
-private let passwordVariable: Void = { setenv("DIRBRIDGE_TEST_BIND_PASSWORD", "sync-secret", 1) }()
-
 /// A slapd loaded with the engine fixture company, an empty store and the engine mapping.
-struct EngineFixture: PortalStoreReading {
+struct EngineFixture: SyncFixture {
     let slapd: TestSlapd
     let storePath: String
     let mappingPath: String
     let mapping: Mapping
 
     init(_ label: String, mappingText: ((String) -> String)? = nil) throws {
-        _ = passwordVariable
+        _ = testBindPassword
         slapd = try TestSlapd(label: label, fixtures: ["ldif/engine.ldif"])
         let directory = try makeTemporaryDirectory("engine-\(label)")
         storePath = directory.appendingPathComponent("portal.sqlite").path
@@ -26,27 +23,7 @@ struct EngineFixture: PortalStoreReading {
         mapping = try MappingLoader.load(path: mappingPath, environment: ["DIRBRIDGE_URL": slapd.ldapURL])
     }
 
-    @discardableResult
-    func sync(apply: Bool = true, overrides: GuardOverrides = GuardOverrides()) throws -> SyncOutcome {
-        try SyncEngine.run(SyncRequest(mapping: mapping, storePath: storePath, apply: apply, overrides: overrides), logger: Logger(label: "test"))
-    }
-
-    /// Runs the CLI against this fixture.
-    func cli(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        try runDirbridge(arguments, environment: ["DIRBRIDGE_URL": slapd.ldapURL])
-    }
-
-    /// Everything but sync_runs, to prove a refused or failed run wrote nothing else.
-    func contentFingerprint() throws -> String {
-        try database().read { db in
-            var parts: [String] = []
-            for table in ["clients", "user_groups", "client_users", "history", "invitations"] {
-                let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY id")
-                parts.append("\(table):\(rows.map(\.description).joined(separator: "|"))")
-            }
-            return parts.joined(separator: "\n")
-        }
-    }
+    var environment: [String: String] { ["DIRBRIDGE_URL": slapd.ldapURL] }
 }
 
 @Suite("Sync engine on a real slapd")
@@ -159,7 +136,7 @@ struct SyncEngineTests {
     func dryRunContract() throws {
         let fixture = try EngineFixture("dry-run")
         try fixture.sync()
-        let before = try fixture.contentFingerprint()
+        let before = try fixture.portalContents()
         let clean = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--detailed-exitcode"])
         #expect(clean.status == 0, "\(clean.stderr)")
         #expect(clean.stdout.contains("Nothing to do"))
@@ -174,7 +151,7 @@ struct SyncEngineTests {
         let plan = try JSONDecoder().decode(Plan.self, from: Data(json.stdout.utf8))
         #expect(plan.summary.update == 1)
         #expect(plan.userChanges.first?.fields[.field(.title)] == FieldChange(old: "Engineer", new: "Staff Engineer"))
-        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.portalContents() == before)
         #expect(try fixture.int("SELECT count(*) FROM sync_runs WHERE mode = 'dry-run' AND status = 'succeeded'") == 3)
     }
 
@@ -182,13 +159,13 @@ struct SyncEngineTests {
     func maxDisableRefused() throws {
         let fixture = try EngineFixture("max-disable")
         try fixture.sync()
-        let before = try fixture.contentFingerprint()
+        let before = try fixture.portalContents()
         try fixture.slapd.modify(["s1", "s2", "s3", "e1"].map { "dn: uid=\($0),ou=people,dc=example,dc=com\nchangetype: delete\n" }.joined(separator: "\n"))
         let result = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply"])
         #expect(result.status == 5)
         #expect(result.stderr.contains("max_disable"))
         #expect(result.stderr.contains("4 users would be disabled"))
-        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.portalContents() == before)
         let last = try #require(try fixture.rows("SELECT mode, status, error FROM sync_runs ORDER BY id DESC").first)
         #expect(last["status"] as String == "refused")
         #expect((last["error"] as String?)?.contains("max_disable") == true)
@@ -202,7 +179,7 @@ struct SyncEngineTests {
     func emptyReadRefused() throws {
         let fixture = try EngineFixture("empty")
         try fixture.sync()
-        let before = try fixture.contentFingerprint()
+        let before = try fixture.portalContents()
         let blind = try EngineFixture("empty-blind-mapping") { $0.replacingOccurrences(of: "cn=sync,ou=services", with: "cn=blind,ou=services") }
         setenv("DIRBRIDGE_TEST_BIND_PASSWORD_BLIND", "blind-secret", 1)
         var mapping = try MappingLoader.load(path: blind.mappingPath, environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
@@ -210,7 +187,7 @@ struct SyncEngineTests {
         #expect(throws: SyncError.self) {
             try SyncEngine.run(SyncRequest(mapping: mapping, storePath: fixture.storePath, apply: true), logger: Logger(label: "test"))
         }
-        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.portalContents() == before)
         let last = try #require(try fixture.rows("SELECT status, error FROM sync_runs ORDER BY id DESC").first)
         #expect(last["status"] as String == "refused")
         #expect((last["error"] as String?)?.contains("empty_read") == true)
@@ -242,7 +219,7 @@ struct SyncEngineTests {
         // Without a protected admin, losing every Global Admin is refused.
         let strict = try EngineFixture("admins-strict") { $0.replacingOccurrences(of: "protected: [it-breakglass@example.com]", with: "protected: []") }
         try strict.sync()
-        let before = try strict.contentFingerprint()
+        let before = try strict.portalContents()
         try strict.slapd.modify("""
             dn: cn=portal-admins,ou=groups,dc=example,dc=com
             changetype: modify
@@ -253,7 +230,7 @@ struct SyncEngineTests {
         let result = try strict.cli(["sync", strict.mappingPath, "--store", strict.storePath, "--apply"])
         #expect(result.status == 5)
         #expect(result.stderr.contains("last_global_admin"))
-        #expect(try strict.contentFingerprint() == before)
+        #expect(try strict.portalContents() == before)
     }
 
     @Test("two entries with the same email are both reported by DN and skipped; the rest is applied")
@@ -310,12 +287,12 @@ struct SyncEngineTests {
     func directoryFailuresWriteNothing() throws {
         let fixture = try EngineFixture("failures")
         try fixture.sync()
-        let before = try fixture.contentFingerprint()
+        let before = try fixture.portalContents()
         let wrong = try runDirbridge(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply"],
                                      environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL, "DIRBRIDGE_TEST_BIND_PASSWORD": "wrong-password-xyz"])
         #expect(wrong.status == 3)
         #expect(!wrong.stderr.contains("wrong-password-xyz") && !wrong.stdout.contains("wrong-password-xyz"))
-        #expect(try fixture.contentFingerprint() == before)
+        #expect(try fixture.portalContents() == before)
 
         // Stop the server after the first page (page_size 5) of the users' read.
         var stopped = false
@@ -328,7 +305,7 @@ struct SyncEngineTests {
         #expect(stopped)
         let engineRead = try EngineFixture("failures-midread")
         try engineRead.sync()
-        let beforeMidRead = try engineRead.contentFingerprint()
+        let beforeMidRead = try engineRead.portalContents()
         try engineRead.slapd.modify("dn: uid=s1,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Changed\n")
         var pages = 0
         let request = SyncRequest(mapping: engineRead.mapping, storePath: engineRead.storePath, apply: true)
@@ -341,6 +318,6 @@ struct SyncEngineTests {
         #expect(pages == 1)
         let last = try #require(try engineRead.rows("SELECT status, error FROM sync_runs ORDER BY id DESC").first)
         #expect(last["status"] as String == "failed")
-        #expect(try engineRead.contentFingerprint() == beforeMidRead)
+        #expect(try engineRead.portalContents() == beforeMidRead)
     }
 }

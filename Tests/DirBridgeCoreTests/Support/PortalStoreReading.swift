@@ -12,6 +12,10 @@ extension PortalStoreReading {
         try database().read { try Row.fetchAll($0, sql: sql, arguments: arguments) }
     }
 
+    func value<T: DatabaseValueConvertible>(_ sql: String, _ arguments: StatementArguments = []) throws -> T? {
+        try database().read { try T.fetchOne($0, sql: sql, arguments: arguments) }
+    }
+
     func int(_ sql: String, _ arguments: StatementArguments = []) throws -> Int {
         try database().read { try Int.fetchOne($0, sql: sql, arguments: arguments) ?? -1 }
     }
