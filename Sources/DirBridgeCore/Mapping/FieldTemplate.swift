@@ -228,7 +228,8 @@ public enum TemplateFilter: Sendable, Equatable {
         var i = equals + 1
         while i < chars.count, chars[i] != ",", chars[i] != "+" {
             if chars[i] == "\\", i + 1 < chars.count {
-                if i + 2 < chars.count, let byte = UInt8(String(chars[(i + 1)...(i + 2)]), radix: 16) {
+                if i + 2 < chars.count, let high = chars[i + 1].asciiValue, let low = chars[i + 2].asciiValue,
+                   let byte = Hex.byte(high, low) {
                     bytes.append(byte)
                     i += 3
                 } else {

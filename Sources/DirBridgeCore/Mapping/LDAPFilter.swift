@@ -100,33 +100,17 @@ public indirect enum LDAPFilter: Sendable, Equatable, CustomStringConvertible {
         case .and(let parts): return "(&" + parts.map(\.description).joined() + ")"
         case .or(let parts): return "(|" + parts.map(\.description).joined() + ")"
         case .not(let inner): return "(!" + inner.description + ")"
-        case .equality(let a, let v): return "(\(a)=\(Self.escape(v)))"
+        case .equality(let a, let v): return "(\(a)=\(LDAPFilterText.escape(v)))"
         case .present(let a): return "(\(a)=*)"
         case .substrings(let a, let initial, let any, let final):
-            let middle = ([initial ?? ""] + any + [final ?? ""]).map(Self.escape).joined(separator: "*")
+            let middle = ([initial ?? ""] + any + [final ?? ""]).map(LDAPFilterText.escape).joined(separator: "*")
             return "(\(a)=\(middle))"
-        case .greaterOrEqual(let a, let v): return "(\(a)>=\(Self.escape(v)))"
-        case .lessOrEqual(let a, let v): return "(\(a)<=\(Self.escape(v)))"
-        case .approx(let a, let v): return "(\(a)~=\(Self.escape(v)))"
+        case .greaterOrEqual(let a, let v): return "(\(a)>=\(LDAPFilterText.escape(v)))"
+        case .lessOrEqual(let a, let v): return "(\(a)<=\(LDAPFilterText.escape(v)))"
+        case .approx(let a, let v): return "(\(a)~=\(LDAPFilterText.escape(v)))"
         case .bitwiseAnd(let a, let m): return "(\(a):\(Self.bitwiseAndRule):=\(m))"
         case .bitwiseOr(let a, let m): return "(\(a):\(Self.bitwiseOrRule):=\(m))"
         }
-    }
-
-    /// RFC 4515 escaping of an assertion value: `*`, `(`, `)`, `\` and NUL.
-    public static func escape(_ value: String) -> String {
-        var out = ""
-        for c in value.unicodeScalars {
-            switch c {
-            case "*": out += "\\2a"
-            case "(": out += "\\28"
-            case ")": out += "\\29"
-            case "\\": out += "\\5c"
-            case "\u{0}": out += "\\00"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
     }
 
     // MARK: Evaluation helpers
@@ -149,7 +133,7 @@ public indirect enum LDAPFilter: Sendable, Equatable, CustomStringConvertible {
     private static func equal(_ value: String, _ assertion: String) -> Bool {
         if value == assertion { return true }
         if value.contains("="), assertion.contains("="),
-           let left = try? MappingDN.normalize(value), let right = try? MappingDN.normalize(assertion) {
+           let left = DistinguishedName.canonical(value), let right = DistinguishedName.canonical(assertion) {
             return left == right
         }
         return false
@@ -376,7 +360,7 @@ private struct FilterParser {
                 pieces.append([])
                 i += 1
             case UInt8(ascii: "\\"):
-                guard i + 2 < bytes.count, let byte = Self.hexPair(bytes[i + 1], bytes[i + 2]) else {
+                guard i + 2 < bytes.count, let byte = Hex.byte(bytes[i + 1], bytes[i + 2]) else {
                     throw fail("`\\` must be followed by two hex digits, like `\\2a` or `\\29`")
                 }
                 pieces[pieces.count - 1].append(byte)
@@ -388,19 +372,5 @@ private struct FilterParser {
         }
         guard i < bytes.count else { throw fail("missing `)` at the end of the filter") }
         return pieces.map { String(decoding: $0, as: UTF8.self).lowercased() }
-    }
-
-    static func hexPair(_ high: UInt8, _ low: UInt8) -> UInt8? {
-        guard let h = hexValue(high), let l = hexValue(low) else { return nil }
-        return h << 4 | l
-    }
-
-    static func hexValue(_ b: UInt8) -> UInt8? {
-        switch b {
-        case 0x30...0x39: b - 0x30
-        case 0x41...0x46: b - 0x41 + 10
-        case 0x61...0x66: b - 0x61 + 10
-        default: nil
-        }
     }
 }
