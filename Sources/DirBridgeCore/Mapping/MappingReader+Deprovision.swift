@@ -29,36 +29,18 @@ extension MappingReader {
         return settings
     }
 
-    /// A count (`10`) or a share (`5%`, 0…100%).
+    /// A count (`10`) or a share (`5%`, 0…100%), read by ``Threshold/parse(_:)``.
     func threshold(_ node: Node, _ name: String) -> Threshold? {
         guard case .scalar(let scalar) = node else {
-            issue(node, "`\(name)` must be a count like 10 or a share like 5%, found \(Self.describe(node))")
+            issue(node, "`\(name)` \(Threshold.ParseError.malformed), found \(Self.describe(node))")
             return nil
         }
         let text = scalar.string.trimmingSpaces()
-        if text.hasSuffix("%") {
-            guard let percent = Double(text.dropLast().trimmingCharacters(in: .whitespaces)), percent.isFinite else {
-                issue(node, "`\(name)` must be a count like 10 or a share like 5%, found `\(text)`")
-                return nil
-            }
-            guard percent >= 0 else {
-                issue(node, "`\(name)` must not be negative, found `\(text)`")
-                return nil
-            }
-            guard percent <= 100 else {
-                issue(node, "`\(name)` cannot exceed 100%, found `\(text)`")
-                return nil
-            }
-            return .percent(percent)
-        }
-        guard let count = Int(text) else {
-            issue(node, "`\(name)` must be a count like 10 or a share like 5%, found `\(text)`")
+        do {
+            return try Threshold.parse(text)
+        } catch {
+            issue(node, "`\(name)` \(error), found `\(text)`")
             return nil
         }
-        guard count >= 0 else {
-            issue(node, "`\(name)` must not be negative, found `\(text)`")
-            return nil
-        }
-        return .count(count)
     }
 }

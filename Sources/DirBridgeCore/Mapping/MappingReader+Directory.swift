@@ -112,8 +112,7 @@ extension MappingReader {
             issue(node, "`\(name)` must be a duration like 30s, 2m or 500ms, found \(Self.describe(node))")
             return nil
         }
-        let seconds = DurationText.seconds(scalar.string)
-        guard let seconds else {
+        guard let seconds = DurationText(scalar.string)?.seconds else {
             issue(node, "`\(name)` must be a duration like 30s, 2m or 500ms, found `\(scalar.string)`")
             return nil
         }
