@@ -4,9 +4,10 @@ import Yams
 /// Reads a mapping file into a ``Mapping``, reporting every problem with its line and column.
 ///
 /// The YAML is composed into Yams nodes, which keep their position in the file, and each
-/// section is checked against SPEC section 3: unknown keys (with a "did you mean"), wrong
-/// types, passwords written in the file, bad DNs, filters and templates, and rules that can
-/// never take effect. Loading goes on after a problem, so one run reports them all.
+/// section (`client`, `editor`, `store`, `directory`, `users`, `groups`, `rules`,
+/// `deprovision`) is checked for unknown keys (with a "did you mean"), wrong types, passwords
+/// written in the file, bad DNs, filters and templates, and rules that can never take effect.
+/// Loading goes on after a problem, so one run reports them all.
 ///
 /// ```swift
 /// do {
