@@ -21,7 +21,7 @@ struct ApplyCommand: ParsableCommand {
     var store: String?
 
     @Option(name: .long, help: ArgumentHelp("Refuse a plan made longer ago than this: 30m, 24h, 2d.", valueName: "duration"))
-    var maxAge = "24h"
+    var maxAge = DurationText(seconds: ApplyRequest.defaultMaxAge)
 
     @Flag(name: .long, help: "Check the plan against the store and show it; write nothing. Exits 5 when an apply would be refused.")
     var dryRun = false
@@ -35,7 +35,7 @@ struct ApplyCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
-        guard let seconds = DurationText.seconds(maxAge), seconds > 0 else {
+        guard maxAge.seconds > 0 else {
             throw ValidationError("--max-age takes a duration like 30m, 24h or 2d, not \(maxAge)")
         }
         if report != nil && !dryRun {
@@ -46,7 +46,7 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let logger = output.makeLogger()
         try ExitStatus.reporting {
-            let request = ApplyRequest(planPath: plan, storePath: store, maxAge: DurationText.seconds(maxAge) ?? ApplyRequest.defaultMaxAge,
+            let request = ApplyRequest(planPath: plan, storePath: store, maxAge: maxAge.seconds,
                                        force: force, dryRun: dryRun)
             let outcome = try PlanApplier.run(request, logger: logger)
             let document = outcome.document

@@ -12,8 +12,7 @@ struct DirBridgeCommand: AsyncParsableCommand {
         subcommands: [ValidateCommand.self, CheckCommand.self, SyncCommand.self, ApplyCommand.self, RunCommand.self, ExplainCommand.self, UsersCommand.self, HistoryCommand.self, RunsCommand.self, ClientsCommand.self]
     )
 
-    /// Parses and runs, with the SPEC's exit status 1 (not swift-argument-parser's 64) for
-    /// bad arguments.
+    /// Parses and runs; bad arguments exit 1, as a bad mapping does, not swift-argument-parser's 64.
     static func main() async {
         do {
             var command = try parseAsRoot()

@@ -3,7 +3,8 @@ import DirBridgeCore
 
 import Foundation
 
-/// The one place the CLI turns engine failures into the SPEC's exit statuses.
+/// The one place the CLI turns engine failures into exit statuses: usage 1, directory 3,
+/// store 4, refused 5.
 enum ExitStatus {
     /// Bad arguments: exit 1, as for a bad mapping.
     static let usage = ExitCode(FailureKind.usage.exitCode)

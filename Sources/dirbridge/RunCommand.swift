@@ -19,10 +19,10 @@ struct RunCommand: AsyncParsableCommand {
     var mapping: String
 
     @Option(name: .long, help: ArgumentHelp("Time between runs: 15m, 1h, 90s.", valueName: "duration"))
-    var every: String
+    var every: DurationText
 
     @Option(name: .long, help: ArgumentHelp("Read everything when the last full read is older than this.", valueName: "duration"))
-    var fullEvery = "24h"
+    var fullEvery = DurationText(seconds: 24 * 3600)
 
     @Flag(name: .long, help: "Apply the changes of each run.")
     var apply = false
@@ -40,12 +40,8 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         if apply && dryRun { throw ValidationError("--apply and --dry-run exclude each other") }
-        guard let seconds = DurationText.seconds(every), seconds >= 1 else {
+        guard every.seconds >= 1 else {
             throw ValidationError("--every takes a duration like 15m, 1h or 90s, not \(every)")
-        }
-        _ = seconds
-        if DurationText.seconds(fullEvery) == nil {
-            throw ValidationError("--full-every takes a duration like 24h, 90m or 3600s, not \(fullEvery)")
         }
         if let runs, runs < 1 { throw ValidationError("--runs takes a count of 1 or more") }
     }
@@ -55,7 +51,7 @@ struct RunCommand: AsyncParsableCommand {
         if !output.quiet && !output.verbose { logger.logLevel = .notice }
         let loaded = try ExitStatus.reporting { try MappingLoader.load(path: mapping) }
         let options = ScheduleOptions(
-            every: DurationText.seconds(every)!, incremental: IncrementalOptions(fullEvery: DurationText.seconds(fullEvery)!),
+            every: every.seconds, incremental: IncrementalOptions(fullEvery: fullEvery.seconds),
             apply: apply, storePath: store, maxRuns: runs)
         let scheduler = SyncScheduler(mapping: loaded, options: options, logger: logger)
         logger.notice("dirbridge run: \(loaded.client.name) every \(every), full reconcile every \(fullEvery), \(apply ? "applying" : "dry runs")")

@@ -29,7 +29,7 @@ struct SyncCommand: ParsableCommand {
     var force = false
 
     @Option(name: .long, help: ArgumentHelp("Override deprovision.max_disable for this run: a count or a share like 10%.", valueName: "limit"))
-    var maxDisable: String?
+    var maxDisable: Threshold?
 
     @Flag(name: .long, help: "Exit 2 when a dry run found changes.")
     var detailedExitcode = false
@@ -38,7 +38,7 @@ struct SyncCommand: ParsableCommand {
     var incremental = false
 
     @Option(name: .long, help: ArgumentHelp("With --incremental: read everything when the last full read is older than this.", valueName: "duration"))
-    var fullEvery = "24h"
+    var fullEvery = DurationText(seconds: 24 * 3600)
 
     @Flag(name: .long, help: "When another sync holds the client's lease, wait for it instead of exiting 5.")
     var wait = false
@@ -51,12 +51,6 @@ struct SyncCommand: ParsableCommand {
         if apply && planFiles.wanted {
             throw ValidationError("--plan-out and --report save a dry run's plan: drop --apply, then apply the saved plan with `dirbridge apply`")
         }
-        if let maxDisable, Threshold(parsing: maxDisable) == nil {
-            throw ValidationError("--max-disable takes a count (10) or a share (5%), not \(maxDisable)")
-        }
-        if DurationText.seconds(fullEvery) == nil {
-            throw ValidationError("--full-every takes a duration like 24h, 90m or 3600s, not \(fullEvery)")
-        }
     }
 
     func run() throws {
@@ -65,8 +59,8 @@ struct SyncCommand: ParsableCommand {
             let loaded = try MappingLoader.load(path: mapping)
             var request = SyncRequest(
                 mapping: loaded, storePath: store, apply: apply,
-                overrides: GuardOverrides(force: force, maxDisable: maxDisable.flatMap(Threshold.init(parsing:))),
-                incremental: incremental, incrementalOptions: IncrementalOptions(fullEvery: DurationText.seconds(fullEvery) ?? 86400),
+                overrides: GuardOverrides(force: force, maxDisable: maxDisable),
+                incremental: incremental, incrementalOptions: IncrementalOptions(fullEvery: fullEvery.seconds),
                 waitForLease: wait)
             request.fingerprintsState = planFiles.wanted
             let progress = Progress.onTerminal(enabled: !output.quiet && !json)

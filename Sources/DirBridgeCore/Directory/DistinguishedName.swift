@@ -74,6 +74,12 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
         return !text.isEmpty && previous != 0x20 && sawEquals && previous != 0x3D
     }
 
+    /// `text` in canonical form without parsing it when ``isCanonical(_:)`` says it already
+    /// is; otherwise normalised; nil when it is not a DN.
+    public static func canonical(_ text: String) -> String? {
+        isCanonical(text) ? text : try? normalize(text)
+    }
+
     public static func == (lhs: DistinguishedName, rhs: DistinguishedName) -> Bool { lhs.normalized == rhs.normalized }
     public func hash(into hasher: inout Hasher) { hasher.combine(normalized) }
 
@@ -202,7 +208,7 @@ private struct DNParser {
             // A hex-encoded BER value: keep its text form, lowercased.
             let start = position
             position += 1
-            while position < bytes.count, hexValue(bytes[position]) != nil { position += 1 }
+            while position < bytes.count, Hex.value(bytes[position]) != nil { position += 1 }
             if (position - start - 1) % 2 != 0 || position - start == 1 { throw fail("odd or empty hex string after #") }
             return String(decoding: bytes[start..<position], as: UTF8.self).lowercased()
         }
@@ -240,9 +246,9 @@ private struct DNParser {
     private mutating func escaped() throws(DistinguishedNameError) -> [UInt8] {
         position += 1
         guard position < bytes.count else { throw fail("backslash at the end") }
-        if position + 1 < bytes.count, let high = hexValue(bytes[position]), let low = hexValue(bytes[position + 1]) {
+        if position + 1 < bytes.count, let byte = Hex.byte(bytes[position], bytes[position + 1]) {
             position += 2
-            return [high << 4 | low]
+            return [byte]
         }
         let byte = bytes[position]
         let escapable = Array(" \"#+,;<=>\\".utf8)
@@ -253,15 +259,6 @@ private struct DNParser {
 
     private mutating func skipSpaces() {
         while position < bytes.count, bytes[position] == UInt8(ascii: " ") { position += 1 }
-    }
-
-    private func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case 0x30...0x39: byte - 0x30
-        case 0x41...0x46: byte - 0x41 + 10
-        case 0x61...0x66: byte - 0x61 + 10
-        default: nil
-        }
     }
 
     private func fail(_ reason: String) -> DistinguishedNameError {

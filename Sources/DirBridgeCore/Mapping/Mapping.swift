@@ -275,28 +275,6 @@ public enum MissingAction: String, Sendable, CaseIterable {
     case disable, ignore
 }
 
-/// A guard limit written as a count (`10`) or a share (`5%`).
-public enum Threshold: Sendable, Equatable, CustomStringConvertible {
-    case count(Int)
-    case percent(Double)
-
-    /// The largest allowed number of changes among `total` users (a share rounds down).
-    public func limit(of total: Int) -> Int {
-        switch self {
-        case .count(let count): count
-        case .percent(let percent): Int((Double(total) * percent / 100).rounded(.down))
-        }
-    }
-
-    public var description: String {
-        switch self {
-        case .count(let count): "\(count)"
-        case .percent(let percent):
-            percent == percent.rounded() ? "\(Int(percent))%" : "\(percent)%"
-        }
-    }
-}
-
 /// A user entry mapped onto portal fields.
 public struct MappedFields: Sendable, Equatable {
     /// The entry's DN, as read.
@@ -336,20 +314,6 @@ public enum SkipReason: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .missingEmail(let dn, let template): "\(dn): no email (`\(template)` is empty); skipped"
         case .missingID(let dn, let attribute): "\(dn): no `\(attribute)` (the id attribute); skipped"
-        }
-    }
-}
-
-extension Threshold {
-    /// Parses `10` or `5%` (0–100%) as on the command line; nil when malformed or out of range.
-    public init?(parsing text: String) {
-        let trimmed = text.trimmingSpaces()
-        if trimmed.hasSuffix("%") {
-            guard let percent = Double(trimmed.dropLast()), percent.isFinite, percent >= 0, percent <= 100 else { return nil }
-            self = .percent(percent)
-        } else {
-            guard let count = Int(trimmed), count >= 0 else { return nil }
-            self = .count(count)
         }
     }
 }

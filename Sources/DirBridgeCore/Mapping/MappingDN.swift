@@ -24,16 +24,9 @@ enum MappingDN {
         }
     }
 
-    /// A cheap test that `dn` may already be normalised: no ASCII capitals and no space next to
-    /// `,` `=` `+` or at either end. When false, `normalize` is needed before comparing.
+    /// Whether `dn` is already canonical, so comparing it needs no parsing; false means
+    /// "normalise to be sure". The directory layer's ``DistinguishedName/isCanonical(_:)``.
     static func mayBeNormalized(_ dn: String) -> Bool {
-        var previous: UInt8 = 0x2C
-        for byte in dn.utf8 {
-            if byte >= 0x41 && byte <= 0x5A { return false }
-            if byte == 0x20, previous == 0x2C || previous == 0x3D || previous == 0x2B || previous == 0x20 { return false }
-            if previous == 0x20, byte == 0x2C || byte == 0x3D || byte == 0x2B { return false }
-            previous = byte
-        }
-        return previous != 0x20
+        DistinguishedName.isCanonical(dn)
     }
 }

@@ -1,18 +1,41 @@
 /// A duration as people write it in mappings and on the command line: `500ms`, `30s`,
 /// `15m`, `24h`, `2d`, or a bare number of seconds.
-public enum DurationText {
-    /// The number of seconds `text` stands for, or nil when it is not a finite duration.
-    public static func seconds(_ text: String) -> Double? {
-        let text = text.trimmingSpaces().lowercased()
+///
+/// `directory.timeout` in a mapping and `--every`, `--full-every`, `--max-age` on the command
+/// line are all read by ``init(_:)``; each caller then sets its own bounds.
+///
+/// ```swift
+/// DurationText("15m")?.seconds        // 900
+/// DurationText("soon")                // nil
+/// DurationText.text(26 * 3600 + 300)  // "26h 5m"
+/// ```
+public struct DurationText: Sendable, CustomStringConvertible {
+    /// The length in seconds: finite, possibly zero or negative.
+    public let seconds: Double
+    /// The duration as it was written (`15m`), or as ``text(_:)`` writes `seconds`.
+    public let description: String
+
+    /// Reads `text` (spaces around it and the case of the unit do not matter); nil when it is
+    /// not a finite number of seconds, or a number followed by `ms`, `s`, `m`, `h` or `d`.
+    public init?(_ text: String) {
+        let lowered = text.trimmingSpaces().lowercased()
         let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
         var seconds: Double?
-        if let number = Double(text) {
+        if let number = Double(lowered) {
             seconds = number
-        } else if let unit = units.first(where: { text.hasSuffix($0.suffix) }), let number = Double(text.dropLast(unit.suffix.count)) {
+        } else if let unit = units.first(where: { lowered.hasSuffix($0.suffix) }),
+                  let number = Double(lowered.dropLast(unit.suffix.count)) {
             seconds = number * unit.seconds
         }
         guard let seconds, seconds.isFinite else { return nil }
-        return seconds
+        self.seconds = seconds
+        description = text
+    }
+
+    /// A duration of `seconds`, written as ``text(_:)`` writes it (`24h`).
+    public init(seconds: Double) {
+        self.seconds = seconds
+        description = Self.text(seconds)
     }
 
     /// `seconds` rounded to the minute as hours and minutes (`26h 5m`, `45m`), or to the

@@ -1,4 +1,4 @@
-/// The layer a failure comes from, which decides the SPEC's exit status.
+/// The layer a failure comes from, which decides dirbridge's exit status.
 ///
 /// Every error the engine throws conforms to ``DirBridgeFailure`` and names one of these;
 /// the CLI turns it into an exit code in one place (`ExitStatus.for(_:)`).
@@ -12,7 +12,8 @@ public enum FailureKind: String, Sendable {
     /// A safety guard refused the change: exit 5.
     case refused
 
-    /// The SPEC's exit status for this kind of failure.
+    /// The exit status for this kind of failure: usage 1, directory 3, store 4, refused 5
+    /// (0 is success and 2 a dry run that found changes with `--detailed-exitcode`).
     public var exitCode: Int32 {
         switch self {
         case .usage: 1

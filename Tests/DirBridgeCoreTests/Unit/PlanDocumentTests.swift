@@ -45,7 +45,7 @@ struct PlanDocumentTests {
         ("500ms", 0.5), ("30s", 30), ("15m", 900), ("24h", 86_400), ("2d", 172_800), ("90", 90),
     ])
     func durations(_ text: String, _ seconds: Double) {
-        #expect(DurationText.seconds(text) == seconds)
+        #expect(DurationText(text)?.seconds == seconds)
     }
 
     @Test("durations print in hours and minutes")
@@ -54,7 +54,7 @@ struct PlanDocumentTests {
         #expect(DurationText.text(45 * 60) == "45m")
         #expect(DurationText.text(26 * 3600 + 5 * 60) == "26h 5m")
         #expect(DurationText.text(24 * 3600) == "24h")
-        #expect(DurationText.seconds("soon") == nil)
+        #expect(DurationText("soon") == nil)
     }
 
     @Test("a saved document reads back equal; its hash covers every value but survives re-indenting")

@@ -1,0 +1,46 @@
+import Yams
+
+/// `deprovision:`: what happens to users no longer read, and the guards' limits.
+extension MappingReader {
+    func readDeprovision(_ node: Node) -> DeprovisionSettings {
+        var settings = DeprovisionSettings()
+        guard let keys = entries(node, "`deprovision`", MappingKeys.deprovision) else { return settings }
+        if let node = keys["missing"]?.value, let value = choice(node, "missing", MissingAction.self) {
+            settings.missing = value
+        }
+        if let node = keys["max_disable"]?.value, let value = threshold(node, "max_disable") {
+            settings.maxDisable = value
+        }
+        if let node = keys["max_demote"]?.value, let value = integer(node, "max_demote", minimum: 0) {
+            settings.maxDemote = value
+        }
+        if let entry = keys["protected"] {
+            var nodes: [Node] = []
+            if case .sequence(let sequence) = entry.value { nodes = Array(sequence) } else { nodes = [entry.value] }
+            for node in nodes {
+                guard let email = nonEmptyString(node, "protected") else { continue }
+                if email.contains("@") {
+                    settings.protected.append(email.trimmingSpaces().lowercased())
+                } else {
+                    issue(node, "`protected` lists client users by email, found `\(email)`")
+                }
+            }
+        }
+        return settings
+    }
+
+    /// A count (`10`) or a share (`5%`, 0…100%), read by ``Threshold/parse(_:)``.
+    func threshold(_ node: Node, _ name: String) -> Threshold? {
+        guard case .scalar(let scalar) = node else {
+            issue(node, "`\(name)` \(Threshold.ParseError.malformed), found \(Self.describe(node))")
+            return nil
+        }
+        let text = scalar.string.trimmingSpaces()
+        do {
+            return try Threshold.parse(text)
+        } catch {
+            issue(node, "`\(name)` \(error), found `\(text)`")
+            return nil
+        }
+    }
+}
