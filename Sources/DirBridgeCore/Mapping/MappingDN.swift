@@ -23,10 +23,4 @@ enum MappingDN {
             throw MappingDNError(message: error.reason, offset: error.offset - 1)
         }
     }
-
-    /// Whether `dn` is already canonical, so comparing it needs no parsing; false means
-    /// "normalise to be sure". The directory layer's ``DistinguishedName/isCanonical(_:)``.
-    static func mayBeNormalized(_ dn: String) -> Bool {
-        DistinguishedName.isCanonical(dn)
-    }
 }

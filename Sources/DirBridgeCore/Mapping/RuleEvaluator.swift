@@ -173,10 +173,7 @@ public struct RuleEvaluator: Sendable {
         case .filter(let filter, let text):
             return filter.matches(user) ? (.filter(text), nil) : nil
         case .group(let dn):
-            let candidates = memberships.filter {
-                $0.groupDN == dn
-                    || (!MappingDN.mayBeNormalized($0.groupDN) && (try? MappingDN.normalize($0.groupDN)) == dn)
-            }
+            let candidates = memberships.filter { $0.groupDN == dn || DistinguishedName.canonical($0.groupDN) == dn }
             return nearest(candidates).map { (.group(dn: $0.groupDN, path: $0.path), $0) }
         case .groups(let pattern):
             let candidates = memberships.filter { pattern.matches(groupDN: $0.groupDN, cn: $0.cn) }

@@ -113,20 +113,3 @@ public struct GuardCheck: Sendable, Equatable, Codable {
             "the client has \(adminsBefore) enabled Global Admin\(adminsBefore == 1 ? "" : "s") and would have none after this sync; check the admin rule and group (--force overrides)")
     }
 }
-
-extension Threshold: Codable {
-    /// Encoded as written in a mapping: `10` or `5%`.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(description)
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.singleValueContainer()
-        let text = try container.decode(String.self)
-        guard let threshold = Threshold(parsing: text) else {
-            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a count or a share: \(text)")
-        }
-        self = threshold
-    }
-}

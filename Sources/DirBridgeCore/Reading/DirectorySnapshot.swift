@@ -215,7 +215,7 @@ struct GroupIndex {
         byDN[dn.normalized] = position
         for attribute in dnMemberAttributes {
             for value in entry.strings(attribute) {
-                if let member = normalizedDN(value) { byMemberDN[member, default: []].append(position) }
+                if let member = DistinguishedName.canonical(value) { byMemberDN[member, default: []].append(position) }
             }
         }
         if readsMemberUID {
@@ -239,7 +239,7 @@ struct GroupIndex {
         guard !nodes.isEmpty || readsMemberOf else { return [] }
         var direct = Set<Int>()
         var outside: [GroupMembership] = []
-        if !dnMemberAttributes.isEmpty, let dn = normalizedDN(entry.dn) {
+        if !dnMemberAttributes.isEmpty, let dn = DistinguishedName.canonical(entry.dn) {
             direct.formUnion(byMemberDN[dn] ?? [])
         }
         if readsMemberUID {
@@ -298,9 +298,5 @@ struct GroupIndex {
         }
         closures[start] = result
         return result
-    }
-
-    private func normalizedDN(_ text: String) -> String? {
-        DistinguishedName.isCanonical(text) ? text : try? DistinguishedName.normalize(text)
     }
 }
