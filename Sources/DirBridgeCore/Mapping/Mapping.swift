@@ -104,6 +104,7 @@ public struct Mapping: Sendable {
         guard let email = fields[.email], !email.isEmpty else {
             return .failure(.missingEmail(dn: entry.dn, template: users.fields[.email]?.source ?? ""))
         }
+        guard EmailAddress.isUsable(email) else { return .failure(.unusableEmail(dn: entry.dn, email: email)) }
         return .success(MappedFields(
             dn: entry.dn, externalID: externalID, fields: fields,
             disabled: users.disabled?.filter.matches(entry) ?? false))
@@ -301,18 +302,21 @@ public struct MappedFields: Sendable, Equatable {
 public enum SkipReason: Error, Sendable, Equatable, CustomStringConvertible {
     /// The email template rendered "".
     case missingEmail(dn: String, template: String)
+    /// The email rendered to something that is not a usable address; see ``EmailAddress``.
+    case unusableEmail(dn: String, email: String)
     /// The id attribute is missing.
     case missingID(dn: String, attribute: String)
 
     public var dn: String {
         switch self {
-        case .missingEmail(let dn, _), .missingID(let dn, _): dn
+        case .missingEmail(let dn, _), .unusableEmail(let dn, _), .missingID(let dn, _): dn
         }
     }
 
     public var description: String {
         switch self {
         case .missingEmail(let dn, let template): "\(dn): no email (`\(template)` is empty); skipped"
+        case .unusableEmail(let dn, let email): "\(dn): no usable email (`\(email.debugDescription.dropFirst().dropLast())` needs text on both sides of an @ and no spaces or control characters); skipped"
         case .missingID(let dn, let attribute): "\(dn): no `\(attribute)` (the id attribute); skipped"
         }
     }
