@@ -126,9 +126,10 @@ public struct PlanDocument: Sendable, Codable, Equatable {
         }
     }
 
-    /// Writes the document to `path`, replacing any file there.
+    /// Writes the document to `path` as a private file (see ``PrivateFile``); the caller checks the
+    /// target first (see ``PlanFileTarget``).
     public func write(to path: String) throws(PlanError) {
-        do { try fileText().write(toFile: path, atomically: true, encoding: .utf8) } catch let error as PlanError { throw error } catch {
+        do { try PrivateFile.write(Data(fileText().utf8), to: path) } catch let error as PlanError { throw error } catch {
             throw PlanError(kind: .usage, message: "cannot write the plan to \(path): \(error.localizedDescription)")
         }
     }

@@ -379,10 +379,10 @@ public enum PlanHTML {
 }
 
 extension PlanHTML {
-    /// Renders `document` and writes the page to `path`, replacing any file there.
+    /// Renders `document` and writes the page to `path` as a private file (see ``PrivateFile``).
     public static func write(_ document: PlanDocument, to path: String, planFile: String? = nil, check: Check? = nil) throws(PlanError) {
         do {
-            try render(document, planFile: planFile, check: check).write(toFile: path, atomically: true, encoding: .utf8)
+            try PrivateFile.write(Data(render(document, planFile: planFile, check: check).utf8), to: path)
         } catch {
             throw PlanError(kind: .usage, message: "cannot write the report to \(path): \(error.localizedDescription)")
         }
