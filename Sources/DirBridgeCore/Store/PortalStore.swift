@@ -28,6 +28,7 @@ public final class PortalStore: Sendable {
         if !createIfMissing && !FileManager.default.fileExists(atPath: path) {
             throw StoreError(.missingStore, "no portal store at \(path): check --store (views never create a store)")
         }
+        let opening = try StoreOpening(path: path, createIfMissing: createIfMissing)
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
@@ -37,15 +38,15 @@ public final class PortalStore: Sendable {
             try db.execute(sql: "PRAGMA cache_size = -32768")
         }
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            pool = try opening.retryingBusy { try DatabasePool(path: path, configuration: configuration) }
         } catch {
             let detail = (error as? DatabaseError)?.message ?? "\(error)"
             throw StoreError(.cannotOpen, "cannot open the portal store \(path): \(detail)")
         }
         let migrator = StoreSchema.migrator
         let unknown = try storeOperation("reading the migrations of \(path)") {
-            try pool.read { db in
-                try migrator.appliedIdentifiers(db).subtracting(StoreSchema.knownIdentifiers)
+            try opening.retryingBusy {
+                try pool.read { db in try migrator.appliedIdentifiers(db).subtracting(StoreSchema.knownIdentifiers) }
             }
         }
         if !unknown.isEmpty {
@@ -55,7 +56,7 @@ public final class PortalStore: Sendable {
                     + "\(unknown.sorted().joined(separator: ", ")) unknown to dirbridge \(DirBridge.version)): "
                     + "upgrade dirbridge")
         }
-        try storeOperation("migrating the portal store \(path)") { try migrator.migrate(pool) }
+        try storeOperation("migrating the portal store \(path)") { try opening.retryingBusy { try migrator.migrate(pool) } }
     }
 
     /// The migrations applied to this store, in order.
