@@ -46,6 +46,7 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let logger = output.makeLogger()
         try ExitStatus.reporting {
+            try report.map { try PlanFileTarget(path: $0, kind: .report).check(inputs: [plan], force: force) }
             let request = ApplyRequest(planPath: plan, storePath: store, maxAge: maxAge.seconds,
                                        force: force, dryRun: dryRun)
             let outcome = try PlanApplier.run(request, logger: logger)

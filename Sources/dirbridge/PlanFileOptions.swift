@@ -14,10 +14,26 @@ struct PlanFileOptions: ParsableArguments {
     /// Whether the dry run must fingerprint the store for a plan document.
     var wanted: Bool { planOut != nil || report != nil }
 
+    /// The files to write; see ``PlanFileTarget`` for where they may go.
+    var targets: [PlanFileTarget] {
+        [planOut.map { PlanFileTarget(path: $0, kind: .plan) }, report.map { PlanFileTarget(path: $0, kind: .report) }]
+            .compactMap { $0 }
+    }
+
+    /// Refuses targets that would overwrite the mapping, each other, or a file that is not a
+    /// dirbridge plan or report (unless `force`); run before the sync and again before writing.
+    func check(mapping: String, force: Bool) throws {
+        let targets = targets
+        for (index, target) in targets.enumerated() {
+            try target.check(inputs: [mapping], others: Array(targets[..<index]), force: force)
+        }
+    }
+
     /// Writes the plan file and the report of a dry run, and says so (on standard error
     /// when standard output carries JSON).
-    func save(_ outcome: SyncOutcome, request: SyncRequest, json: Bool) throws {
+    func save(_ outcome: SyncOutcome, request: SyncRequest, json: Bool, mapping: String, force: Bool) throws {
         guard wanted else { return }
+        try check(mapping: mapping, force: force)
         let document = try PlanDocument(outcome: outcome, request: request)
         var lines: [String] = []
         if let planOut {

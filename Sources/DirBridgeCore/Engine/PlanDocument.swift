@@ -143,7 +143,7 @@ public struct PlanDocument: Sendable, Codable, Equatable {
         }
         let document: PlanDocument
         do { document = try JSONDecoder().decode(PlanDocument.self, from: data) } catch {
-            throw PlanError(kind: .usage, message: "\(path) is not a dirbridge plan (\(Self.describe(error))); save one with `dirbridge sync MAPPING --plan-out \(path)`")
+            throw PlanError(kind: .usage, message: "\(path) is not a dirbridge plan (\(Self.describe(error))); to apply a mapping, save its plan first with `dirbridge sync MAPPING --plan-out plan.json`, then run `dirbridge apply plan.json`")
         }
         guard document.format == formatName, document.version == formatVersion else {
             throw PlanError(kind: .usage, message: "\(path) is a \(document.format) version \(document.version) document; dirbridge \(DirBridge.version) applies \(formatName) version \(formatVersion)")
