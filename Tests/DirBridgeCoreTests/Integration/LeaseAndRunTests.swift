@@ -61,7 +61,14 @@ struct LeaseAndRunTests {
         defer { fixture.slapd.stop() }
         let slapd = try slapdPID(fixture)
         let environment = ["DIRBRIDGE_URL": fixture.slapd.ldapURL]
-        let apply = ["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply"]
+        // The server stays frozen while the second run starts and is refused, however long that
+        // takes on a busy machine: the directory timeout must not run out in that window (the
+        // fixture's 10 s would fail the first apply, or leave it finishing late).
+        let mappingPath = try makeTemporaryDirectory("lease-mapping").appendingPathComponent("incremental.yaml").path
+        try String(contentsOfFile: fixture.mappingPath, encoding: .utf8)
+            .replacingOccurrences(of: "timeout: 10s", with: "timeout: 300s")
+            .write(toFile: mappingPath, atomically: true, encoding: .utf8)
+        let apply = ["sync", mappingPath, "--store", fixture.storePath, "--apply"]
 
         // A frozen server keeps the first apply in its read, holding the lease.
         kill(slapd, SIGSTOP)
@@ -73,7 +80,8 @@ struct LeaseAndRunTests {
         #expect(second.stderr.contains("another sync of client Incremental Corp is running"))
         #expect(second.stderr.contains("`dirbridge sync --apply` (pid \(first.pid) on "))
         kill(slapd, SIGCONT)
-        let finished = try #require(first.wait(seconds: 20))
+        // Waits for the outcome; the bound only keeps a hung run from hanging the suite.
+        let finished = try #require(first.wait(seconds: 300))
         #expect(finished.status == 0, "\(finished.stderr)")
         #expect(try fixture.value("SELECT count(*) FROM client_users") == 12)
         #expect(try leasePID(fixture) == nil)
