@@ -11,11 +11,39 @@ func fixtureURL(_ relativePath: String) -> URL {
     repositoryRoot.appendingPathComponent("Tests/DirBridgeCoreTests/Fixtures").appendingPathComponent(relativePath)
 }
 
-/// A fresh temporary directory for one test or suite.
+/// A fresh temporary directory for one test or suite, removed when the test process exits
+/// (fixtures are values without a teardown, and a server's files must outlive its last use).
 func makeTemporaryDirectory(_ label: String) throws -> URL {
     let url = FileManager.default.temporaryDirectory.appendingPathComponent("dirbridge-\(label)-\(UUID().uuidString.prefix(8))")
     try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    TemporaryDirectories.shared.add(url)
     return url
+}
+
+/// The directories this test process made; removed at exit, so a run leaves nothing in /tmp.
+final class TemporaryDirectories: @unchecked Sendable {
+    static let shared: TemporaryDirectories = {
+        let registry = TemporaryDirectories()
+        atexit { TemporaryDirectories.shared.removeAll() }
+        return registry
+    }()
+
+    private let lock = NSLock()
+    private var urls: [URL] = []
+
+    func add(_ url: URL) {
+        lock.lock()
+        defer { lock.unlock() }
+        urls.append(url)
+    }
+
+    func removeAll() {
+        lock.lock()
+        let made = urls
+        urls = []
+        lock.unlock()
+        for url in made { try? FileManager.default.removeItem(at: url) }
+    }
 }
 
 /// Runs a command, returning its exit status and output; throws when it cannot start.
