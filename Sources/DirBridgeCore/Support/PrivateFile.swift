@@ -37,7 +37,7 @@ public enum PrivateFile {
         var template = Array(((folder.isEmpty ? "." : folder) + "/.\(name).dirbridge-XXXXXX").utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw PrivateFileError(path: path, operation: "create a temporary file beside", code: errno) }
-        let temporary = String(cString: template)
+        let temporary = String(decoding: template.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
         var failure: PrivateFileError?
         if replacing {
             if fchmod(fd, existing.st_mode & 0o7777) != 0 {
