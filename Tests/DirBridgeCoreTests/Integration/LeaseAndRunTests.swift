@@ -16,6 +16,36 @@ final class BackgroundDirbridge {
         process.standardOutput = out
         process.standardError = err
         try process.run()
+        // Drained as it comes: a child writing more than a pipe holds must not block until wait().
+        for (pipe, index) in [(out, 0), (err, 1)] {
+            let box = outputs
+            Thread.detachNewThread {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                box.set(index, data)
+            }
+        }
+    }
+
+    private let outputs = Outputs()
+
+    /// Standard output and error, each complete once its pipe reached end of file.
+    private final class Outputs: @unchecked Sendable {
+        private let condition = NSCondition()
+        private var data: [Int: Data] = [:]
+
+        func set(_ index: Int, _ value: Data) {
+            condition.lock()
+            data[index] = value
+            condition.broadcast()
+            condition.unlock()
+        }
+
+        func text(_ index: Int) -> String {
+            condition.lock()
+            defer { condition.unlock() }
+            while data[index] == nil { condition.wait() }
+            return String(decoding: data[index]!, as: UTF8.self)
+        }
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -25,9 +55,7 @@ final class BackgroundDirbridge {
         let deadline = Date().addingTimeInterval(seconds)
         while process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         guard !process.isRunning else { return nil }
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, stdout, stderr)
+        return (process.terminationStatus, outputs.text(0), outputs.text(1))
     }
 
     deinit { if process.isRunning { kill(pid, SIGKILL) } }
