@@ -32,6 +32,9 @@ struct ApplyCommand: ParsableCommand {
     @Flag(name: .long, help: "Apply although a guard objects (last Global Admin, max_disable, max_demote); never for protected users.")
     var force = false
 
+    @Flag(name: .long, help: "Let --report replace an existing file that is not a dirbridge report (never the plan).")
+    var overwrite = false
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -46,7 +49,7 @@ struct ApplyCommand: ParsableCommand {
     func run() throws {
         let logger = output.makeLogger()
         try ExitStatus.reporting {
-            try report.map { try PlanFileTarget(path: $0, kind: .report).check(inputs: [plan], force: force) }
+            try report.map { try PlanFileTarget(path: $0, kind: .report).check(inputs: [plan], overwrite: overwrite) }
             let request = ApplyRequest(planPath: plan, storePath: store, maxAge: maxAge.seconds,
                                        force: force, dryRun: dryRun)
             let outcome = try PlanApplier.run(request, logger: logger)

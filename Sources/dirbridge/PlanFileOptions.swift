@@ -11,6 +11,9 @@ struct PlanFileOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Write the plan as one self-contained HTML page to review or attach to a ticket.", valueName: "plan.html"))
     var report: String?
 
+    @Flag(name: .long, help: "Let --plan-out and --report replace an existing file that is not a dirbridge plan or report (never the mapping).")
+    var overwrite = false
+
     /// Whether the dry run must fingerprint the store for a plan document.
     var wanted: Bool { planOut != nil || report != nil }
 
@@ -21,19 +24,19 @@ struct PlanFileOptions: ParsableArguments {
     }
 
     /// Refuses targets that would overwrite the mapping, each other, or a file that is not a
-    /// dirbridge plan or report (unless `force`); run before the sync and again before writing.
-    func check(mapping: String, force: Bool) throws {
+    /// dirbridge plan or report (unless `--overwrite`); run before the sync and again before writing.
+    func check(mapping: String) throws {
         let targets = targets
         for (index, target) in targets.enumerated() {
-            try target.check(inputs: [mapping], others: Array(targets[..<index]), force: force)
+            try target.check(inputs: [mapping], others: Array(targets[..<index]), overwrite: overwrite)
         }
     }
 
     /// Writes the plan file and the report of a dry run, and says so (on standard error
     /// when standard output carries JSON).
-    func save(_ outcome: SyncOutcome, request: SyncRequest, json: Bool, mapping: String, force: Bool) throws {
+    func save(_ outcome: SyncOutcome, request: SyncRequest, json: Bool, mapping: String) throws {
         guard wanted else { return }
-        try check(mapping: mapping, force: force)
+        try check(mapping: mapping)
         let document = try PlanDocument(outcome: outcome, request: request)
         var lines: [String] = []
         if let planOut {

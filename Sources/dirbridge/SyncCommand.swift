@@ -56,7 +56,7 @@ struct SyncCommand: ParsableCommand {
     func run() throws {
         let logger = output.makeLogger()
         try ExitStatus.reporting {
-            try planFiles.check(mapping: mapping, force: force)
+            try planFiles.check(mapping: mapping)
             let loaded = try MappingLoader.load(path: mapping)
             var request = SyncRequest(
                 mapping: loaded, storePath: store, apply: apply,
@@ -87,7 +87,7 @@ struct SyncCommand: ParsableCommand {
                 }
                 print(outcome.applied ? "Applied (sync run \(outcome.runID))." : "Dry run (sync run \(outcome.runID)): nothing written. Apply with --apply.")
             }
-            try planFiles.save(outcome, request: request, json: json, mapping: mapping, force: force)
+            try planFiles.save(outcome, request: request, json: json, mapping: mapping)
             if detailedExitcode && !apply && !outcome.plan.isEmpty { throw ExitCode(2) }
         }
     }

@@ -6,8 +6,8 @@ import Darwin
 #endif
 
 /// The rules for where a saved plan (`--plan-out`) or an HTML report (`--report`) may be written:
-/// never over the mapping or plan being used (not even with `--force`), and over an existing file
-/// only when it is a dirbridge plan or report, unless `--force`.
+/// never over the mapping or plan being used (not even with `--overwrite`), and over an existing file
+/// only when it is a dirbridge plan or report, unless `--overwrite` (not `--force`, which overrides guards and is recorded in a saved plan).
 public struct PlanFileTarget: Sendable {
     public enum Kind: String, Sendable {
         case plan, report
@@ -25,18 +25,18 @@ public struct PlanFileTarget: Sendable {
 
     /// Throws a usage error when writing this target would destroy something it must not:
     /// one of `inputs` (the mapping, or the plan being applied), the other target, or a file
-    /// that is not a dirbridge plan or report (unless `force`).
-    public func check(inputs: [String], others: [PlanFileTarget] = [], force: Bool) throws(PlanError) {
+    /// that is not a dirbridge plan or report (unless `overwrite`).
+    public func check(inputs: [String], others: [PlanFileTarget] = [], overwrite: Bool) throws(PlanError) {
         for input in inputs where Self.sameFile(path, input) {
             throw PlanError(kind: .usage, message: "\(kind.option) \(path) is the file being read (\(input)); write the \(kind) to another file")
         }
         for other in others where Self.sameFile(path, other.path) || path == other.path {
             throw PlanError(kind: .usage, message: "\(kind.option) and \(other.kind.option) name the same file \(path); give each its own file")
         }
-        guard !force, FileManager.default.fileExists(atPath: path) else { return }
+        guard !overwrite, FileManager.default.fileExists(atPath: path) else { return }
         guard Self.isDirbridgeFile(at: path) else {
             throw PlanError(kind: .usage, message: "\(path) exists and is not a dirbridge plan or report; "
-                + "choose another file for \(kind.option), or add --force to replace it")
+                + "choose another file for \(kind.option), or add --overwrite to replace it")
         }
     }
 

@@ -82,7 +82,7 @@ struct HardeningTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["plan.json"])
     }
 
-    @Test("--plan-out and --report: 0600, never over the mapping or a foreign file (unless --force), a replaced plan keeps its mode")
+    @Test("--plan-out and --report: 0600, never over the mapping or a foreign file (unless --overwrite), a replaced plan keeps its mode")
     func planAndReportFiles() throws {
         let fixture = try EngineFixture("plan-files")
         let folder = URL(fileURLWithPath: fixture.mappingPath).deletingLastPathComponent()
@@ -104,9 +104,9 @@ struct HardeningTests {
         #expect(fileMode(plan) == 0o640)
         #expect(try PlanDocument.read(path: plan).client.name == "Engine Corp")
 
-        // Never the mapping itself, not even with --force; the mapping is untouched.
+        // Never the mapping itself, not even with --overwrite; the mapping is untouched.
         for option in ["--plan-out", "--report"] {
-            for extra in [[], ["--force"]] {
+            for extra in [[], ["--overwrite"]] {
                 let refused = try sync([option, fixture.mappingPath] + extra)
                 #expect(refused.status == 1, "\(option) \(extra): \(refused.stdout) \(refused.stderr)")
                 #expect(refused.stderr.contains("is the file being read"))
@@ -118,14 +118,14 @@ struct HardeningTests {
         #expect(same.status == 1)
         #expect(same.stderr.contains("name the same file"))
 
-        // A file that is not a dirbridge plan or report only with --force.
+        // A file that is not a dirbridge plan or report only with --overwrite.
         let notes = folder.appendingPathComponent("notes.txt").path
         try "my notes\n".write(toFile: notes, atomically: true, encoding: .utf8)
         let foreign = try sync(["--plan-out", notes])
         #expect(foreign.status == 1)
         #expect(foreign.stderr.contains("is not a dirbridge plan or report"))
         #expect(try String(contentsOfFile: notes, encoding: .utf8) == "my notes\n")
-        let forced = try sync(["--plan-out", notes, "--force"])
+        let forced = try sync(["--plan-out", notes, "--overwrite"])
         #expect(forced.status == 0, "\(forced.stderr)")
         #expect(try PlanDocument.read(path: notes).client.name == "Engine Corp")
 
