@@ -25,6 +25,9 @@ struct HistoryCommand: ParsableCommand {
             let rows = try store.historyListing(userEmail: user, runID: runID, clientName: client)
             if options.json {
                 print(try HistoryListing.json(rows), terminator: "")
+            } else if rows.isEmpty, let user,
+                      try !store.userListing(clientName: client).contains(where: { $0.email.lowercased() == user.lowercased() }) {
+                print("No client user with email \(user)\(client.map { " in client \($0)" } ?? "") in \(store.path).")
             } else if rows.isEmpty {
                 print("No history entries.")
             } else {

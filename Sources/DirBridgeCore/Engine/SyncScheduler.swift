@@ -61,7 +61,7 @@ public struct SyncScheduler: Service {
                 return
             case .finished(.success(let outcome)):
                 failures = 0
-                logger.notice("\(SchedulerLog.line(number: number, outcome: outcome, apply: options.apply, seconds: seconds, next: started.addingTimeInterval(delay)))")
+                logger.notice("\(SchedulerLog.line(number: number, outcome: outcome, apply: options.apply, seconds: seconds, next: options.maxRuns.map { number >= $0 } == true ? nil : started.addingTimeInterval(delay)))")
             case .finished(.failure(let error)):
                 if error is SyncStopped {
                     logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))")
@@ -147,11 +147,12 @@ final class ResumeOnce<Value: Sendable>: Sendable {
 
 /// The one line `run` logs per run.
 enum SchedulerLog {
-    static func line(number: Int, outcome: SyncOutcome, apply: Bool, seconds: TimeInterval, next: Date) -> String {
+    /// `next` is nil after the last run `--runs` asked for.
+    static func line(number: Int, outcome: SyncOutcome, apply: Bool, seconds: TimeInterval, next: Date?) -> String {
         let read = outcome.method == .full ? "full read" : "incremental read (\(outcome.method.rawValue))"
         let counts = outcome.plan.summary.line
         return "run \(number): \(apply ? "applied" : "dry run"), \(read), \(outcome.entriesRead) entries read; \(counts); "
-            + "sync run \(outcome.runID); \(String(format: "%.2f", seconds))s; next run at \(StoreTime.text(next))"
+            + "sync run \(outcome.runID); \(String(format: "%.2f", seconds))s; " + (next.map { "next run at \(StoreTime.text($0))" } ?? "last run")
     }
 
     static func failure(number: Int, error: any Error, seconds: TimeInterval, retry: Date) -> String {

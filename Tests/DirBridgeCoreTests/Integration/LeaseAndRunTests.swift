@@ -188,6 +188,8 @@ struct LeaseAndRunTests {
         let once = try fixture.cli(["run", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--every", "1h", "--runs", "1"])
         #expect(once.status == 0, "\(once.stderr)")
         #expect(once.stderr.contains("run 1: applied, incremental read (content-sync), 1 entries read; 0 to create, 1 to update"))
+        // --runs 1: the only run is the last; no next run is announced.
+        #expect(once.stderr.contains("last run") && !once.stderr.contains("next run at"))
         #expect(try fixture.user(uid: "u0003")?.title == "Not Yet Synced")
     }
 }

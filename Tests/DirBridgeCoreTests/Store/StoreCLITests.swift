@@ -41,4 +41,17 @@ struct StoreCLITests {
         #expect(text.status == 0)
         #expect(text.stdout.hasPrefix("Client     Email"))
     }
+
+    @Test("history --user with an email no client user has says so; a user without history says there is none")
+    func historyOfUnknownUser() throws {
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        _ = try store.apply(ChangeSet(clientID: client.id, userCreations: [NewClientUser(email: "a@acme.example", externalID: "1")]),
+                            run: applyRun(clientID: client.id))
+        let unknown = try runDirbridge(["history", "--store", temp.path, "--user", "nobody@acme.example"])
+        #expect(unknown.status == 0)
+        #expect(unknown.stdout.contains("No client user with email nobody@acme.example in \(temp.path)."))
+        let known = try runDirbridge(["history", "--store", temp.path, "--user", "A@acme.example"])
+        #expect(known.stdout.contains("a@acme.example") && known.stdout.contains("created"))
+    }
 }
