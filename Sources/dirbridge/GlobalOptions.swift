@@ -3,7 +3,7 @@ import Logging
 
 /// `--verbose` and `--quiet`, shared by every command that talks to a directory or a store.
 struct OutputOptions: ParsableArguments {
-    @Flag(name: .long, help: "Log each step, including the equivalent ldapsearch of every search.")
+    @Flag(name: .long, help: "Log each step (with the equivalent ldapsearch of each directory search, for commands that read the directory).")
     var verbose = false
 
     @Flag(name: .long, help: "Print only errors and the result.")

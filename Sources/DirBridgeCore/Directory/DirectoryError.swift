@@ -55,7 +55,8 @@ public struct DirectoryError: DirBridgeFailure, Equatable {
     }
 
     public var description: String {
-        var text = "directory error (\(code.rawValue)): \(operation) failed"
+        // Credentials and configuration are the mapping's side (exit 1), not the server's (exit 3).
+        var text = "\(kind == .usage ? "setup" : "directory") error (\(code.rawValue)): \(operation) failed"
         if let resultCode {
             text += ": LDAP result \(resultCode)"
             if let resultText, !resultText.isEmpty { text += " (\(resultText))" }

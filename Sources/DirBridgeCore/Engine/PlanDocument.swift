@@ -139,7 +139,7 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     public static func read(path: String) throws(PlanError) -> PlanDocument {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw PlanError(kind: .usage, message: "cannot read the plan \(path): \(error.localizedDescription)")
+            throw PlanError(kind: .usage, message: FileReading.problem(path, error))
         }
         let document: PlanDocument
         do { document = try JSONDecoder().decode(PlanDocument.self, from: data) } catch {

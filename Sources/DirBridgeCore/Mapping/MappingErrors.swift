@@ -21,9 +21,10 @@ public struct MappingIssue: Sendable, Equatable, Codable, CustomStringConvertibl
         self.hint = hint
     }
 
-    /// `file:line:column: error: message (hint)`, the form editors and compilers use.
+    /// `file:line:column: error: message (hint)`, the form editors and compilers use; a
+    /// problem with the file as a whole (line 0) names no position.
     public var description: String {
-        "\(file):\(line):\(column): error: \(message)" + (hint.map { " (\($0))" } ?? "")
+        (line > 0 ? "\(file):\(line):\(column): error: \(message)" : "error: \(message)") + (hint.map { " (\($0))" } ?? "")
     }
 
     private enum CodingKeys: String, CodingKey { case file, line, column, message, hint }

@@ -30,8 +30,7 @@ public enum MappingLoader {
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw MappingErrors(issues: [MappingIssue(
-                file: path, line: 1, column: 1, message: "cannot read the mapping file: \(error.localizedDescription)")])
+            throw MappingErrors(issues: [MappingIssue(file: path, line: 0, column: 0, message: FileReading.problem(path, error))])
         }
         let absolute = URL(fileURLWithPath: path).standardizedFileURL
         return try load(

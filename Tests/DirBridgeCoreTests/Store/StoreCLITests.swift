@@ -55,3 +55,24 @@ struct StoreCLITests {
         #expect(known.stdout.contains("a@acme.example") && known.stdout.contains("created"))
     }
 }
+
+@Suite("What a new user trips on")
+struct NewUserMessagesTests {
+    @Test("a missing mapping or plan file says `no such file: PATH`, with no made-up position")
+    func missingFiles() throws {
+        let mapping = try runDirbridge(["validate", "/nonexistent/acme.yaml"])
+        #expect(mapping.status == 1)
+        #expect(mapping.stderr.contains("no such file: /nonexistent/acme.yaml") && !mapping.stderr.contains(":1:1:"))
+        let plan = try runDirbridge(["apply", "/nonexistent/plan.json"])
+        #expect(plan.status == 1)
+        #expect(plan.stderr.contains("no such file: /nonexistent/plan.json"))
+    }
+
+    @Test("an unset password variable is a setup error (exit 1), not labelled a directory error")
+    func unsetPassword() throws {
+        let result = try runDirbridge(["check", repositoryRoot.appendingPathComponent("mappings/demo.yaml").path],
+                                      environment: ["DIRBRIDGE_BIND_PASSWORD": ""])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("setup error (credentials)") && !result.stderr.contains("directory error"))
+    }
+}
