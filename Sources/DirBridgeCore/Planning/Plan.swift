@@ -110,11 +110,14 @@ public struct PlanSummary: Sendable, Codable, Equatable {
     public var entriesRead = 0
     /// Directory users considered (read and mapped).
     public var total = 0
+    /// Of the disables, the store's users no longer in the directory: the summary line counts
+    /// them in its "of N" so that its parts add up.
+    public var gone = 0
     /// Search continuation references the read skipped, never followed (AD returns them at a domain root).
     public var referencesSkipped = 0
 
     enum CodingKeys: String, CodingKey {
-        case create, link, update, enable, disable, unchanged, skipped, total, invitations
+        case create, link, update, enable, disable, unchanged, skipped, total, invitations, gone
         case groupsCreated = "groups_created"
         case entriesRead = "entries_read"
         case referencesSkipped = "references_skipped"
@@ -138,6 +141,19 @@ public struct PlanSummary: Sendable, Codable, Equatable {
         entriesRead = try container.decode(Int.self, forKey: .entriesRead)
         total = try container.decode(Int.self, forKey: .total)
         referencesSkipped = try container.decodeIfPresent(Int.self, forKey: .referencesSkipped) ?? 0
+        gone = try container.decodeIfPresent(Int.self, forKey: .gone) ?? 0
+    }
+
+    /// Every count, but `gone` only when there are any: a plan saved by an earlier dirbridge
+    /// encodes (and hashes) as it did.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        for (key, value) in [(CodingKeys.create, create), (.link, link), (.update, update), (.enable, enable), (.disable, disable),
+                             (.unchanged, unchanged), (.groupsCreated, groupsCreated), (.invitations, invitations), (.skipped, skipped),
+                             (.entriesRead, entriesRead), (.total, total), (.referencesSkipped, referencesSkipped)] {
+            try container.encode(value, forKey: key)
+        }
+        if gone > 0 { try container.encode(gone, forKey: .gone) }
     }
 
     /// The counts as the `sync_runs.summary` JSON object.
@@ -145,6 +161,7 @@ public struct PlanSummary: Sendable, Codable, Equatable {
         var counts = ["create": create, "link": link, "update": update, "enable": enable, "disable": disable, "unchanged": unchanged,
                       "groups_created": groupsCreated, "invitations": invitations, "skipped": skipped, "entries_read": entriesRead]
         if referencesSkipped > 0 { counts["references_skipped"] = referencesSkipped }
+        if gone > 0 { counts["gone"] = gone }
         return counts
     }
 
@@ -155,7 +172,7 @@ public struct PlanSummary: Sendable, Codable, Equatable {
         parts.append("\(update) to update")
         if enable > 0 { parts.append("\(enable) to re-enable") }
         parts.append("\(disable) to disable")
-        return parts.joined(separator: ", ") + ", \(unchanged) unchanged of \(total)"
+        return parts.joined(separator: ", ") + ", \(unchanged) unchanged of \(total + gone)"
             + (groupsCreated > 0 ? "; \(groupsCreated) user group\(groupsCreated == 1 ? "" : "s") to create" : "")
             + (skipped > 0 ? "; \(skipped) skipped" : "")
             + (referencesSkipped > 0 ? "; \(referencesSkipped) continuation reference\(referencesSkipped == 1 ? "" : "s") not followed" : "")

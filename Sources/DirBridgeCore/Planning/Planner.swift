@@ -121,6 +121,7 @@ public struct Planner {
                     protectedKept.append(ProtectedNote(email: stored.email, withheld: ["disable (not in the directory any more)"]))
                     continue
                 }
+                summary.gone += 1
                 changes.append(PlannedUserChange(
                     action: .disable, historyAction: .disabled, email: stored.email, userID: stored.id, externalID: id, dn: stored.externalDN,
                     fields: [.enabled: .flag(true, false)],
