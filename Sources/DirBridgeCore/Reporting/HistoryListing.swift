@@ -14,7 +14,10 @@ public enum HistoryListing {
                 let new = pair.count > 1 ? pair[1].display : "—"
                 return "\(field): \(old) -> \(new)"
             }
-            if let reason = row.reason, !reason.isEmpty { details.append("reason: \(reason)") }
+            // A reason of several lines (one per decision) stays in the Change column, indented under its label.
+            let reasons = (row.reason ?? "").split(separator: "\n", omittingEmptySubsequences: true)
+            if let first = reasons.first { details.append("reason: \(first)") }
+            details += reasons.dropFirst().map { "        \($0)" }
             let run = row.runID.map { "#\($0)" } ?? ""
             cells.append([row.at, row.editor, run, row.action, subject, details.first ?? ""])
             for detail in details.dropFirst() { cells.append(["", "", "", "", "", detail]) }

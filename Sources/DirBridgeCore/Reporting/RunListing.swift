@@ -10,13 +10,23 @@ public enum RunListing {
         return "\(seconds / 3600)h \(String(format: "%02d", (seconds % 3600) / 60))m"
     }
 
+    /// The plan's non-zero counts, in the plan's order: `create 292, groups_created 6, invitations 292`.
+    /// The history actions an apply also records (`created`, `group_changed` …) repeat them and
+    /// stay in `--json`; entries read have a column of their own.
+    static func counts(_ summary: [String: Int]) -> String {
+        let order = ["create", "link", "update", "enable", "disable", "gone", "unchanged", "groups_created", "invitations", "skipped", "references_skipped"]
+        guard !summary.isEmpty else { return "" }
+        let shown = order.compactMap { key in summary[key].flatMap { $0 > 0 ? "\(key) \($0)" : nil } }
+        return shown.isEmpty ? "no changes" : shown.joined(separator: ", ")
+    }
+
     /// Aligned text: id, client, mode, status, start, duration, entries read, counts, error (on one line).
     public static func text(_ rows: [RunListingRow]) -> String {
         let cells = rows.map { row in
             [
                 String(row.id), row.client ?? "", row.mode, row.status, row.startedAt, duration(row.durationSeconds),
                 row.entriesRead.map { String($0) } ?? "",
-                row.summary.keys.sorted().map { "\($0) \(row.summary[$0] ?? 0)" }.joined(separator: ", "),
+                counts(row.summary),
                 (row.error ?? "").replacingOccurrences(of: "\n", with: " · "),
             ]
         }

@@ -171,4 +171,30 @@ struct ChangesJSONTests {
         #expect(parsed["title"]?.last as? String == "Head of \"Sales\"\\\n\u{1}")
         #expect(ChangesJSON.counts(["updated": 2, "created": 10]) == #"{"created":10,"updated":2}"#)
     }
+
+    @Test("history prints a reason of several lines in the Change column, each line indented under `reason:`")
+    func multiLineReasons() throws {
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        _ = try store.apply(
+            ChangeSet(clientID: client.id, userCreations: [
+                NewClientUser(email: "ann@acme.example", externalID: "1", reason: "new in the directory: uid=ann\nrule 2 (line 40): role = Admin"),
+            ]),
+            run: applyRun(clientID: client.id))
+        let lines = HistoryListing.text(try store.historyListing(userEmail: "ann@acme.example")).split(separator: "\n").map(String.init)
+        let first = try #require(lines.first { $0.contains("reason: new in the directory: uid=ann") })
+        let second = try #require(lines.first { $0.contains("rule 2 (line 40): role = Admin") })
+        let column = try #require(first.range(of: "reason: ")).upperBound
+        #expect(second.distance(from: second.startIndex, to: try #require(second.range(of: "rule 2")).lowerBound)
+                == first.distance(from: first.startIndex, to: column))
+    }
+
+    @Test("runs shows each run's non-zero plan counts once, not the history actions that repeat them")
+    func runCounts() {
+        let applied = ["create": 292, "created": 292, "disable": 0, "entries_read": 292, "group_created": 6, "groups_created": 6,
+                       "invitations": 292, "link": 0, "unchanged": 0, "update": 0]
+        #expect(RunListing.counts(applied) == "create 292, groups_created 6, invitations 292")
+        #expect(RunListing.counts(["create": 0, "unchanged": 12, "entries_read": 12]) == "unchanged 12")
+        #expect(RunListing.counts([:]) == "")
+    }
 }
