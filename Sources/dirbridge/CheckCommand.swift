@@ -6,7 +6,7 @@ import Foundation
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Connect, bind, count users and groups, and show 5 mapped users.",
+        abstract: "Connect, bind, count users and groups, and show a few mapped users (5 unless --sample).",
         discussion: "Reads only. Exit 0 when the directory answered; 1 for a bad mapping; 3 for a directory error.")
 
     @Argument(help: "The mapping file.")
@@ -15,13 +15,20 @@ struct CheckCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the report as JSON.")
     var json = false
 
+    @Option(name: .long, help: ArgumentHelp("How many users to show with their attributes and how they map.", valueName: "count"))
+    var sample = 5
+
+    func validate() throws {
+        if sample < 0 { throw ValidationError("--sample takes a count of 0 or more") }
+    }
+
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         let logger = output.makeLogger()
         try ExitStatus.reporting {
             let loaded = try MappingLoader.load(path: mapping)
-            let report = try DirectoryCheck.run(loaded, logger: logger)
+            let report = try DirectoryCheck.run(loaded, sampleSize: sample, logger: logger)
             if json {
                 print(try JSONOutput.encode(value: report), terminator: "")
                 return

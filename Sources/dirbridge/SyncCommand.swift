@@ -64,6 +64,9 @@ struct SyncCommand: ParsableCommand {
                 incremental: incremental, incrementalOptions: IncrementalOptions(fullEvery: fullEvery.seconds),
                 waitForLease: wait)
             request.fingerprintsState = planFiles.wanted
+            // From here on SIGINT/SIGTERM stop the run cleanly and say what was written.
+            let interruption = Interruption()
+            request.control = interruption.control
             let progress = Progress.onTerminal(enabled: !output.quiet && !json)
             let outcome: SyncOutcome
             do {
@@ -71,10 +74,12 @@ struct SyncCommand: ParsableCommand {
                 progress.finish()
             } catch let error as SyncError {
                 progress.finish()
+                if interruption.signalNumber != nil { try interruption.conclude(applied: false, error: error) }
                 if let plan = error.plan { print(json ? try JSONOutput.encode(value: plan) : PlanText.render(plan, verbose: output.verbose), terminator: "") }
                 throw error
             } catch {
                 progress.finish()
+                try interruption.conclude(applied: false, error: error)
                 throw error
             }
             if json {
@@ -88,6 +93,7 @@ struct SyncCommand: ParsableCommand {
                 print(outcome.applied ? "Applied (sync run \(outcome.runID))." : "Dry run (sync run \(outcome.runID)): nothing written. Apply with --apply.")
             }
             try planFiles.save(outcome, request: request, json: json, mapping: mapping)
+            try interruption.conclude(applied: outcome.applied, error: nil)
             if detailedExitcode && !apply && !outcome.plan.isEmpty { throw ExitCode(2) }
         }
     }

@@ -56,7 +56,7 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
         var sawEquals = false
         for byte in text.utf8 {
             switch byte {
-            case 0x41...0x5A, 0x80...0xFF, 0x5C, 0x22, 0x2B, 0x3B, 0x23, 0x3C, 0x3E, 0x00:
+            case 0x41...0x5A, 0x80...0xFF, 0x5C, 0x22, 0x2B, 0x3B, 0x23, 0x3C, 0x3E, 0x00...0x1F, 0x7F:
                 return false
             case 0x20:
                 if previous == 0x2C || previous == 0x3D || previous == 0x20 { return false }
@@ -108,25 +108,26 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
         value.lowercased().split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
     }
 
-    /// Escapes a value for DN text (RFC 4514 section 2.4).
+    /// Escapes a value for DN text (RFC 4514 section 2.4). Works on Unicode scalars, as the
+    /// parser reads bytes: a `,` followed by a combining mark is still a `,` to escape.
     public static func escapeValue(_ value: String) -> String {
-        var out = ""
-        let characters = Array(value)
+        var out = String.UnicodeScalarView()
+        let characters = Array(value.unicodeScalars)
         for (index, character) in characters.enumerated() {
             switch character {
             case ",", "+", "\"", "\\", "<", ">", ";", "=":
                 out.append("\\"); out.append(character)
             case "\0":
-                out += "\\00"
+                out.append(contentsOf: "\\00".unicodeScalars)
             case "#" where index == 0:
-                out += "\\#"
+                out.append(contentsOf: "\\#".unicodeScalars)
             case " " where index == 0 || index == characters.count - 1:
-                out += "\\ "
+                out.append(contentsOf: "\\ ".unicodeScalars)
             default:
                 out.append(character)
             }
         }
-        return out
+        return String(out)
     }
 }
 

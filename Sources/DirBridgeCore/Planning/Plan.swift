@@ -66,12 +66,16 @@ public struct PlannedUserChange: Sendable, Codable, Equatable {
     public var reasons: [String]
     /// A new user who gets a login and an invitation.
     public var invite: Bool
+    /// The user's first and last name as the portal will hold them, for reading the plan
+    /// (updates and disables too, whose fields may not include the name); absent in plans saved before it.
+    public var name: String? = nil
 }
 
 extension PlannedUserChange {
     /// First and last name as the plan has them (new values), or empty.
     public var displayName: String {
-        [fields[.field(.firstName)]?.new?.text, fields[.field(.lastName)]?.new?.text].compactMap { $0 }.joined(separator: " ")
+        if let name { return name }
+        return [fields[.field(.firstName)]?.new?.text, fields[.field(.lastName)]?.new?.text].compactMap { $0 }.joined(separator: " ")
     }
 }
 

@@ -126,7 +126,7 @@ public struct Planner {
                     action: .disable, historyAction: .disabled, email: stored.email, userID: stored.id, externalID: id, dn: stored.externalDN,
                     fields: [.enabled: .flag(true, false)],
                     reasons: ["not in the directory any more: no entry with \(mapping.users.id)=\(id) under \(mapping.users.base) matching \(mapping.users.filter)"],
-                    invite: false))
+                    invite: false, name: Self.name(stored[.firstName], stored[.lastName])))
             }
         }
 
@@ -224,7 +224,14 @@ public struct Planner {
         }
         let (action, history) = Self.classify(fields)
         return PlannedUserChange(action: action, historyAction: history, email: stored.email, userID: stored.id,
-                                 externalID: user.mapped.externalID, dn: user.mapped.dn, fields: fields, reasons: reasons, invite: false)
+                                 externalID: user.mapped.externalID, dn: user.mapped.dn, fields: fields, reasons: reasons, invite: false,
+                                 name: Self.name(user.mapped.fields[.firstName] ?? stored[.firstName], user.mapped.fields[.lastName] ?? stored[.lastName]))
+    }
+
+    /// "First Last" for reading a plan; nil when the user has neither.
+    static func name(_ first: String?, _ last: String?) -> String? {
+        let parts = [first, last].compactMap { $0 }.filter { !$0.isEmpty }
+        return parts.isEmpty ? nil : parts.joined(separator: " ")
     }
 
     /// The plan group and history action of an update, by precedence.

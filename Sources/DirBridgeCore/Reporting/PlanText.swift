@@ -1,7 +1,19 @@
 /// Renders a plan as a reviewed diff: grouped by action, `+` new user,
 /// `~ field: old → new`, `-` disabled, each change with its reason, then the summary line.
+///
+/// On a screen a plan of hundreds of creations must stay readable: without `verbose`, each
+/// section lists its first ``shownPerSection`` entries and says how many more there are.
+/// The guards and protected users always show in full; `--verbose`, `--json` and the HTML
+/// report carry everything.
 public enum PlanText {
+    /// Entries listed per section without `verbose`.
+    public static let shownPerSection = 10
+
     public static func render(_ plan: Plan, verbose: Bool = false) -> String {
+        let limit = verbose ? Int.max : shownPerSection
+        func more(_ total: Int) -> [String] {
+            total > limit ? ["  … and \(total - limit) more: see --report, --json or --verbose"] : []
+        }
         var out: [String] = ["Plan for \(plan.client) (mapping \(plan.mapping), directory \(plan.directory))"]
         if plan.isEmpty {
             out.append("")
@@ -10,10 +22,11 @@ public enum PlanText {
         if !plan.groupCreations.isEmpty {
             out.append("")
             out.append("User groups to create (\(plan.groupCreations.count)):")
-            for group in plan.groupCreations {
+            for group in plan.groupCreations.prefix(limit) {
                 out.append("  + \(group.name)")
                 out.append("      why: \(group.reason)")
             }
+            out += more(plan.groupCreations.count)
         }
         let titles: [PlannedAction: String] = [
             .create: "Users to create", .link: "Portal users to link", .update: "Users to update",
@@ -24,9 +37,10 @@ public enum PlanText {
             guard !changes.isEmpty else { continue }
             out.append("")
             out.append("\(titles[action]!) (\(changes.count)):")
-            for change in changes {
+            for change in changes.prefix(limit) {
                 out += lines(for: change, verbose: verbose)
             }
+            out += more(changes.count)
         }
         if !plan.protectedKept.isEmpty {
             out.append("")
@@ -38,9 +52,10 @@ public enum PlanText {
         if !plan.skipped.isEmpty {
             out.append("")
             out.append("Skipped entries (\(plan.skipped.count)):")
-            for entry in plan.skipped {
+            for entry in plan.skipped.prefix(limit) {
                 out.append("  ! \(entry.dn): \(entry.reason)")
             }
+            out += more(plan.skipped.count)
         }
         if !plan.guardViolations.isEmpty {
             out.append("")
@@ -59,6 +74,11 @@ public enum PlanText {
         return out.joined(separator: "\n") + "\n"
     }
 
+    private static func named(_ change: PlannedUserChange) -> String {
+        let name = change.displayName
+        return name.isEmpty ? "" : "  \(name)"
+    }
+
     private static func lines(for change: PlannedUserChange, verbose: Bool) -> [String] {
         switch change.action {
         case .create:
@@ -74,10 +94,10 @@ public enum PlanText {
             result += reasons.map { "      why: \($0)" }
             return result
         case .disable where change.fields.count == 1:
-            return ["  - \(change.email)"] + change.reasons.map { "      why: \($0)" }
+            return ["  - \(change.email)" + named(change)] + change.reasons.map { "      why: \($0)" }
         default:
             let marker = change.action == .disable ? "-" : "~"
-            var result = ["  \(marker) \(change.email)"]
+            var result = ["  \(marker) \(change.email)" + named(change)]
             for (attribute, value) in change.fields.map({ ($0.attribute, $0.change) }) where verbose || ![.externalID, .source].contains(attribute) {
                 result.append("      \(attribute): \(value.old?.display ?? "(none)") → \(value.new?.display ?? "(none)")")
             }

@@ -192,4 +192,36 @@ struct LeaseAndRunTests {
         #expect(once.stderr.contains("last run") && !once.stderr.contains("next run at"))
         #expect(try fixture.user(uid: "u0003")?.title == "Not Yet Synced")
     }
+
+    @Test("sync --apply gets SIGINT or SIGTERM while reading: 'interrupted: nothing applied', exit 130 or 143, store and lease untouched")
+    func syncInterrupted() throws {
+        let fixture = try IncrementalFixture("sync-interrupt", users: 12)
+        defer { fixture.slapd.stop() }
+        let slapd = try slapdPID(fixture)
+        // As above: a frozen server must not time the read out, however loaded the machine.
+        let mappingPath = try makeTemporaryDirectory("interrupt-mapping").appendingPathComponent("incremental.yaml").path
+        try String(contentsOfFile: fixture.mappingPath, encoding: .utf8)
+            .replacingOccurrences(of: "timeout: 10s", with: "timeout: 300s")
+            .write(toFile: mappingPath, atomically: true, encoding: .utf8)
+        for (signal, status, name) in [(SIGINT, Int32(130), "SIGINT"), (SIGTERM, Int32(143), "SIGTERM")] {
+            kill(slapd, SIGSTOP)
+            let sync = try BackgroundDirbridge(["sync", mappingPath, "--store", fixture.storePath, "--apply"],
+                                               environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
+            // The lease is taken after the signal handlers are in place, and before the read.
+            #expect(eventually(seconds: 120) { (try? leasePID(fixture)) == sync.pid })
+            kill(sync.pid, signal)
+            kill(slapd, SIGCONT)
+            let ended = try #require(sync.wait(seconds: 300))
+            #expect(ended.status == status, "\(ended.stderr)")
+            #expect(ended.stderr.contains("\(name): stopping before anything is written"), "\(ended.stderr)")
+            #expect(ended.stderr.contains("dirbridge: interrupted: nothing applied"), "\(ended.stderr)")
+            #expect(try fixture.value("SELECT count(*) FROM client_users") == 0)
+            #expect(try fixture.value("SELECT count(*) FROM sync_runs") == 0)
+            #expect(try leasePID(fixture) == nil)
+        }
+        // Uninterrupted, the same command applies.
+        let apply = try fixture.cli(["sync", mappingPath, "--store", fixture.storePath, "--apply", "--quiet"])
+        #expect(apply.status == 0, "\(apply.stderr)")
+        #expect(try fixture.value("SELECT count(*) FROM client_users") == 12)
+    }
 }

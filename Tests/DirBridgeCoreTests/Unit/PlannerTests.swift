@@ -152,4 +152,44 @@ struct PlannerTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
         #expect(Set(object.keys) == ["client", "mapping", "directory", "groupCreations", "userChanges", "skipped", "protectedKept", "guardViolations", "summary", "onboarding"])
     }
+
+    @Test("a plan of hundreds reads on a screen: the first lines of each section and '… and N more'; --verbose lists all")
+    func longPlanIsShortened() throws {
+        let world = try World(maxDisable: "100%")
+        let plan = world.plan((1...25).map { world.directoryUser(Int64($0), String(format: "u%02d@acme.example", $0)) })
+        let text = PlanText.render(plan)
+        #expect(text.contains("Users to create (25):"))
+        #expect(text.contains("  + u10@acme.example") && !text.contains("  + u11@acme.example"))
+        #expect(text.contains("  … and 15 more: see --report, --json or --verbose"))
+        #expect(text.contains("25 to create"))
+        let verbose = PlanText.render(plan, verbose: true)
+        #expect(verbose.contains("  + u25@acme.example") && !verbose.contains("more: see"))
+    }
+
+    @Test("updated and disabled users carry their name in the plan (the HTML report's search finds them by name)")
+    func namesOfUpdatedAndDisabledUsers() throws {
+        var world = try World(maxDisable: "100%")
+        world.stored(1, "a@acme.example", title: "Boss")
+        world.users[0].user.fields[.firstName] = "Ada"
+        world.users[0].user.fields[.lastName] = "Lovelace"
+        world.stored(2, "gone@acme.example")
+        world.users[1].user.fields[.firstName] = "Gon"
+        world.users[1].user.fields[.lastName] = "Away"
+        let plan = world.plan([world.directoryUser(1, "a@acme.example", title: "CEO")])
+        #expect(plan.userChanges.first { $0.email == "a@acme.example" }?.displayName == "Ada Lovelace")
+        #expect(plan.userChanges.first { $0.email == "gone@acme.example" }?.displayName == "Gon Away")
+        let mappingFile = try makeTemporaryDirectory("plan-names").appendingPathComponent("acme.yaml")
+        try "client: Acme\n".write(to: mappingFile, atomically: true, encoding: .utf8)
+        world.mapping.file = mappingFile.path
+        let outcome = SyncOutcome(plan: plan, runID: 1, applied: false, stateFingerprint: StoreFingerprint(plan: plan, state: world.state))
+        let html = PlanHTML.render(try PlanDocument(outcome: outcome, request: SyncRequest(mapping: world.mapping, storePath: "/tmp/acme.sqlite")))
+        #expect(html.contains("data-search=\"a@acme.example ada lovelace"))
+        #expect(html.contains("data-search=\"gone@acme.example gon away"))
+        // A plan saved before names were carried still decodes, and shows what its fields hold.
+        var old = try #require(plan.userChanges.first)
+        old.name = nil
+        let data = try JSONEncoder().encode(old)
+        #expect(!String(decoding: data, as: UTF8.self).contains("\"name\""))
+        #expect(try JSONDecoder().decode(PlannedUserChange.self, from: data) == old)
+    }
 }
