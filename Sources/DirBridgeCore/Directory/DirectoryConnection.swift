@@ -312,7 +312,12 @@ public final class DirectoryConnection {
             break
         }
         var hint = code.defaultHint
-        if code == .bind && (rc == LDAP_CONFIDENTIALITY_REQUIRED || rc == LDAP_STRONG_AUTH_REQUIRED) {
+        if rc == LDAP_TIMEOUT {
+            // Still "unreachable", so that fail-over tries the next URL; the advice is the timeout's.
+            hint = "the server sent no answer within directory.timeout (\(formatSeconds(timeout))): check that it is up and not overloaded, "
+                + "the URL's host and port (a plain ldap:// URL on an ldaps port also stays silent) and any firewall, "
+                + "or raise directory.timeout for a slow server; with several URLs every one was tried"
+        } else if code == .bind && (rc == LDAP_CONFIDENTIALITY_REQUIRED || rc == LDAP_STRONG_AUTH_REQUIRED) {
             hint = "the server wants an encrypted connection before a simple bind: use ldaps:// or start_tls: true"
         } else if code == .search {
             hint = Self.searchHint(rc)
