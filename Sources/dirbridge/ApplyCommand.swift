@@ -29,7 +29,7 @@ struct ApplyCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --dry-run: write the plan and the check as one self-contained HTML page.", valueName: "plan.html"))
     var report: String?
 
-    @Flag(name: .long, help: "Apply although a guard objects (last Global Admin, max_disable, max_demote); never for protected users.")
+    @Flag(name: .long, help: "Apply although a guard objects (last Global Admin, max_disable, max_demote, max_promote); never for protected users.")
     var force = false
 
     @Flag(name: .long, help: "Let --report replace an existing file that is not a dirbridge report (never the plan).")

@@ -25,11 +25,14 @@ struct SyncCommand: ParsableCommand {
     @Flag(name: .long, help: "Print the plan as JSON with stable keys.")
     var json = false
 
-    @Flag(name: .long, help: "Apply even when a safety guard objects (empty read, max_disable, max_demote, last Global Admin).")
+    @Flag(name: .long, help: "Apply even when a safety guard objects (empty read, max_disable, max_demote, max_promote, last Global Admin).")
     var force = false
 
     @Option(name: .long, help: ArgumentHelp("Override deprovision.max_disable for this run: a count or a share like 10%.", valueName: "limit"))
     var maxDisable: Threshold?
+
+    @Option(name: .long, help: ArgumentHelp("Override guards.max_promote for this run: how many Global Admin / Group Manager / privileged-role grants one apply may make.", valueName: "count"))
+    var maxPromote: Int?
 
     @Flag(name: .long, help: "Exit 2 when a dry run found changes.")
     var detailedExitcode = false
@@ -48,6 +51,7 @@ struct SyncCommand: ParsableCommand {
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
+        if let maxPromote, maxPromote < 0 { throw ValidationError("--max-promote takes a count of 0 or more") }
         if apply && planFiles.wanted {
             throw ValidationError("--plan-out and --report save a dry run's plan: drop --apply, then apply the saved plan with `dirbridge apply`")
         }
@@ -60,7 +64,7 @@ struct SyncCommand: ParsableCommand {
             let loaded = try MappingLoader.load(path: mapping)
             var request = SyncRequest(
                 mapping: loaded, storePath: store, apply: apply,
-                overrides: GuardOverrides(force: force, maxDisable: maxDisable),
+                overrides: GuardOverrides(force: force, maxDisable: maxDisable, maxPromote: maxPromote),
                 incremental: incremental, incrementalOptions: IncrementalOptions(fullEvery: fullEvery.seconds),
                 waitForLease: wait)
             request.fingerprintsState = planFiles.wanted

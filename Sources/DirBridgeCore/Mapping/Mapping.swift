@@ -21,6 +21,8 @@ public struct Mapping: Sendable {
     public var rules: [MappingRule]
     /// What happens to users who leave, and the guards.
     public var deprovision: DeprovisionSettings
+    /// `guards:`: the limits on what one apply may grant.
+    public var guards: GuardSettings = GuardSettings()
     /// A hash of the text this mapping was parsed from (empty for mappings built in code):
     /// an incremental run compares it, never the file as it is on disk later.
     public var sourceHash = ""
@@ -268,6 +270,22 @@ public struct DeprovisionSettings: Sendable, Equatable {
         self.maxDisable = maxDisable
         self.maxDemote = maxDemote
         self.protected = protected
+    }
+}
+
+/// The `guards:` section: privilege grants one apply may make.
+public struct GuardSettings: Sendable, Equatable {
+    /// Most Global Admin / Group Manager / privileged-role grants one apply may make; default 3.
+    public var maxPromote: Int
+    /// The roles whose grant counts as a privilege (case-insensitive); default `[Admin]`.
+    public var privilegedRoles: [String]
+
+    public static let defaultMaxPromote = 3
+    public static let defaultPrivilegedRoles = ["Admin"]
+
+    public init(maxPromote: Int = defaultMaxPromote, privilegedRoles: [String] = defaultPrivilegedRoles) {
+        self.maxPromote = maxPromote
+        self.privilegedRoles = privilegedRoles
     }
 }
 

@@ -52,7 +52,7 @@ public enum MappingLoader {
 
 /// The keys each section accepts, for unknown-key checks and suggestions.
 enum MappingKeys {
-    static let root = ["client", "editor", "store", "directory", "users", "groups", "rules", "deprovision"]
+    static let root = ["client", "editor", "store", "directory", "users", "groups", "rules", "deprovision", "guards"]
     static let client = ["name", "parent", "membership_end_date"]
     static let store = ["sqlite"]
     static let directory = [
@@ -63,6 +63,7 @@ enum MappingKeys {
     static let groups = ["base", "scope", "filter", "members", "nested", "max_depth", "range", "primary_group"]
     static let rule = ["group", "groups", "filter", "user_group", "role", "global_admin", "group_manager"]
     static let deprovision = ["missing", "max_disable", "max_demote", "protected"]
+    static let guards = ["max_promote", "privileged_roles"]
     /// Keys that would put a secret into the file.
     static let literalPasswords = ["bind_password", "password", "bindpw", "bind_pw", "bind_secret", "secret"]
 }
@@ -112,11 +113,13 @@ final class MappingReader {
         let groups = sections["groups"].flatMap { readGroups($0) }
         let rules = sections["rules"].map { readRules($0.value, hasGroups: sections["groups"] != nil) } ?? []
         let deprovision = sections["deprovision"].map { readDeprovision($0.value) } ?? DeprovisionSettings()
+        let guards = sections["guards"].map { readGuards($0.value) } ?? GuardSettings()
 
         guard issues.isEmpty, let client, let directory, let users else { return nil }
         var mapping = Mapping(
             file: file, client: client, editor: editor, storePath: storePath, directory: directory, users: users,
             groups: groups, rules: rules, deprovision: deprovision)
+        mapping.guards = guards
         mapping.sourceHash = SHA256.hex(Array(yaml.utf8))
         return mapping
     }

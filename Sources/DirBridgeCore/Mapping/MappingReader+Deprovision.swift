@@ -1,6 +1,6 @@
 import Yams
 
-/// `deprovision:`: what happens to users no longer read, and the guards' limits.
+/// `deprovision:` (what happens to users no longer read, and the guards' limits) and `guards:`.
 extension MappingReader {
     func readDeprovision(_ node: Node) -> DeprovisionSettings {
         var settings = DeprovisionSettings()
@@ -25,6 +25,21 @@ extension MappingReader {
                     issue(node, "`protected` lists client users by email, found `\(email)`")
                 }
             }
+        }
+        return settings
+    }
+
+    /// `guards:`: `max_promote` (a count) and `privileged_roles` (role names).
+    func readGuards(_ node: Node) -> GuardSettings {
+        var settings = GuardSettings()
+        guard let keys = entries(node, "`guards`", MappingKeys.guards) else { return settings }
+        if let node = keys["max_promote"]?.value, let value = integer(node, "max_promote", minimum: 0) {
+            settings.maxPromote = value
+        }
+        if let entry = keys["privileged_roles"] {
+            var nodes: [Node] = []
+            if case .sequence(let sequence) = entry.value { nodes = Array(sequence) } else { nodes = [entry.value] }
+            settings.privilegedRoles = nodes.compactMap { nonEmptyString($0, "privileged_roles")?.trimmingSpaces() }
         }
         return settings
     }

@@ -1,6 +1,6 @@
-/// The safety guards (max_disable, max_demote, protected users, the last Global Admin, the empty read) that a plan's changes and the store's users are enough to
-/// judge: the empty read, `max_disable`, `max_demote`, the last enabled Global Admin, and
-/// `protected` users.
+/// The safety guards that a plan's changes and the store's users are enough to judge: the
+/// empty read, `max_disable`, `max_demote`, `max_promote`, the last enabled Global Admin,
+/// and `protected` users.
 ///
 /// The planner runs it on the state it planned against; `dirbridge apply` runs it again on
 /// the store as it is when a saved plan is applied, with the limits recorded in the plan, so
@@ -15,24 +15,58 @@ public struct GuardCheck: Sendable, Equatable, Codable {
     /// Where the users were read (`users.base`, `users.filter`), for the empty-read message.
     public var usersBase: String
     public var usersFilter: String
+    /// The grant limit in force: `--max-promote` when given, otherwise `guards.max_promote`.
+    public var maxPromote: Int
+    /// Roles whose grant counts as a privilege (`guards.privileged_roles`).
+    public var privilegedRoles: [String]
 
     enum CodingKeys: String, CodingKey {
         case maxDisable = "max_disable", maxDemote = "max_demote", protected
         case usersBase = "users_base", usersFilter = "users_filter"
+        case maxPromote = "max_promote", privilegedRoles = "privileged_roles"
     }
 
-    public init(maxDisable: Threshold, maxDemote: Int, protected: [String], usersBase: String, usersFilter: String) {
+    public init(maxDisable: Threshold, maxDemote: Int, protected: [String], usersBase: String, usersFilter: String,
+                maxPromote: Int = GuardSettings.defaultMaxPromote, privilegedRoles: [String] = GuardSettings.defaultPrivilegedRoles) {
         self.maxDisable = maxDisable
         self.maxDemote = maxDemote
         self.protected = protected.map { $0.lowercased() }
         self.usersBase = usersBase
         self.usersFilter = usersFilter
+        self.maxPromote = maxPromote
+        self.privilegedRoles = privilegedRoles
     }
 
     /// The guards a mapping sets, with this run's overrides.
     public init(mapping: Mapping, overrides: GuardOverrides) {
         self.init(maxDisable: overrides.maxDisable ?? mapping.deprovision.maxDisable, maxDemote: mapping.deprovision.maxDemote,
-                  protected: mapping.deprovision.protected, usersBase: mapping.users.base, usersFilter: mapping.users.filter)
+                  protected: mapping.deprovision.protected, usersBase: mapping.users.base, usersFilter: mapping.users.filter,
+                  maxPromote: overrides.maxPromote ?? mapping.guards.maxPromote, privilegedRoles: mapping.guards.privilegedRoles)
+    }
+
+    /// Plans saved before `max_promote` existed carry no grant limit: they get the defaults.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        maxDisable = try container.decode(Threshold.self, forKey: .maxDisable)
+        maxDemote = try container.decode(Int.self, forKey: .maxDemote)
+        protected = try container.decode([String].self, forKey: .protected)
+        usersBase = try container.decode(String.self, forKey: .usersBase)
+        usersFilter = try container.decode(String.self, forKey: .usersFilter)
+        maxPromote = try container.decodeIfPresent(Int.self, forKey: .maxPromote) ?? GuardSettings.defaultMaxPromote
+        privilegedRoles = try container.decodeIfPresent([String].self, forKey: .privilegedRoles) ?? GuardSettings.defaultPrivilegedRoles
+    }
+
+    /// The grant limit and roles only when they differ from the defaults: a plan saved by an
+    /// earlier dirbridge encodes (and hashes) as it did.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(maxDisable, forKey: .maxDisable)
+        try container.encode(maxDemote, forKey: .maxDemote)
+        try container.encode(protected, forKey: .protected)
+        try container.encode(usersBase, forKey: .usersBase)
+        try container.encode(usersFilter, forKey: .usersFilter)
+        if maxPromote != GuardSettings.defaultMaxPromote { try container.encode(maxPromote, forKey: .maxPromote) }
+        if privilegedRoles != GuardSettings.defaultPrivilegedRoles { try container.encode(privilegedRoles, forKey: .privilegedRoles) }
     }
 
     /// The guards that `changes` break against the client's current `users`; `userEntries`
@@ -61,7 +95,54 @@ public struct GuardCheck: Sendable, Equatable, Codable {
         if let lastAdmin = Self.lastGlobalAdminViolation(users: users, changes: changes) {
             violations.append(lastAdmin)
         }
+        // Onboarding brings its admins: a client's first sync (no directory users yet) is exempt.
+        let grants = grants(users: users, changes: changes)
+        if grants.count > maxPromote && users.contains(where: { $0.source == .directory }) {
+            let shown = grants.prefix(5).map { "\($0.email) \($0.privilegeText)" }.joined(separator: ", ")
+            violations.append(GuardViolation(guardName: "max_promote", message:
+                "\(grants.count) Global Admin / Group Manager / privileged-role grants (\(shown)\(grants.count > 5 ? ", …" : "")), above max_promote \(maxPromote); "
+                + "check who changed the admin groups, review the plan, then --max-promote \(grants.count) or --force"))
+        }
         return violations
+    }
+
+    /// Every privilege the changes grant: Global Admin, Group Manager, or a role in
+    /// `privilegedRoles`, held after the change (enabled) and not before. A creation with one
+    /// grants it; so does re-enabling a user who holds one.
+    public func grants(users: [StoredUser], changes: [PlannedUserChange]) -> [PrivilegeGrant] {
+        let storedByID = Dictionary(users.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let privileged = Set(privilegedRoles.map { $0.lowercased() })
+        func held(globalAdmin: Bool, groupManager: Bool, role: String, enabled: Bool) -> [PrivilegeGrant.Privilege] {
+            guard enabled else { return [] }
+            var result: [PrivilegeGrant.Privilege] = []
+            if globalAdmin { result.append(.globalAdmin) }
+            if groupManager { result.append(.groupManager) }
+            if privileged.contains(role.lowercased()) { result.append(.role(role)) }
+            return result
+        }
+        var grants: [PrivilegeGrant] = []
+        for change in changes where change.action != .disable {
+            let stored = change.userID.flatMap { storedByID[$0] }
+            let creating = change.action == .create
+            func old(_ attribute: UserAttribute) -> FieldValue? { creating ? nil : change.fields[attribute]?.old }
+            func new(_ attribute: UserAttribute) -> FieldValue? { change.fields[attribute]?.new }
+            let before = creating ? [] : held(
+                globalAdmin: old(.globalAdmin)?.flag ?? stored?.globalAdmin ?? false,
+                groupManager: old(.groupManager)?.flag ?? stored?.groupManager ?? false,
+                role: old(.role)?.text ?? stored?.role ?? defaultRoleName,
+                enabled: old(.enabled)?.flag ?? stored?.enabled ?? false)
+            let after = held(
+                globalAdmin: new(.globalAdmin)?.flag ?? (creating ? false : stored?.globalAdmin ?? false),
+                groupManager: new(.groupManager)?.flag ?? (creating ? false : stored?.groupManager ?? false),
+                role: new(.role)?.text ?? (creating ? defaultRoleName : stored?.role ?? defaultRoleName),
+                enabled: new(.enabled)?.flag ?? (creating ? true : stored?.enabled ?? true))
+            for privilege in after where !before.contains(privilege) {
+                let reason = change.reasons.first { $0.contains(privilege.ruleKey) }
+                    ?? (change.action == .enable ? change.reasons.first : nil)
+                grants.append(PrivilegeGrant(email: change.email, privilege: privilege, action: change.action, reason: reason))
+            }
+        }
+        return grants
     }
 
     /// A violation for every change that would disable or demote a `protected` user. The

@@ -19,6 +19,12 @@ public struct Plan: Sendable, Codable, Equatable {
     public var summary: PlanSummary
     /// New users per user group, for onboarding ("Sales: 120 new, 3 managers").
     public var onboarding: [GroupOnboarding]
+    /// The privileges the apply would grant (Global Admin, Group Manager, privileged roles);
+    /// nil when none, so that a plan saved before grants were listed encodes as it did.
+    public var privilegeGrants: [PrivilegeGrant]? = nil
+
+    /// The privileges granted, none as empty.
+    public var grants: [PrivilegeGrant] { privilegeGrants ?? [] }
 
     /// True when applying would change nothing.
     public var isEmpty: Bool { groupCreations.isEmpty && userChanges.isEmpty }
@@ -79,6 +85,71 @@ extension PlannedUserChange {
     }
 }
 
+/// A privilege one apply would grant: Global Admin, Group Manager, or a privileged role.
+public struct PrivilegeGrant: Sendable, Codable, Equatable {
+    public enum Privilege: Sendable, Equatable, Hashable {
+        case globalAdmin, groupManager
+        case role(String)
+
+        /// `global_admin`, `group_manager` or `role`: the key rules and history use.
+        var ruleKey: String {
+            switch self {
+            case .globalAdmin: "global_admin"
+            case .groupManager: "group_manager"
+            case .role: "role"
+            }
+        }
+    }
+
+    public var email: String
+    public var privilege: Privilege
+    /// The plan's action for the user: `create`, `update`, `enable`, `link`.
+    public var action: PlannedAction
+    /// The decision that grants it, when the plan has one.
+    public var reason: String?
+
+    /// `Global Admin`, `Group Manager`, `role Admin`.
+    public var privilegeText: String {
+        switch privilege {
+        case .globalAdmin: "Global Admin"
+        case .groupManager: "Group Manager"
+        case .role(let role): "role \(role)"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case email, privilege, role, action, reason
+    }
+
+    public init(email: String, privilege: Privilege, action: PlannedAction, reason: String?) {
+        (self.email, self.privilege, self.action, self.reason) = (email, privilege, action, reason)
+    }
+
+    /// `{"email", "privilege": "global_admin" | "group_manager" | "role", "role": "Admin" (roles only), "action", "reason"}`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        email = try container.decode(String.self, forKey: .email)
+        action = try container.decode(PlannedAction.self, forKey: .action)
+        reason = try container.decodeIfPresent(String.self, forKey: .reason)
+        switch try container.decode(String.self, forKey: .privilege) {
+        case "global_admin": privilege = .globalAdmin
+        case "group_manager": privilege = .groupManager
+        case "role": privilege = .role(try container.decode(String.self, forKey: .role))
+        case let other:
+            throw DecodingError.dataCorruptedError(forKey: .privilege, in: container, debugDescription: "unknown privilege \(other)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(email, forKey: .email)
+        try container.encode(privilege.ruleKey, forKey: .privilege)
+        if case .role(let role) = privilege { try container.encode(role, forKey: .role) }
+        try container.encode(action, forKey: .action)
+        try container.encodeIfPresent(reason, forKey: .reason)
+    }
+}
+
 /// A change a protected user was spared.
 public struct ProtectedNote: Sendable, Codable, Equatable {
     public var email: String
@@ -87,7 +158,7 @@ public struct ProtectedNote: Sendable, Codable, Equatable {
 
 /// A safety guard the plan breaks, with its figures.
 public struct GuardViolation: Sendable, Codable, Equatable, CustomStringConvertible {
-    /// `empty_read`, `max_disable`, `max_demote` or `last_global_admin`.
+    /// `empty_read`, `max_disable`, `max_demote`, `max_promote` or `last_global_admin`.
     public var guardName: String
     public var message: String
 

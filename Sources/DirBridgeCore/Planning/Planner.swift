@@ -4,10 +4,13 @@ public struct GuardOverrides: Sendable, Equatable {
     public var force: Bool
     /// `--max-disable`: replaces `deprovision.max_disable` for this run.
     public var maxDisable: Threshold?
+    /// `--max-promote`: replaces `guards.max_promote` for this run.
+    public var maxPromote: Int?
 
-    public init(force: Bool = false, maxDisable: Threshold? = nil) {
+    public init(force: Bool = false, maxDisable: Threshold? = nil, maxPromote: Int? = nil) {
         self.force = force
         self.maxDisable = maxDisable
+        self.maxPromote = maxPromote
     }
 }
 
@@ -148,13 +151,16 @@ public struct Planner {
         summary.referencesSkipped = snapshot.references
         summary.total = snapshot.users.count
 
-        let violations = GuardCheck(mapping: mapping, overrides: overrides).violations(userEntries: snapshot.userEntries, users: users, changes: changes)
+        let check = GuardCheck(mapping: mapping, overrides: overrides)
+        let violations = check.violations(userEntries: snapshot.userEntries, users: users, changes: changes)
+        let grants = check.grants(users: users, changes: changes)
         return Plan(
             client: mapping.client.name, mapping: mapping.file, directory: mapping.directory.displayURL,
             groupCreations: groupsToCreate.values.sorted { $0.name.lowercased() < $1.name.lowercased() },
             userChanges: changes, skipped: skipped.sorted { $0.dn < $1.dn }, protectedKept: protectedKept.sorted { $0.email < $1.email },
             guardViolations: violations, summary: summary,
-            onboarding: onboarding.values.sorted { $0.userGroup.lowercased() < $1.userGroup.lowercased() })
+            onboarding: onboarding.values.sorted { $0.userGroup.lowercased() < $1.userGroup.lowercased() },
+            privilegeGrants: grants.isEmpty ? nil : grants)
     }
 
     // MARK: one user

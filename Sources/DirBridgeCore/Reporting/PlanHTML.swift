@@ -48,6 +48,7 @@ public enum PlanHTML {
         page.meta(document, planFile: planFile)
         page.raw("</header>\n<main>\n")
         page.banners(document, planFile: planFile, check: check)
+        page.privileges(plan)
         page.summary(plan)
         if !plan.isEmpty || !plan.skipped.isEmpty || !plan.protectedKept.isEmpty {
             page.filters(plan)
@@ -133,6 +134,18 @@ public enum PlanHTML {
                 raw("<div class=\"banner info\">A dry run: nothing was written. To apply exactly these changes after review, save the plan "
                     + "with <code>dirbridge sync MAPPING --plan-out plan.json</code> and apply it with <code>dirbridge apply plan.json</code>.</div>\n")
             }
+        }
+
+        /// The privileges the apply grants, above everything else and never filtered away.
+        mutating func privileges(_ plan: Plan) {
+            guard !plan.grants.isEmpty else { return }
+            raw("<section id=\"privileges\">\n<h2>Privileges granted <span class=\"muted\">\(plan.grants.count)</span></h2>\n<table>\n"
+                + "<thead><tr><th>User</th><th>Privilege</th><th>Why</th></tr></thead>\n<tbody>\n")
+            for grant in plan.grants {
+                let how = grant.action == .create ? " <span class=\"muted\">(new user)</span>" : grant.action == .enable ? " <span class=\"muted\">(re-enabled)</span>" : ""
+                raw("<tr><td><strong>\(escape(grant.email))</strong></td><td>\(escape(grant.privilegeText))\(how)</td><td>\(escape(grant.reason ?? ""))</td></tr>\n")
+            }
+            raw("</tbody>\n</table>\n</section>\n")
         }
 
         mutating func summary(_ plan: Plan) {

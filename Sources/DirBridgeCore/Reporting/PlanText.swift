@@ -19,6 +19,15 @@ public enum PlanText {
             out.append("")
             out.append("Nothing to do: the portal already matches the directory.")
         }
+        // Privileges first, always in full: what an attacker who can write one group would gain.
+        if !plan.grants.isEmpty {
+            out.append("")
+            out.append("Privileges granted (\(plan.grants.count)):")
+            for grant in plan.grants {
+                out.append("  ↑ \(grant.email): \(grant.privilegeText)" + (grant.action == .create ? " (new user)" : grant.action == .enable ? " (re-enabled)" : ""))
+                if let reason = grant.reason { out.append("      why: \(reason)") }
+            }
+        }
         if !plan.groupCreations.isEmpty {
             out.append("")
             out.append("User groups to create (\(plan.groupCreations.count)):")
