@@ -11,7 +11,7 @@ struct ApplyCommand: ParsableCommand {
             Never reads the directory. Refused (exit 5, nothing written but a refused sync_runs row) when the plan \
             file was edited, it was applied already, it is older than --max-age, the mapping file changed, a user, \
             user group or the client it touches changed in the store, or it would now break a guard (last Global \
-            Admin, max_disable, max_demote, protected users). With --dry-run, checks and shows, and writes nothing.
+            Admin, max_disable, max_demote, max_promote, protected users). With --dry-run, checks and shows, and writes nothing.
             """)
 
     @Argument(help: "The plan file saved by `dirbridge sync MAPPING --plan-out FILE`.")

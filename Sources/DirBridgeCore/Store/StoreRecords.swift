@@ -63,6 +63,17 @@ public enum StoreTime {
         date.formatted(.iso8601)
     }
 
+    /// A moment given on the command line (`--as-of`, `--since`): ISO-8601 with a time zone
+    /// (`2026-11-01T00:00:00Z`, `…+02:00`, fractions allowed), or a date (`2026-11-01`, midnight UTC).
+    public static func moment(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        for options: ISO8601DateFormatter.Options in [[.withInternetDateTime], [.withInternetDateTime, .withFractionalSeconds], [.withFullDate]] {
+            formatter.formatOptions = options
+            if let date = formatter.date(from: text.trimmingCharacters(in: .whitespaces)) { return date }
+        }
+        return nil
+    }
+
     /// The date for stored text, or nil when it is not UTC ISO-8601.
     public static func date(_ text: String) -> Date? {
         try? Date(text, strategy: .iso8601)

@@ -153,6 +153,51 @@ struct PlannerTests {
         #expect(Set(object.keys) == ["client", "mapping", "directory", "groupCreations", "userChanges", "skipped", "protectedKept", "guardViolations", "summary", "onboarding"])
     }
 
+    @Test("max_promote counts Global Admin, Group Manager and privileged-role grants (creations and re-enables too); a first sync is exempt")
+    func maxPromote() throws {
+        var world = try World(maxDisable: "100%")
+        world.mapping.guards = GuardSettings(maxPromote: 1, privilegedRoles: ["Admin"])
+        world.stored(1, "a@acme.example", ga: true)
+        world.stored(2, "back@acme.example", ga: true, enabled: false)
+        world.stored(3, "c@acme.example")
+        var promoted = world.directoryUser(3, "c@acme.example")
+        promoted.outcome.role = "admin"   // privileged roles compare case-insensitively
+        let plan = world.plan([world.directoryUser(1, "a@acme.example", ga: true), world.directoryUser(2, "back@acme.example", ga: true),
+                               promoted, world.directoryUser(9, "new@acme.example", ga: true)])
+        #expect(plan.grants.map { "\($0.email) \($0.privilegeText) \($0.action)" } == [
+            "new@acme.example Global Admin create", "c@acme.example role admin update", "back@acme.example Global Admin enable",
+        ])
+        let violation = try #require(plan.guardViolations.first { $0.guardName == "max_promote" })
+        #expect(violation.message.hasPrefix("3 Global Admin / Group Manager / privileged-role grants"))
+        #expect(violation.message.contains("above max_promote 1"))
+        // --max-promote 3 lets them through.
+        let overridden = Planner(mapping: world.mapping, overrides: GuardOverrides(maxPromote: 3)).plan(
+            snapshot: DirectorySnapshot(users: [world.directoryUser(1, "a@acme.example", ga: true), world.directoryUser(2, "back@acme.example", ga: true),
+                                                promoted, world.directoryUser(9, "new@acme.example", ga: true)],
+                                        skipped: [], presentIDs: ["id-1", "id-2", "id-3", "id-9"], entriesRead: 4, userEntries: 4, groupsRead: 0, references: 0),
+            state: world.state)
+        #expect(!overridden.guardViolations.contains { $0.guardName == "max_promote" })
+        // A first sync (no directory users yet) brings its admins: exempt, though the grants are listed.
+        var fresh = try World(maxDisable: "100%")
+        fresh.mapping.guards.maxPromote = 0
+        let onboarding = fresh.plan([fresh.directoryUser(1, "x@acme.example", ga: true), fresh.directoryUser(2, "y@acme.example", ga: true)])
+        #expect(onboarding.grants.count == 2)
+        #expect(onboarding.guardViolations.isEmpty)
+    }
+
+    @Test("guard limits at their defaults encode as before (saved plans keep their hash); other limits round-trip")
+    func guardEncoding() throws {
+        let world = try World()
+        let defaults = GuardCheck(mapping: world.mapping, overrides: GuardOverrides())
+        let text = String(decoding: try JSONEncoder().encode(defaults), as: UTF8.self)
+        #expect(!text.contains("max_promote") && !text.contains("privileged_roles"))
+        #expect(try JSONDecoder().decode(GuardCheck.self, from: Data(text.utf8)) == defaults)
+        var custom = defaults
+        custom.maxPromote = 7
+        custom.privilegedRoles = ["Owner"]
+        #expect(try JSONDecoder().decode(GuardCheck.self, from: try JSONEncoder().encode(custom)) == custom)
+    }
+
     @Test("a plan of hundreds reads on a screen: the first lines of each section and '… and N more'; --verbose lists all")
     func longPlanIsShortened() throws {
         let world = try World(maxDisable: "100%")
