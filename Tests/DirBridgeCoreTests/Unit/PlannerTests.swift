@@ -167,6 +167,17 @@ struct PlannerTests {
         #expect(plan.grants.map { "\($0.email) \($0.privilegeText) \($0.action)" } == [
             "new@acme.example Global Admin create", "c@acme.example role admin update", "back@acme.example Global Admin enable",
         ])
+        // The HTML report lists them in a section of their own, above everything else.
+        let mappingFile = try makeTemporaryDirectory("plan-grants").appendingPathComponent("acme.yaml")
+        try "client: Acme\n".write(to: mappingFile, atomically: true, encoding: .utf8)
+        var documented = world.mapping
+        documented.file = mappingFile.path
+        let outcome = SyncOutcome(plan: plan, runID: 1, applied: false, stateFingerprint: StoreFingerprint(plan: plan, state: world.state))
+        let html = PlanHTML.render(try PlanDocument(outcome: outcome, request: SyncRequest(mapping: documented, storePath: "/tmp/acme.sqlite")))
+        let privileges = try #require(html.range(of: "<section id=\"privileges\">"))
+        let summary = try #require(html.range(of: "<section id=\"summary\">"))
+        #expect(privileges.lowerBound < summary.lowerBound)
+        #expect(html.contains("<td><strong>new@acme.example</strong></td><td>Global Admin <span class=\"muted\">(new user)</span></td>"))
         let violation = try #require(plan.guardViolations.first { $0.guardName == "max_promote" })
         #expect(violation.message.hasPrefix("3 Global Admin / Group Manager / privileged-role grants"))
         #expect(violation.message.contains("above max_promote 1"))
