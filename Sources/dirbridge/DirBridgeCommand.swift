@@ -9,7 +9,7 @@ struct DirBridgeCommand: AsyncParsableCommand {
         commandName: "dirbridge",
         abstract: "Keep a client portal's users in step with an LDAP directory.",
         version: DirBridge.version,
-        subcommands: [ValidateCommand.self, CheckCommand.self, SyncCommand.self, ApplyCommand.self, RunCommand.self, ExplainCommand.self, UsersCommand.self, HistoryCommand.self, RunsCommand.self, ClientsCommand.self]
+        subcommands: [ValidateCommand.self, CheckCommand.self, DoctorCommand.self, SyncCommand.self, ApplyCommand.self, RunCommand.self, ExplainCommand.self, UsersCommand.self, HistoryCommand.self, RunsCommand.self, ClientsCommand.self]
     )
 
     /// Parses and runs; bad arguments exit 1, as a bad mapping does, not swift-argument-parser's 64.

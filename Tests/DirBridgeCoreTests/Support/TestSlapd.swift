@@ -116,13 +116,14 @@ final class TestSlapd: Sendable {
     static let rootDN = "cn=admin,dc=example,dc=com"
 
     /// Starts a server loaded with the given fixture LDIF files (online) and bulk LDIF files (slapadd).
-    init(label: String, fixtures: [String] = [], ldif: [URL] = [], bulk: [URL] = [], syncprov: Bool = true, sessionlog: Bool = true) throws {
+    init(label: String, fixtures: [String] = [], ldif: [URL] = [], bulk: [URL] = [], syncprov: Bool = true, sessionlog: Bool = true, certificateDays: Int? = nil) throws {
         directory = try makeTemporaryDirectory("slapd-\(label)")
         var arguments = ["start", directory.path, "--owner-pid", String(ProcessInfo.processInfo.processIdentifier)]
         for fixture in fixtures { arguments += ["--ldif", fixtureURL(fixture).path] }
         for file in ldif { arguments += ["--ldif", file.path] }
         for file in bulk { arguments += ["--bulk-ldif", file.path] }
         if !syncprov { arguments.append("--no-syncprov") } else if !sessionlog { arguments.append("--no-sessionlog") }
+        if let certificateDays { arguments += ["--cert-days", String(certificateDays)] }
         let result = try runProcess("/bin/bash", [repositoryRoot.appendingPathComponent("scripts/test-slapd").path] + arguments)
         guard result.status == 0 else {
             throw HarnessError(description: "scripts/test-slapd start failed (\(result.status)): \(result.stderr)")
