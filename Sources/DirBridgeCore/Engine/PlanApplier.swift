@@ -140,7 +140,7 @@ public enum PlanApplier {
             reasons.append("the plan's creation time \(document.createdAt) is not a UTC ISO-8601 time")
         }
         if let data = FileManager.default.contents(atPath: document.mapping.file) {
-            let hash = SHA256.hex(Array(data))
+            let hash = Digests.sha256Hex(Array(data))
             if hash != document.mapping.sha256 {
                 reasons.append("the mapping file \(document.mapping.file) changed since the plan was made (sha256 \(document.mapping.sha256.prefix(12))…, now \(hash.prefix(12))…)")
             }

@@ -112,7 +112,7 @@ public struct PlanDocument: Sendable, Codable, Equatable {
     }
 
     /// SHA-256 of ``canonicalJSON()``.
-    public func computedHash() -> String { SHA256.hex(Array(canonicalJSON())) }
+    public func computedHash() -> String { Digests.sha256Hex(Array(canonicalJSON())) }
 
     /// A short form of the hash for messages: its first 12 digits.
     public var shortHash: String { String((sha256 ?? computedHash()).prefix(12)) }
@@ -160,7 +160,7 @@ public struct PlanDocument: Sendable, Codable, Equatable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PlanError(kind: .usage, message: "cannot read the mapping file \(path) to hash it")
         }
-        return SHA256.hex(Array(data))
+        return Digests.sha256Hex(Array(data))
     }
 
     static func absolutePath(_ path: String) -> String {

@@ -120,7 +120,7 @@ final class MappingReader {
             file: file, client: client, editor: editor, storePath: storePath, directory: directory, users: users,
             groups: groups, rules: rules, deprovision: deprovision)
         mapping.guards = guards
-        mapping.sourceHash = SHA256.hex(Array(yaml.utf8))
+        mapping.sourceHash = Digests.sha256Hex(Array(yaml.utf8))
         return mapping
     }
 

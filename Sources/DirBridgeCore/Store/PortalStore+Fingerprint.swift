@@ -31,7 +31,7 @@ public struct StoreFingerprint: Sendable, Equatable, Codable {
 
         var entities: [String: String] = [:]
         func record(_ key: String, _ rows: [String]) {
-            entities[key] = rows.isEmpty ? Self.absent : String(SHA256.hex(rows.joined(separator: "\n")).prefix(16))
+            entities[key] = rows.isEmpty ? Self.absent : String(Digests.sha256Hex(rows.joined(separator: "\n")).prefix(16))
         }
         record("client", state.map { [Self.row($0.client)] } ?? [])
         var groupNames: Set<String> = [defaultUserGroupName.lowercased()]
@@ -52,7 +52,7 @@ public struct StoreFingerprint: Sendable, Equatable, Codable {
             record("user_group:\(name)", (groupsByName[name] ?? []).map(Self.row))
         }
         self.entities = entities
-        self.sha256 = SHA256.hex(entities.keys.sorted().map { "\($0)=\(entities[$0]!)\n" }.joined())
+        self.sha256 = Digests.sha256Hex(entities.keys.sorted().map { "\($0)=\(entities[$0]!)\n" }.joined())
     }
 
     /// The value of an entity the store has no row for.

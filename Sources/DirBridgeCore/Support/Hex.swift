@@ -21,4 +21,16 @@ enum Hex {
         guard let high = value(high), let low = value(low) else { return nil }
         return high << 4 | low
     }
+
+    /// `bytes` as lowercase hex digits, two per byte.
+    static func encode(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }

@@ -32,13 +32,19 @@ struct PlanDocumentTests {
         (String(repeating: "a", count: 1000), "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3"),
     ])
     func sha256(_ input: String, _ expected: String) {
-        #expect(SHA256.hex(input) == expected)
+        #expect(Digests.sha256Hex(input) == expected)
     }
 
     @Test("SHA-256 of binary input spanning several blocks")
     func sha256Binary() {
         let bytes = (0..<3).flatMap { _ in (0...255).map { UInt8($0) } }
-        #expect(SHA256.hex(bytes) == "f3a25aa93aa2fbba28d79260535bbd6a5eb0fc1c24a8b0f04e12b484c1dfe363")
+        #expect(Digests.sha256Hex(bytes) == "f3a25aa93aa2fbba28d79260535bbd6a5eb0fc1c24a8b0f04e12b484c1dfe363")
+    }
+
+    @Test("HMAC-SHA256 matches RFC 4231 test case 2")
+    func hmac() {
+        #expect(Digests.hmacSHA256Hex(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8))
+                == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 
     @Test("durations parse as people write them", arguments: [
@@ -64,7 +70,7 @@ struct PlanDocumentTests {
                                world.directoryUser(3, "c@acme.example", title: "Untouched"), world.directoryUser(4, "new@acme.example")])
         let saved = try document(world, plan)
         #expect(saved.sha256 == saved.computedHash())
-        #expect(saved.mapping.sha256 == SHA256.hex("client: Acme\n"))
+        #expect(saved.mapping.sha256 == Digests.sha256Hex("client: Acme\n"))
         #expect(saved.createdAt == "2026-11-18T11:06:40Z")
         let path = folder.appendingPathComponent("plan.json").path
         try saved.write(to: path)
