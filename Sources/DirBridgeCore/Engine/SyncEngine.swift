@@ -7,7 +7,30 @@ import Logging
 /// the guards passed; the apply itself is one SQLite transaction.
 public enum SyncEngine {
     public static func run(_ request: SyncRequest, logger: Logger, progress: ((Int) -> Void)? = nil) throws -> SyncOutcome {
-        var run = try SyncRun(request, logger: logger)
+        let recorded = RecordedRun()
+        do {
+            let outcome = try stages(request, recorded: recorded, logger: logger, progress: progress)
+            if let settings = request.mapping.notify, outcome.applied, let event = RunNotification.successEvent(outcome.plan, settings: settings) {
+                Notifier.deliver(RunNotification(event: event, mapping: request.mapping, runID: outcome.runID, status: .succeeded, apply: true,
+                                                 plan: outcome.plan, error: nil), settings: settings, logger: logger)
+            }
+            return outcome
+        } catch is SyncStopped {
+            throw SyncStopped()
+        } catch {
+            if let settings = request.mapping.notify {
+                let refusal = (error as? SyncError).flatMap { $0.kind == .refused ? $0 : nil }
+                let failure = (error as? any DirBridgeFailure)?.description ?? "\(error)"
+                Notifier.deliver(RunNotification(event: refusal == nil ? .failed : .refused, mapping: request.mapping, runID: recorded.id,
+                                                 status: refusal == nil ? .failed : .refused, apply: request.apply, plan: refusal?.plan,
+                                                 error: failure), settings: settings, logger: logger)
+            }
+            throw error
+        }
+    }
+
+    private static func stages(_ request: SyncRequest, recorded: RecordedRun, logger: Logger, progress: ((Int) -> Void)?) throws -> SyncOutcome {
+        var run = try SyncRun(request, logger: logger, recorded: recorded)
         // One writer per client: the lease is held from before the read until after the write.
         let lease = try run.takeLease()
         defer { lease?.release() }
@@ -17,6 +40,11 @@ public enum SyncEngine {
         try run.checkGuards(planned, read)
         return try run.write(planned, read: &read, lease: lease)
     }
+}
+
+/// The id of the `sync_runs` row a run recorded for a failure or a refusal, for its notification.
+final class RecordedRun: @unchecked Sendable {
+    var id: Int64?
 }
 
 /// What the directory read of one run produced.
@@ -46,12 +74,14 @@ private struct SyncRun {
     /// The client, looked up once the lease is held; nil before its first apply.
     private(set) var client: ClientRecord?
     let started = Date()
+    let recorded: RecordedRun
     var mapping: Mapping { request.mapping }
 
     /// Opens the store.
-    init(_ request: SyncRequest, logger: Logger) throws {
+    init(_ request: SyncRequest, logger: Logger, recorded: RecordedRun) throws {
         self.request = request
         self.logger = logger
+        self.recorded = recorded
         store = try PortalStore(path: try request.resolvedStorePath())
     }
 
@@ -177,9 +207,11 @@ private struct SyncRun {
     }
 
     private func record(_ status: RunStatus, summary: [String: Int] = [:], error: String? = nil, entriesRead: Int? = nil, incremental: Bool = false) throws -> Int64 {
-        try store.recordRun(SyncRunRecord(
+        let id = try store.recordRun(SyncRunRecord(
             clientID: client?.id, mapping: mapping.file, directory: mapping.directory.displayURL, mode: request.apply ? .apply : .dryRun,
             status: status, startedAt: started, summary: summary, error: error, entriesRead: entriesRead, incremental: incremental))
+        recorded.id = id
+        return id
     }
 
     private func outcome(_ plan: Plan, _ read: DirectoryRead, runID: Int64, applied: Bool) -> SyncOutcome {

@@ -23,6 +23,8 @@ public struct Mapping: Sendable {
     public var deprovision: DeprovisionSettings
     /// `guards:`: the limits on what one apply may grant.
     public var guards: GuardSettings = GuardSettings()
+    /// `notify:`: the webhook told of runs' outcomes; nil when none.
+    public var notify: NotifySettings? = nil
     /// A hash of the text this mapping was parsed from (empty for mappings built in code):
     /// an incremental run compares it, never the file as it is on disk later.
     public var sourceHash = ""
@@ -286,6 +288,39 @@ public struct GuardSettings: Sendable, Equatable {
     public init(maxPromote: Int = defaultMaxPromote, privilegedRoles: [String] = defaultPrivilegedRoles) {
         self.maxPromote = maxPromote
         self.privilegedRoles = privilegedRoles
+    }
+}
+
+/// A run outcome a webhook can be told of.
+public enum NotifyEvent: String, Sendable, CaseIterable, Codable {
+    /// A run that failed (directory or store error), dry run or apply.
+    case failed
+    /// An apply refused by a guard.
+    case refused
+    /// An apply that succeeded, changes or not.
+    case applied
+    /// An apply that changed something.
+    case changed
+}
+
+/// The `notify:` section: where and when to POST a run's outcome.
+public struct NotifySettings: Sendable, Equatable {
+    /// An `http://` or `https://` URL.
+    public var webhook: String
+    /// The outcomes to send; default `[failed, refused]`.
+    public var on: Set<NotifyEvent>
+    /// The environment variable holding the HMAC key; the body is then signed in `X-Dirbridge-Signature`.
+    public var secretEnv: String?
+    /// Per attempt; default 10 s.
+    public var timeout: Double
+
+    public static let defaultEvents: Set<NotifyEvent> = [.failed, .refused]
+
+    public init(webhook: String, on: Set<NotifyEvent> = defaultEvents, secretEnv: String? = nil, timeout: Double = 10) {
+        self.webhook = webhook
+        self.on = on
+        self.secretEnv = secretEnv
+        self.timeout = timeout
     }
 }
 

@@ -52,7 +52,7 @@ public enum MappingLoader {
 
 /// The keys each section accepts, for unknown-key checks and suggestions.
 enum MappingKeys {
-    static let root = ["client", "editor", "store", "directory", "users", "groups", "rules", "deprovision", "guards"]
+    static let root = ["client", "editor", "store", "directory", "users", "groups", "rules", "deprovision", "guards", "notify"]
     static let client = ["name", "parent", "membership_end_date"]
     static let store = ["sqlite"]
     static let directory = [
@@ -64,6 +64,7 @@ enum MappingKeys {
     static let rule = ["group", "groups", "filter", "user_group", "role", "global_admin", "group_manager"]
     static let deprovision = ["missing", "max_disable", "max_demote", "protected"]
     static let guards = ["max_promote", "privileged_roles"]
+    static let notify = ["webhook", "on", "secret_env", "timeout"]
     /// Keys that would put a secret into the file.
     static let literalPasswords = ["bind_password", "password", "bindpw", "bind_pw", "bind_secret", "secret"]
 }
@@ -114,12 +115,14 @@ final class MappingReader {
         let rules = sections["rules"].map { readRules($0.value, hasGroups: sections["groups"] != nil) } ?? []
         let deprovision = sections["deprovision"].map { readDeprovision($0.value) } ?? DeprovisionSettings()
         let guards = sections["guards"].map { readGuards($0.value) } ?? GuardSettings()
+        let notify = sections["notify"].flatMap { readNotify($0.value) }
 
         guard issues.isEmpty, let client, let directory, let users else { return nil }
         var mapping = Mapping(
             file: file, client: client, editor: editor, storePath: storePath, directory: directory, users: users,
             groups: groups, rules: rules, deprovision: deprovision)
         mapping.guards = guards
+        mapping.notify = notify
         mapping.sourceHash = Digests.sha256Hex(Array(yaml.utf8))
         return mapping
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Yams
 
 /// `deprovision:` (what happens to users no longer read, and the guards' limits) and `guards:`.
@@ -40,6 +41,34 @@ extension MappingReader {
             var nodes: [Node] = []
             if case .sequence(let sequence) = entry.value { nodes = Array(sequence) } else { nodes = [entry.value] }
             settings.privilegedRoles = nodes.compactMap { nonEmptyString($0, "privileged_roles")?.trimmingSpaces() }
+        }
+        return settings
+    }
+
+    /// `notify:`: `webhook` (required), `on`, `secret_env`, `timeout`.
+    func readNotify(_ node: Node) -> NotifySettings? {
+        guard let keys = entries(node, "`notify`", MappingKeys.notify) else { return nil }
+        guard let webhookNode = keys["webhook"]?.value else {
+            issue(node, "`notify` needs `webhook: URL` (where to POST each run's outcome)")
+            return nil
+        }
+        guard let webhook = nonEmptyString(webhookNode, "webhook") else { return nil }
+        let lower = webhook.lowercased()
+        guard (lower.hasPrefix("http://") || lower.hasPrefix("https://")), URL(string: webhook)?.host != nil else {
+            issue(webhookNode, "`webhook` must be an http:// or https:// URL, found `\(webhook)`")
+            return nil
+        }
+        var settings = NotifySettings(webhook: webhook)
+        if let entry = keys["on"] {
+            var nodes: [Node] = []
+            if case .sequence(let sequence) = entry.value { nodes = Array(sequence) } else { nodes = [entry.value] }
+            settings.on = Set(nodes.compactMap { choice($0, "on", NotifyEvent.self) })
+        }
+        if let node = keys["secret_env"]?.value, let name = nonEmptyString(node, "secret_env") {
+            settings.secretEnv = name
+        }
+        if let node = keys["timeout"]?.value, let value = duration(node, "timeout") {
+            settings.timeout = value
         }
         return settings
     }
