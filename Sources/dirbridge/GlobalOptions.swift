@@ -1,4 +1,5 @@
 import ArgumentParser
+import DirBridgeCore
 import Logging
 
 /// `--verbose` and `--quiet`, shared by every command that talks to a directory or a store.
@@ -19,8 +20,12 @@ struct OutputOptions: ParsableArguments {
 }
 
 enum LogSetup {
+    /// Set before the first logger is made (`run --log-format json`).
+    nonisolated(unsafe) static var json = false
+
     private static let bootstrapped: Void = {
-        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        let json = LogSetup.json
+        LoggingSystem.bootstrap { label -> any LogHandler in json ? JSONLogHandler(label: label) : StreamLogHandler.standardError(label: label) }
     }()
 
     static func bootstrapOnce() { _ = bootstrapped }

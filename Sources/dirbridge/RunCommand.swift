@@ -36,6 +36,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Stop after this many runs.", valueName: "count"))
     var runs: Int?
 
+    @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics and a health check at /healthz.", valueName: "host:port"))
+    var metrics: String?
+
+    @Option(name: .long, help: ArgumentHelp("text (default) or json: one JSON object per line (time, level, client, run, message, metadata).", valueName: "format"))
+    var logFormat = "text"
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -44,12 +50,19 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--every takes a duration like 15m, 1h or 90s, not \(every)")
         }
         if let runs, runs < 1 { throw ValidationError("--runs takes a count of 1 or more") }
+        if !["text", "json"].contains(logFormat) { throw ValidationError("--log-format takes text or json, not \(logFormat)") }
     }
 
     func run() async throws {
+        LogSetup.json = logFormat == "json"
         var logger = output.makeLogger()
         if !output.quiet && !output.verbose { logger.logLevel = .notice }
         let loaded = try ExitStatus.reporting { try MappingLoader.load(path: mapping) }
+        logger[metadataKey: "client"] = "\(loaded.client.name)"
+        if let metrics {
+            let server = try ExitStatus.reporting { try MetricsServer(address: metrics, clients: [loaded.client.name], every: every.seconds) }
+            logger.notice("metrics at \(server.url)/metrics, health at \(server.url)/healthz")
+        }
         let options = ScheduleOptions(
             every: every.seconds, incremental: IncrementalOptions(fullEvery: fullEvery.seconds),
             apply: apply, storePath: store, maxRuns: runs)

@@ -8,8 +8,12 @@ import Logging
 public enum SyncEngine {
     public static func run(_ request: SyncRequest, logger: Logger, progress: ((Int) -> Void)? = nil) throws -> SyncOutcome {
         let recorded = RecordedRun()
+        let started = Date()
+        let client = request.mapping.client.name
         do {
             let outcome = try stages(request, recorded: recorded, logger: logger, progress: progress)
+            RunMetrics.recordRun(client: client, status: .succeeded, apply: request.apply, seconds: Date().timeIntervalSince(started),
+                                 entriesRead: outcome.entriesRead, plan: outcome.plan)
             if let settings = request.mapping.notify, outcome.applied, let event = RunNotification.successEvent(outcome.plan, settings: settings) {
                 Notifier.deliver(RunNotification(event: event, mapping: request.mapping, runID: outcome.runID, status: .succeeded, apply: true,
                                                  plan: outcome.plan, error: nil), settings: settings, logger: logger)
@@ -18,8 +22,10 @@ public enum SyncEngine {
         } catch is SyncStopped {
             throw SyncStopped()
         } catch {
+            let refusal = (error as? SyncError).flatMap { $0.kind == .refused ? $0 : nil }
+            RunMetrics.recordRun(client: client, status: refusal == nil ? .failed : .refused, apply: request.apply,
+                                 seconds: Date().timeIntervalSince(started), entriesRead: refusal?.plan?.summary.entriesRead ?? 0, plan: refusal?.plan)
             if let settings = request.mapping.notify {
-                let refusal = (error as? SyncError).flatMap { $0.kind == .refused ? $0 : nil }
                 let failure = (error as? any DirBridgeFailure)?.description ?? "\(error)"
                 Notifier.deliver(RunNotification(event: refusal == nil ? .failed : .refused, mapping: request.mapping, runID: recorded.id,
                                                  status: refusal == nil ? .failed : .refused, apply: request.apply, plan: refusal?.plan,
@@ -91,6 +97,7 @@ private struct SyncRun {
         let lease = request.apply
             ? try store.acquireLease(client: mapping.client.name, holder: request.holder, wait: request.waitForLease,
                                      shouldStop: request.shouldStop) { holder in
+                RunMetrics.recordLeaseWait(client: mapping.client.name)
                 logger.notice("waiting for the lease", metadata: ["holder": "\(holder)"])
             }
             : nil

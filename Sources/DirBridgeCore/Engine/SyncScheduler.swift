@@ -57,11 +57,12 @@ public struct SyncScheduler: Service {
             switch ending {
             case .abandoned:
                 if options.apply { try? PortalStore(path: try request.resolvedStorePath()).releaseOwnLease(client: mapping.client.name) }
-                logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))")
+                logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))", metadata: ["run": "\(number)"])
                 return
             case .finished(.success(let outcome)):
                 failures = 0
-                logger.notice("\(SchedulerLog.line(number: number, outcome: outcome, apply: options.apply, seconds: seconds, next: options.maxRuns.map { number >= $0 } == true ? nil : started.addingTimeInterval(delay)))")
+                logger.notice("\(SchedulerLog.line(number: number, outcome: outcome, apply: options.apply, seconds: seconds, next: options.maxRuns.map { number >= $0 } == true ? nil : started.addingTimeInterval(delay)))",
+                              metadata: ["run": "\(number)", "run_id": "\(outcome.runID)"])
             case .finished(.failure(let error)):
                 if error is SyncStopped {
                     logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))")
@@ -69,7 +70,7 @@ public struct SyncScheduler: Service {
                 }
                 failures += 1
                 delay = min(options.every, options.firstRetry * pow(2, Double(failures - 1)))
-                logger.error("\(SchedulerLog.failure(number: number, error: error, seconds: seconds, retry: Date().addingTimeInterval(delay)))")
+                logger.error("\(SchedulerLog.failure(number: number, error: error, seconds: seconds, retry: Date().addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
             }
             if let maxRuns = options.maxRuns, number >= maxRuns { return }
             let wait = max(0, started.addingTimeInterval(delay).timeIntervalSinceNow)
