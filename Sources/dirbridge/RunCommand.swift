@@ -1,5 +1,6 @@
 import ArgumentParser
 import DirBridgeCore
+import Foundation
 import Logging
 import ServiceLifecycle
 
@@ -12,11 +13,16 @@ struct RunCommand: AsyncParsableCommand {
             Logs one line per run. SIGTERM or SIGINT stops it cleanly: a run still reading is abandoned \
             before it writes anything, a run writing finishes its transaction; then exits 0. A failed run \
             is retried with backoff (15s, 30s, … never later than the next tick). Without --apply every \
-            run is a dry run.
+            run is a dry run. With several mappings (files, or folders of *.yaml), each client runs on its own \
+            schedule from a random start offset, with its own lease; one client's failure or refusal never stops \
+            the others; at most --concurrency syncs run at once.
             """)
 
-    @Argument(help: "The mapping file.")
-    var mapping: String
+    @Argument(help: "The mapping files, or folders holding them (*.yaml, *.yml).")
+    var mappings: [String]
+
+    @Option(name: .long, help: ArgumentHelp("With several clients: at most this many syncs at a time.", valueName: "count"))
+    var concurrency = 4
 
     @Option(name: .long, help: ArgumentHelp("Time between runs: 15m, 1h, 90s.", valueName: "duration"))
     var every: DurationText
@@ -50,6 +56,7 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--every takes a duration like 15m, 1h or 90s, not \(every)")
         }
         if let runs, runs < 1 { throw ValidationError("--runs takes a count of 1 or more") }
+        if concurrency < 1 { throw ValidationError("--concurrency takes a count of 1 or more") }
         if !["text", "json"].contains(logFormat) { throw ValidationError("--log-format takes text or json, not \(logFormat)") }
     }
 
@@ -57,20 +64,56 @@ struct RunCommand: AsyncParsableCommand {
         LogSetup.json = logFormat == "json"
         var logger = output.makeLogger()
         if !output.quiet && !output.verbose { logger.logLevel = .notice }
-        let loaded = try ExitStatus.reporting { try MappingLoader.load(path: mapping) }
-        logger[metadataKey: "client"] = "\(loaded.client.name)"
+        let files = try ExitStatus.reporting { try Self.mappingFiles(mappings) }
+        let loaded = try ExitStatus.reporting { try files.map { file throws(MappingErrors) in try MappingLoader.load(path: file) } }
+        var seen: [String: String] = [:]
+        for (file, mapping) in zip(files, loaded) {
+            if let other = seen[mapping.client.name.lowercased()] {
+                throw ValidationError("\(file) and \(other) both sync client \(mapping.client.name): one mapping per client")
+            }
+            seen[mapping.client.name.lowercased()] = file
+        }
         if let metrics {
-            let server = try ExitStatus.reporting { try MetricsServer(address: metrics, clients: [loaded.client.name], every: every.seconds) }
+            let server = try ExitStatus.reporting { try MetricsServer(address: metrics, clients: loaded.map(\.client.name), every: every.seconds) }
             logger.notice("metrics at \(server.url)/metrics, health at \(server.url)/healthz")
         }
-        let options = ScheduleOptions(
-            every: every.seconds, incremental: IncrementalOptions(fullEvery: fullEvery.seconds),
-            apply: apply, storePath: store, maxRuns: runs)
-        let scheduler = SyncScheduler(mapping: loaded, options: options, logger: logger)
-        logger.notice("dirbridge run: \(loaded.client.name) every \(every), full reconcile every \(fullEvery), \(apply ? "applying" : "dry runs")")
+        let gate = loaded.count > 1 ? RunGate(permits: concurrency) : nil
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        for mapping in loaded {
+            var options = ScheduleOptions(
+                every: every.seconds, incremental: IncrementalOptions(fullEvery: fullEvery.seconds),
+                apply: apply, storePath: store, maxRuns: runs)
+            options.gate = gate
+            // Several clients: spread their first runs over the first tick (at most a minute).
+            if loaded.count > 1 { options.startOffset = Double.random(in: 0..<min(every.seconds, 60)) }
+            var clientLogger = logger
+            clientLogger[metadataKey: "client"] = "\(mapping.client.name)"
+            let offset = options.startOffset > 0 ? ", first run in \(String(format: "%.1f", options.startOffset))s" : ""
+            clientLogger.notice("dirbridge run: \(mapping.client.name) every \(every), full reconcile every \(fullEvery), \(apply ? "applying" : "dry runs")\(offset)")
+            services.append(.init(service: SyncScheduler(mapping: mapping, options: options, logger: clientLogger),
+                                  successTerminationBehavior: loaded.count == 1 ? .gracefullyShutdownGroup : .ignore))
+        }
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: scheduler, successTerminationBehavior: .gracefullyShutdownGroup)],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// The mapping files named, a folder standing for its `*.yaml` / `*.yml` files in name order.
+    static func mappingFiles(_ paths: [String]) throws(MappingErrors) -> [String] {
+        var files: [String] = []
+        for path in paths {
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue {
+                let names = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [])
+                    .filter { ($0.hasSuffix(".yaml") || $0.hasSuffix(".yml")) && !$0.hasPrefix(".") }.sorted()
+                if names.isEmpty {
+                    throw MappingErrors(issues: [MappingIssue(file: path, line: 0, column: 0, message: "no mapping files (*.yaml) in the folder \(path)")])
+                }
+                files += names.map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
+            } else {
+                files.append(path)
+            }
+        }
+        return files
     }
 }

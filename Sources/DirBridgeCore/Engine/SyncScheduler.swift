@@ -15,6 +15,10 @@ public struct ScheduleOptions: Sendable {
     public var firstRetry: TimeInterval
     /// Stop after this many runs (tests, one-off use); nil runs until stopped.
     public var maxRuns: Int?
+    /// Wait this long before the first run (many clients in one process do not all fire at once).
+    public var startOffset: TimeInterval = 0
+    /// Shared by the clients of one process: at most `--concurrency` syncs at a time.
+    public var gate: RunGate? = nil
 
     public init(every: TimeInterval, incremental: IncrementalOptions = IncrementalOptions(), apply: Bool = false,
                 storePath: String? = nil, firstRetry: TimeInterval = 15, maxRuns: Int? = nil) {
@@ -24,6 +28,26 @@ public struct ScheduleOptions: Sendable {
         self.storePath = storePath
         self.firstRetry = firstRetry
         self.maxRuns = maxRuns
+    }
+}
+
+/// At most `permits` syncs at a time across the clients of one `run` process.
+public actor RunGate {
+    private var available: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    public init(permits: Int) { available = max(1, permits) }
+
+    func acquire() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty { available += 1 } else { waiting.removeFirst().resume() }
     }
 }
 
@@ -44,6 +68,9 @@ public struct SyncScheduler: Service {
     public func run() async throws {
         var failures = 0
         var number = 0
+        if options.startOffset > 0 {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(options.startOffset)) }
+        }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             number += 1
             let started = Date()
@@ -51,7 +78,13 @@ public struct SyncScheduler: Service {
             let request = SyncRequest(
                 mapping: mapping, storePath: options.storePath, apply: options.apply, incremental: true,
                 incrementalOptions: options.incremental, holder: "run", control: control)
+            await options.gate?.acquire()
+            if Task.isShuttingDownGracefully {
+                await options.gate?.release()
+                break
+            }
             let ending = await runOnce(request, control: control)
+            await options.gate?.release()
             let seconds = Date().timeIntervalSince(started)
             var delay = options.every
             switch ending {

@@ -225,3 +225,49 @@ struct LeaseAndRunTests {
         #expect(try fixture.value("SELECT count(*) FROM client_users") == 12)
     }
 }
+
+@Suite("run with many clients in one process")
+struct ManyClientsRunTests {
+    @Test("run FOLDER: each client on its own schedule and lease; a failing client never stops the others; one log line per client run")
+    func manyClients() throws {
+        let fixture = try EngineFixture("many-clients")
+        defer { fixture.slapd.stop() }
+        let folder = try makeTemporaryDirectory("clients.d")
+        let text = try String(contentsOfFile: fixture.mappingPath, encoding: .utf8)
+        for name in ["Alpha", "Beta"] {
+            try text.replacingOccurrences(of: "client: Engine Corp", with: "client: \(name)")
+                .write(to: folder.appendingPathComponent("\(name.lowercased()).yaml"), atomically: true, encoding: .utf8)
+        }
+        // Gamma's password variable is not set: every one of its runs fails.
+        try text.replacingOccurrences(of: "client: Engine Corp", with: "client: Gamma")
+            .replacingOccurrences(of: "bind_password_env: DIRBRIDGE_TEST_BIND_PASSWORD", with: "bind_password_env: DIRBRIDGE_UNSET_PASSWORD")
+            .write(to: folder.appendingPathComponent("gamma.yaml"), atomically: true, encoding: .utf8)
+        try "not a mapping".write(to: folder.appendingPathComponent("README.txt"), atomically: true, encoding: .utf8)
+
+        let result = try fixture.cli(["run", folder.path, "--store", fixture.storePath, "--apply", "--every", "1s", "--runs", "2", "--concurrency", "2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        for client in ["Alpha", "Beta"] {
+            let runs: Int = try fixture.int("""
+                SELECT count(*) FROM sync_runs r JOIN clients c ON c.id = r.client_id WHERE c.name = ? AND r.status = 'succeeded' AND r.mode = 'apply'
+                """, [client])
+            #expect(runs == 2, "\(client)\n\(result.stderr)")
+            #expect(try fixture.int("SELECT count(*) FROM client_users u JOIN clients c ON c.id = u.client_id WHERE c.name = ?", [client]) == 12)
+        }
+        #expect(try fixture.int("SELECT count(*) FROM sync_runs WHERE status = 'failed' AND mapping LIKE '%gamma.yaml'") == 2, "\(result.stderr)")
+        #expect(try fixture.int("SELECT count(*) FROM clients WHERE name = 'Gamma'") == 0)
+        let lines = result.stderr.split(separator: "\n")
+        for client in ["Alpha", "Beta"] {
+            #expect(lines.filter { $0.contains("client=\(client)") && $0.contains("run 1: applied") }.count == 1, "\(result.stderr)")
+            #expect(lines.filter { $0.contains("client=\(client)") && $0.contains("run 2: applied") }.count == 1, "\(result.stderr)")
+        }
+        #expect(lines.filter { $0.contains("client=Gamma") && $0.contains(": failed after") }.count == 2, "\(result.stderr)")
+        #expect(try fixture.int("SELECT count(*) FROM leases") == 0)
+
+        // Two mappings of one client in one process are refused before anything runs.
+        try text.replacingOccurrences(of: "client: Engine Corp", with: "client: alpha")
+            .write(to: folder.appendingPathComponent("alpha-again.yaml"), atomically: true, encoding: .utf8)
+        let twice = try fixture.cli(["run", folder.path, "--store", fixture.storePath, "--every", "1s", "--runs", "1"])
+        #expect(twice.status == 1)
+        #expect(twice.stderr.lowercased().contains("both sync client alpha: one mapping per client"), "\(twice.stderr)")
+    }
+}
