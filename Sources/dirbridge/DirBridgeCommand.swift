@@ -8,7 +8,8 @@ struct DirBridgeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dirbridge",
         abstract: "Keep a client portal's users in step with an LDAP directory.",
-        version: DirBridge.version,
+        // `dirbridge 0.1.0 (libldap 2.5.13, SQLite 3.40.1)`: the libraries it runs with, asked at startup.
+        version: "dirbridge \(DirBridge.versionLine)",
         subcommands: [ValidateCommand.self, CheckCommand.self, DoctorCommand.self, SyncCommand.self, ApplyCommand.self, RunCommand.self, ExplainCommand.self, UsersCommand.self, HistoryCommand.self, RunsCommand.self, ClientsCommand.self]
     )
 
