@@ -4,13 +4,14 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// SIGINT and SIGTERM during a one-shot command that may write (`sync`, `apply`).
+/// SIGINT and SIGTERM during `sync` (a one-shot command that may write).
 ///
 /// The first signal asks the run to stop through its ``RunControl``: a run still reading or
 /// planning writes nothing; a run already in its transaction finishes it. The command then
 /// says which of the two happened and exits 128 + the signal (130 for SIGINT, 143 for
 /// SIGTERM), as a shell expects of an interrupted program. A second signal ends the process
-/// at once: SQLite's transaction is all or nothing, so even then nothing is half-applied.
+/// at once: SQLite's transaction is all or nothing, so even then nothing is half-applied (a
+/// lease row left behind is taken over by the next run, its process being gone).
 final class Interruption {
     let control = RunControl()
     /// The first signal that came; shared with the signal handlers.
@@ -36,7 +37,7 @@ final class Interruption {
                 if first {
                     let writing = control.requestStop()
                     ExitStatus.printError(writing
-                        ? "dirbridge: \(Interruption.name(number)): finishing the transaction in hand (a second signal stops at once; the store stays all or nothing)"
+                        ? "dirbridge: \(Interruption.name(number)): finishing the write in hand (a second signal stops at once; the store stays all or nothing)"
                         : "dirbridge: \(Interruption.name(number)): stopping before anything is written")
                 } else {
                     ExitStatus.printError("dirbridge: \(Interruption.name(number)) again: stopping now; the store's transaction is all or nothing")

@@ -116,7 +116,7 @@ public enum Doctor {
                 case .tls:
                     add("tls", .failed, "\(url): \(error.resultText ?? "TLS failed")\(error.diagnostic.map { "; \($0)" } ?? "")", next: error.hint)
                 case .bind, .credentials, .configuration:
-                    if secure { add("tls", .ok, "\(url): handshake and certificate verified") }
+                    if secure { add("tls", .ok, "\(url): handshake done" + (configuration.tlsVerify ? ", certificate and host name verified" : " (not verified: tls_verify: false)")) }
                     add("bind", .failed, "\(url): \(error.resultText ?? error.code.rawValue)\(error.diagnostic.map { "; \($0)" } ?? "")", next: error.hint)
                 default:
                     add("bind", .failed, "\(url): \(error.resultText ?? error.code.rawValue)", next: error.hint)

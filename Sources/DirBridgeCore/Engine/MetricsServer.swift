@@ -6,7 +6,7 @@ import Prometheus
 /// `dirbridge run --metrics HOST:PORT`: Prometheus text at `/metrics`, and `/healthz` answering
 /// 200 while every client's last run succeeded within two ticks (503 otherwise).
 ///
-/// A small HTTP/1.1 responder on one thread (GET only, one request per connection): what a
+/// A small HTTP/1.1 responder, a thread per connection with a deadline (GET only, one request per connection): what a
 /// scraper and a health probe need, without a web framework's build cost. The metrics
 /// themselves come from swift-metrics, rendered by swift-prometheus.
 public final class MetricsServer: @unchecked Sendable {
@@ -60,24 +60,31 @@ public final class MetricsServer: @unchecked Sendable {
 
     public var url: String { "http://\(host):\(port)" }
 
+    /// Each connection on its own thread, with a deadline: a slow or idle client never holds
+    /// up a scrape or a health probe.
     private func serve() {
+        signal(SIGPIPE, SIG_IGN)
         while true {
             let connection = accept(socketFD, nil, nil)
             if connection < 0 {
-                if errno == EINTR { continue }
+                if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE { continue }
                 return
             }
-            var limit = timeval(tv_sec: 5, tv_usec: 0)
+            var limit = timeval(tv_sec: 2, tv_usec: 0)
             setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-            respond(on: connection)
-            close(connection)
+            setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            Thread.detachNewThread { [self] in
+                respond(on: connection)
+                close(connection)
+            }
         }
     }
 
     private func respond(on connection: Int32) {
         var request: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while request.count < 16_384 {
+        let deadline = Date().addingTimeInterval(5)
+        while request.count < 16_384 && Date() < deadline {
             let count = read(connection, &buffer, buffer.count)
             if count <= 0 { break }
             request += buffer[0..<count]
@@ -104,7 +111,7 @@ public final class MetricsServer: @unchecked Sendable {
         let bytes = Array(head.utf8) + (line.first == "HEAD" ? [] : body)
         var sent = 0
         while sent < bytes.count {
-            let count = bytes[sent...].withUnsafeBytes { write(connection, $0.baseAddress, $0.count) }
+            let count = bytes[sent...].withUnsafeBytes { send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if count <= 0 { break }
             sent += count
         }

@@ -94,6 +94,8 @@ public enum Notifier {
     public static func deliver(_ notification: RunNotification, settings: NotifySettings, logger: Logger,
                                environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
         guard settings.on.contains(notification.event), let url = URL(string: settings.webhook) else { return false }
+        // Webhook URLs often carry their token in the path or user:password: logs name the host only.
+        let shown = "\(url.scheme ?? "http")://\(url.host ?? "?")\(url.port.map { ":\($0)" } ?? "")/…"
         let body: Data
         do {
             body = Data(try JSONOutput.encode(value: notification).utf8)
@@ -124,12 +126,12 @@ public enum Notifier {
             }
             let retryable = status.map { $0 >= 500 || $0 == 429 } ?? true
             logger.warning("webhook delivery failed", metadata: [
-                "event": "\(notification.event.rawValue)", "url": "\(settings.webhook)", "attempt": "\(attempt + 1)",
+                "event": "\(notification.event.rawValue)", "url": "\(shown)", "attempt": "\(attempt + 1)",
                 "status": "\(status.map(String.init) ?? "none")", "error": "\(failure ?? "")",
             ])
             if !retryable { break }
         }
-        logger.error("webhook not delivered; the run's outcome stands", metadata: ["event": "\(notification.event.rawValue)", "url": "\(settings.webhook)"])
+        logger.error("webhook not delivered; the run's outcome stands", metadata: ["event": "\(notification.event.rawValue)", "url": "\(shown)"])
         return false
     }
 

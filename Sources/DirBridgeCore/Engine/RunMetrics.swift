@@ -43,6 +43,11 @@ public enum RunMetrics {
         RunHealth.shared.record(client: client, succeeded: status == .succeeded, at: now)
     }
 
+    /// A run began: `/healthz` counts a run in progress as alive while it is younger than the window.
+    static func recordStart(client: String, now: Date = Date()) {
+        RunHealth.shared.started(client: client, at: now)
+    }
+
     static func recordLeaseWait(client: String) {
         Counter(label: "dirbridge_lease_waits_total", dimensions: [("client", client)]).increment()
     }
@@ -52,24 +57,42 @@ public enum RunMetrics {
 public final class RunHealth: Sendable {
     public static let shared = RunHealth()
 
-    private struct Last { var succeeded: Bool; var at: Date }
-    private let state = Mutex<(started: Date, clients: [String: Last])>((Date(), [:]))
-
-    func record(client: String, succeeded: Bool, at: Date) {
-        state.withLock { $0.clients[client] = Last(succeeded: succeeded, at: at) }
+    private struct Client {
+        var lastSucceeded: Bool?
+        var lastEnded: Date?
+        var runningSince: Date?
     }
 
-    /// Healthy while every client's last run succeeded within `window` (two ticks); before
-    /// a client's first run ends, while the process is younger than the window.
+    private let state = Mutex<(started: Date, clients: [String: Client])>((Date(), [:]))
+
+    func started(client: String, at: Date) {
+        state.withLock { $0.clients[client, default: Client()].runningSince = at }
+    }
+
+    func record(client: String, succeeded: Bool, at: Date) {
+        state.withLock { state in
+            state.clients[client, default: Client()] = Client(lastSucceeded: succeeded, lastEnded: at, runningSince: nil)
+        }
+    }
+
+    /// Healthy while, for every client, the last run that ended succeeded, and the client
+    /// showed life within `window` (two ticks): a run ended, or one in progress began. Before
+    /// a client's first run ends, the process's start counts as its last sign of life. A run
+    /// stuck for longer than the window, or a last run that failed, is unhealthy.
     public func check(clients: [String], window: TimeInterval, now: Date = Date()) -> (healthy: Bool, detail: String) {
         state.withLock { state in
             var problems: [String] = []
-            for client in clients {
-                if let last = state.clients[client] {
-                    if !last.succeeded { problems.append("\(client): last run did not succeed") }
-                    else if now.timeIntervalSince(last.at) > window { problems.append("\(client): no successful run for \(Int(now.timeIntervalSince(last.at)))s") }
-                } else if now.timeIntervalSince(state.started) > window {
-                    problems.append("\(client): no run finished yet")
+            for name in clients {
+                let client = state.clients[name] ?? Client()
+                if client.lastSucceeded == false {
+                    problems.append("\(name): last run did not succeed")
+                    continue
+                }
+                let alive = [client.lastEnded, client.runningSince, client.lastEnded == nil ? state.started : nil].compactMap { $0 }.max() ?? state.started
+                if now.timeIntervalSince(alive) > window {
+                    problems.append(client.runningSince != nil
+                        ? "\(name): a run has been going for \(Int(now.timeIntervalSince(client.runningSince!)))s"
+                        : client.lastEnded == nil ? "\(name): no run finished yet" : "\(name): no run for \(Int(now.timeIntervalSince(alive)))s")
                 }
             }
             return problems.isEmpty ? (true, "ok") : (false, problems.joined(separator: "; "))

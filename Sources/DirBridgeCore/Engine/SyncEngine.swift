@@ -10,6 +10,7 @@ public enum SyncEngine {
         let recorded = RecordedRun()
         let started = Date()
         let client = request.mapping.client.name
+        RunMetrics.recordStart(client: client, now: started)
         do {
             let outcome = try stages(request, recorded: recorded, logger: logger, progress: progress)
             RunMetrics.recordRun(client: client, status: .succeeded, apply: request.apply, seconds: Date().timeIntervalSince(started),

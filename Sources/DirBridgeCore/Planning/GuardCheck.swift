@@ -101,7 +101,7 @@ public struct GuardCheck: Sendable, Equatable, Codable {
             let shown = grants.prefix(5).map { "\($0.email) \($0.privilegeText)" }.joined(separator: ", ")
             violations.append(GuardViolation(guardName: "max_promote", message:
                 "\(grants.count) Global Admin / Group Manager / privileged-role grants (\(shown)\(grants.count > 5 ? ", …" : "")), above max_promote \(maxPromote); "
-                + "check who changed the admin groups, review the plan, then --max-promote \(grants.count) or --force"))
+                + "check who changed the admin groups and review the plan; then `sync --max-promote \(grants.count)`, or --force (sync or apply)"))
         }
         return violations
     }
@@ -136,7 +136,8 @@ public struct GuardCheck: Sendable, Equatable, Codable {
                 groupManager: new(.groupManager)?.flag ?? (creating ? false : stored?.groupManager ?? false),
                 role: new(.role)?.text ?? (creating ? defaultRoleName : stored?.role ?? defaultRoleName),
                 enabled: new(.enabled)?.flag ?? (creating ? true : stored?.enabled ?? true))
-            for privilege in after where !before.contains(privilege) {
+            // A role written `admin` before and `Admin` now is no grant.
+            for privilege in after where !before.contains(where: { $0.sameAs(privilege) }) {
                 let reason = change.reasons.first { $0.contains(privilege.ruleKey) }
                     ?? (change.action == .enable ? change.reasons.first : nil)
                 grants.append(PrivilegeGrant(email: change.email, privilege: privilege, action: change.action, reason: reason))

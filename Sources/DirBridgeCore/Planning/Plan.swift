@@ -91,6 +91,14 @@ public struct PrivilegeGrant: Sendable, Codable, Equatable {
         case globalAdmin, groupManager
         case role(String)
 
+        /// Equal, a role's name compared case-insensitively.
+        func sameAs(_ other: Privilege) -> Bool {
+            switch (self, other) {
+            case (.role(let a), .role(let b)): a.lowercased() == b.lowercased()
+            default: self == other
+            }
+        }
+
         /// `global_admin`, `group_manager` or `role`: the key rules and history use.
         var ruleKey: String {
             switch self {

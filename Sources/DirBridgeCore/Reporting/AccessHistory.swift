@@ -18,9 +18,21 @@ public struct UserTimeline: Sendable, Equatable {
         }
     }
 
+    /// A user group renamed (a `group_renamed` history row of the user's client): users'
+    /// history names groups as they were called at the time.
+    public struct GroupRename: Sendable, Equatable {
+        public var at: String
+        public var old: String
+        public var new: String
+
+        public init(at: String, old: String, new: String) { (self.at, self.old, self.new) = (at, old, new) }
+    }
+
     public var userID: Int64
     public var client: String
     public var events: [Event]
+    /// The client's user group renames, oldest first.
+    public var groupRenames: [GroupRename] = []
     /// The columns of the row now (`user_group` by name); nil when the row is gone.
     public var current: [String: HistoryValue]?
     /// `client_users.created_at`, when the row is there.
@@ -66,13 +78,23 @@ public enum AccessHistory {
         if created == nil {
             notes.append("no 'created' history row: the user predates dirbridge's history or was made by the portal; values come from later changes or the row now")
         }
+        /// A user group's name carried from one moment to a later one through the renames between.
+        func renamed(_ value: HistoryValue?, from start: String, to end: String) -> HistoryValue? {
+            guard case .text(var name)? = value else { return value }
+            for rename in timeline.groupRenames where rename.at > start && rename.at <= end && rename.old.lowercased() == name.lowercased() {
+                name = rename.new
+            }
+            return .text(name)
+        }
+        let now = "9999"
         for column in columns {
             let changes = timeline.events.filter { $0.changes[column] != nil }
             let before = changes.last { $0.at <= moment }
             let after = changes.first { $0.at > moment }
-            let value: HistoryValue?
+            var value: HistoryValue?
             if let before {
                 value = before.changes[column]?.last
+                if column == "user_group" { value = renamed(value, from: before.at, to: moment) }
             } else if created != nil {
                 value = nil    // created without this column set: empty
             } else if let after {
@@ -82,11 +104,15 @@ public enum AccessHistory {
             }
             // The value at T must be what the next change found, or what the row holds now.
             let next: HistoryValue?? = after.map { $0.changes[column]?.first } ?? (timeline.current.map { $0[column] })
-            if let next, !same(next, value) {
+            let carried = column == "user_group" ? renamed(value, from: moment, to: after?.at ?? now) : value
+            if let next, !same(next, carried), before != nil || created != nil {
                 unknown.append(column)
                 continue
             }
             if let value, value != .null { values[column] = value }
+        }
+        if timeline.current == nil {
+            notes.append("the row is no longer in client_users (deleted outside dirbridge's history); when it went is unknown")
         }
         if !unknown.isEmpty {
             notes.append("\(unknown.joined(separator: ", ")) changed without a history row around that time (an edit outside dirbridge's history)")
@@ -132,14 +158,23 @@ public enum AccessHistory {
         let privileged = Set(privilegedRoles.map { $0.lowercased() })
         var events: [(order: Int, event: PrivilegeEvent)] = []
         for timeline in timelines {
+            // A user older than the history: what it held before its first recorded change is
+            // each column's first old value, or the row now for columns never changed.
             var state: [String: HistoryValue] = [:]
+            if !timeline.events.contains(where: { $0.action == HistoryAction.created.rawValue }) {
+                state = timeline.current ?? [:]
+                for event in timeline.events.reversed() {
+                    for (column, pair) in event.changes { if let old = pair.first { state[column] = old } }
+                }
+            }
             var email = timeline.current?["email"].flatMap { if case .text(let text) = $0 { text } else { nil } }
-            func held(_ values: [String: HistoryValue]) -> Set<String> {
-                if case .flag(false)? = values["enabled"] { return [] }
-                var result: Set<String> = []
-                if case .flag(true)? = values["global_admin"] { result.insert("Global Admin") }
-                if case .flag(true)? = values["group_manager"] { result.insert("Group Manager") }
-                if case .text(let role)? = values["role"], privileged.contains(role.lowercased()) { result.insert("role \(role)") }
+            /// Privileges held, keyed case-insensitively (a role written `admin` then `Admin` is one role).
+            func held(_ values: [String: HistoryValue]) -> [String: String] {
+                if case .flag(false)? = values["enabled"] { return [:] }
+                var result: [String: String] = [:]
+                if case .flag(true)? = values["global_admin"] { result["global admin"] = "Global Admin" }
+                if case .flag(true)? = values["group_manager"] { result["group manager"] = "Group Manager" }
+                if case .text(let role)? = values["role"], privileged.contains(role.lowercased()) { result["role " + role.lowercased()] = "role \(role)" }
                 return result
             }
             for (index, event) in timeline.events.enumerated() {
@@ -152,12 +187,12 @@ public enum AccessHistory {
                 guard since.map({ event.at >= $0 }) ?? true else { continue }
                 let how: (granted: String, removed: String) = event.action == HistoryAction.enabled.rawValue
                     ? ("granted (re-enabled)", "removed") : event.action == HistoryAction.disabled.rawValue ? ("granted", "removed (disabled)") : ("granted", "removed")
-                for privilege in after.subtracting(before).sorted() {
-                    events.append((index, PrivilegeEvent(at: event.at, client: timeline.client, email: email ?? "#\(timeline.userID)", privilege: privilege,
+                for key in after.keys.sorted() where before[key] == nil {
+                    events.append((index, PrivilegeEvent(at: event.at, client: timeline.client, email: email ?? "#\(timeline.userID)", privilege: after[key]!,
                                                          change: how.granted, editor: event.editor, runID: event.runID, reason: event.reason)))
                 }
-                for privilege in before.subtracting(after).sorted() {
-                    events.append((index, PrivilegeEvent(at: event.at, client: timeline.client, email: email ?? "#\(timeline.userID)", privilege: privilege,
+                for key in before.keys.sorted() where after[key] == nil {
+                    events.append((index, PrivilegeEvent(at: event.at, client: timeline.client, email: email ?? "#\(timeline.userID)", privilege: before[key]!,
                                                          change: how.removed, editor: event.editor, runID: event.runID, reason: event.reason)))
                 }
             }

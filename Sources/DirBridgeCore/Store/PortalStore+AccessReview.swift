@@ -14,6 +14,18 @@ extension PortalStore {
                 })
                 var timelines: [Int64: UserTimeline] = [:]
                 var order: [Int64] = []
+                var clientOf: [Int64: Int64] = [:]
+                // Group renames per client, oldest first: users' history names groups as they were then.
+                var renames: [Int64: [UserTimeline.GroupRename]] = [:]
+                for row in try Row.fetchAll(db, sql: """
+                    SELECT client_id, changes, at FROM history WHERE entity = 'user_group' AND action = 'group_renamed'
+                      AND (?1 IS NULL OR client_id = ?1) ORDER BY id
+                    """, arguments: [clientID]) {
+                    let pair = HistoryListingRow.parseChanges(row["changes"])["name"] ?? []
+                    if pair.count == 2, case .text(let old) = pair[0], case .text(let new) = pair[1] {
+                        renames[row["client_id"], default: []].append(UserTimeline.GroupRename(at: row["at"], old: old, new: new))
+                    }
+                }
                 let users = try Row.fetchCursor(
                     db,
                     sql: """
@@ -34,6 +46,7 @@ extension PortalStore {
                     timelines[stored.id] = UserTimeline(userID: stored.id, client: clients[stored.clientID] ?? "", events: [], current: current,
                                                         createdAt: stored.createdAt)
                     order.append(stored.id)
+                    clientOf[stored.id] = stored.clientID
                 }
                 let history = try Row.fetchCursor(
                     db,
@@ -48,12 +61,17 @@ extension PortalStore {
                         let client: Int64 = row["client_id"]
                         timelines[id] = UserTimeline(userID: id, client: clients[client] ?? "", events: [], current: nil, createdAt: nil)
                         order.append(id)
+                        clientOf[id] = client
                     }
                     timelines[id]?.events.append(UserTimeline.Event(
                         at: row["at"], action: row["action"], changes: HistoryListingRow.parseChanges(row["changes"]),
                         editor: row["editor"], runID: row["run_id"], reason: row["reason"]))
                 }
-                return order.compactMap { timelines[$0] }
+                return order.compactMap { id in
+                    guard var timeline = timelines[id] else { return nil }
+                    timeline.groupRenames = clientOf[id].flatMap { renames[$0] } ?? []
+                    return timeline
+                }
             }
         }
     }

@@ -60,10 +60,13 @@ public struct StoreHealth: Sendable, Equatable {
             let pending = known.subtracting(applied)
             let schema = applied.isEmpty ? "an empty database (the first sync adds the schema)"
                 : pending.isEmpty ? "schema up to date (\(applied.count) migrations)" : "schema \(applied.count) of \(known.count) migrations (the next sync migrates it)"
+            // A store an older dirbridge wrote may have another leases table: only this build's is read.
             let lease = try queue.read { db -> String? in
-                guard try db.tableExists("leases") else { return nil }
-                return try Row.fetchOne(db, sql: "SELECT holder, pid, host, expires_at FROM leases WHERE client = ?", arguments: [client]).map { row in
-                    "`dirbridge \(row["holder"] as String)` (pid \(row["pid"] as Int64) on \(row["host"] as String), expires \(row["expires_at"] as String))"
+                guard try db.tableExists("leases"), try db.columns(in: "leases").contains(where: { $0.name == "client" }) else { return nil }
+                return try Row.fetchOne(db, sql: "SELECT holder, pid, host, expires_at FROM leases WHERE client = ?", arguments: [client]).flatMap { row in
+                    let expires: String = row["expires_at"]
+                    if let expiry = StoreTime.date(expires), expiry <= Date() { return nil }   // expired: the next run takes it over
+                    return "`dirbridge \(row["holder"] as String)` (pid \(row["pid"] as Int64) on \(row["host"] as String), expires \(expires))"
                 }
             }
             let summary = "\(path): writable, \(schema), " + (lease.map { "lease of \(client) held by \($0)" } ?? "no lease held on \(client)")
