@@ -73,7 +73,8 @@ public struct GuardCheck: Sendable, Equatable, Codable {
     /// is the number of user entries in the directory view (all of them, also for an incremental read).
     ///
     /// `--force` overrides these; the `protected` guard is separate (``protectedViolations(_:)``).
-    public func violations(userEntries: Int, users: [StoredUser], changes: [PlannedUserChange]) -> [GuardViolation] {
+    /// `grants`, when the caller has them already (``grants(users:changes:)``), are not computed again.
+    public func violations(userEntries: Int, users: [StoredUser], changes: [PlannedUserChange], grants known: [PrivilegeGrant]? = nil) -> [GuardViolation] {
         var violations: [GuardViolation] = []
         let directoryUsers = users.filter { $0.source == .directory && $0.enabled }
         if userEntries == 0 && !directoryUsers.isEmpty {
@@ -96,7 +97,7 @@ public struct GuardCheck: Sendable, Equatable, Codable {
             violations.append(lastAdmin)
         }
         // Onboarding brings its admins: a client's first sync (no directory users yet) is exempt.
-        let grants = grants(users: users, changes: changes)
+        let grants = known ?? grants(users: users, changes: changes)
         if grants.count > maxPromote && users.contains(where: { $0.source == .directory }) {
             let shown = grants.prefix(5).map { "\($0.email) \($0.privilegeText)" }.joined(separator: ", ")
             violations.append(GuardViolation(guardName: "max_promote", message:
@@ -110,7 +111,9 @@ public struct GuardCheck: Sendable, Equatable, Codable {
     /// `privilegedRoles`, held after the change (enabled) and not before. A creation with one
     /// grants it; so does re-enabling a user who holds one.
     public func grants(users: [StoredUser], changes: [PlannedUserChange]) -> [PrivilegeGrant] {
-        let storedByID = Dictionary(users.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        // Only the users the changes touch: a whole-client dictionary per plan is not needed.
+        let touched = Set(changes.compactMap(\.userID))
+        let storedByID = Dictionary(users.lazy.filter { touched.contains($0.id) }.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         let privileged = Set(privilegedRoles.map { $0.lowercased() })
         func held(globalAdmin: Bool, groupManager: Bool, role: String, enabled: Bool) -> [PrivilegeGrant.Privilege] {
             guard enabled else { return [] }

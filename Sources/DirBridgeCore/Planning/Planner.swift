@@ -152,8 +152,8 @@ public struct Planner {
         summary.total = snapshot.users.count
 
         let check = GuardCheck(mapping: mapping, overrides: overrides)
-        let violations = check.violations(userEntries: snapshot.userEntries, users: users, changes: changes)
         let grants = check.grants(users: users, changes: changes)
+        let violations = check.violations(userEntries: snapshot.userEntries, users: users, changes: changes, grants: grants)
         return Plan(
             client: mapping.client.name, mapping: mapping.file, directory: mapping.directory.displayURL,
             groupCreations: groupsToCreate.values.sorted { $0.name.lowercased() < $1.name.lowercased() },
