@@ -33,6 +33,12 @@ struct IncrementalReadResult {
     var method: ReadMethod
     /// Why a full read was done, when it was.
     var fullReason: String?
+    /// When ``snapshot`` holds only the users the changes affect: what planning them needs.
+    var affected: AffectedRead?
+    /// The whole patched view, for a plan that turns out to need every user after all.
+    var wholeView: (() throws -> DirectorySnapshot)?
+    /// Why a delta was planned for every user instead of the affected ones.
+    var planningReason: String?
 }
 
 /// A delta that cannot be trusted to patch the cache: the run reads everything instead.
@@ -163,15 +169,15 @@ enum IncrementalReader {
         if let groupChanges, !(groupChanges.changed.isEmpty && groupChanges.deleted.isEmpty && !groupChanges.usedPresentPhase) {
             try requireNoMemberOf(mapping)
         }
-        var (users, groups) = try cache.entries()
-        try patch(&users, kind: .user, with: userChanges, update: &update)
-        if let groupChanges { try patch(&groups, kind: .group, with: groupChanges, update: &update) }
+        var delta = CacheDelta(groupsBefore: try store.cachedEntries(client: mapping.client.name, kind: .group))
+        try delta.patchUsers(with: userChanges, store: store, mapping: mapping, update: &update)
+        if let groupChanges { try delta.patchGroups(with: groupChanges, store: store, mapping: mapping, update: &update) }
         logger.debug("content sync", metadata: [
-            "users changed": "\(userChanges.changed.count)", "users gone": "\(update.deletions.filter { $0.kind == .user }.count)",
+            "users changed": "\(userChanges.changed.count)", "users gone": "\(delta.goneUsers.count)",
             "groups changed": "\(groupChanges?.changed.count ?? 0)", "present phase": "\(userChanges.usedPresentPhase)",
         ])
-        return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: .contentSync,
-                      entriesRead: read, references: userChanges.references + (groupChanges?.references ?? 0), connection: connection, logger: logger)
+        return try finish(mapping, store: store, cache: cache, delta: delta, update: update, method: .contentSync,
+                          entriesRead: read, references: userChanges.references + (groupChanges?.references ?? 0), connection: connection, logger: logger)
     }
 
     /// Users' `memberOf` is a back-link (AD) or computed (OpenLDAP dynlist): a group change
@@ -192,22 +198,6 @@ enum IncrementalReader {
         throw FullReadNeeded(reason: "\(cached.dn) was renamed or moved to \(entry.dn); group member lists may name the old DN")
     }
 
-    private static func patch(_ entries: inout [String: EntryAttributes], kind: EntryKind, with changes: ContentRefresh, update: inout DirectoryCacheUpdate) throws {
-        var gone = changes.deleted
-        if changes.usedPresentPhase {
-            let changed = Set(changes.changed.map(\.uuid))
-            for key in entries.keys where !changes.present.contains(key) && !changed.contains(key) { gone.insert(key) }
-        }
-        for key in gone where entries.removeValue(forKey: key) != nil {
-            update.deletions.append((kind, key))
-        }
-        for (uuid, entry) in changes.changed where entries[uuid] != entry {
-            try checkNotRenamed(entries[uuid], entry)
-            entries[uuid] = entry
-            update.encodedUpserts.append((kind, uuid, EntryCodec.encode(entry)))
-        }
-    }
-
     /// Reads entries changed since the high-water marks (minus the margin), or on Active Directory
     /// since the DC's update sequence number at the last read: those still in the base and filter
     /// replace their cached copy, those that fell out of the filter leave. Deletions and moves out
@@ -226,10 +216,10 @@ enum IncrementalReader {
             sinceUSN = last + 1
             update.state.usnHighwater = mark.usn
         }
-        var (users, groups) = try cache.entries()
+        var delta = CacheDelta(groupsBefore: try store.cachedEntries(client: mapping.client.name, kind: .group))
         var read = 0
         var references = 0
-        func delta(kind: EntryKind, search: SearchRequest, entries: inout [String: EntryAttributes]) throws {
+        func readChanges(kind: EntryKind, search: SearchRequest) throws {
             let highwater = kind == .user ? \SyncState.usersHighwater : \SyncState.groupsHighwater
             let mark = cache.state[keyPath: highwater].flatMap(GeneralizedTime.date) ?? Date.distantPast
             let since = GeneralizedTime.text(mark.addingTimeInterval(-options.margin))
@@ -237,57 +227,65 @@ enum IncrementalReader {
             let recent = sinceUSN.map { "(uSNChanged>=\($0))" } ?? "(modifyTimestamp>=\(since))"
             var stats = try connection.search(search.narrowed(to: recent)) { page in
                 if shouldStop() { throw SyncStopped() }
+                var keyed: [(String, EntryAttributes)] = []
                 for entry in page {
-                    guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping) else { continue }
-                    // Entries inside the margin come back unchanged run after run: only real changes count.
-                    if entries[key] != entry {
-                        try checkNotRenamed(entries[key], entry)
-                        entries[key] = entry
-                        update.encodedUpserts.append((kind, key, EntryCodec.encode(entry)))
-                    }
                     if let stamp = entry.first("modifytimestamp"), stamp > newest { newest = stamp }
+                    guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping) else { continue }
+                    keyed.append((key, entry))
                 }
+                try delta.patch(kind: kind, changed: keyed, gone: [], store: store, mapping: mapping, update: &update)
             }
             read += stats.entries
             references += stats.references
             let keyAttributes = kind == .user ? ["entryUUID", mapping.users.id] : ["entryUUID", "objectGUID"]
             stats = try connection.search(search.leaving(recent, attributes: keyAttributes)) { page in
-                for entry in page {
-                    guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping),
-                          entries.removeValue(forKey: key) != nil else { continue }
-                    update.deletions.append((kind, key))
-                }
+                let keys = page.compactMap { DirectoryCacheCollector.key(of: $0, kind: kind, mapping: mapping) }
+                try delta.patch(kind: kind, changed: [], gone: Set(keys), store: store, mapping: mapping, update: &update)
             }
             read += stats.entries
             references += stats.references
             update.state[keyPath: highwater] = newest
         }
         let extra = DirectoryCacheCollector.cacheAttributes
-        try delta(kind: .user, search: mapping.usersSearch(extra: extra), entries: &users)
+        try readChanges(kind: .user, search: mapping.usersSearch(extra: extra))
         if let groupsSearch = mapping.groupsSearch(extra: extra) {
             let before = update.encodedUpserts.count + update.deletions.count
-            try delta(kind: .group, search: groupsSearch, entries: &groups)
+            try readChanges(kind: .group, search: groupsSearch)
             if update.encodedUpserts.count + update.deletions.count > before { try requireNoMemberOf(mapping) }
         }
         update.state.lastIncremental = Date()
-        return try finish(mapping, store: store, cache: cache, users: users, groups: groups, update: update, method: method,
-                      entriesRead: read, references: references, connection: connection, logger: logger)
+        return try finish(mapping, store: store, cache: cache, delta: delta, update: update, method: method,
+                          entriesRead: read, references: references, connection: connection, logger: logger)
     }
 
     /// The patched view, or, when neither the directory nor the store changed since the last
     /// applied run (and the mapping file is the same), the knowledge that the plan is empty.
+    /// Where it can, the view holds only the users the changes affect (``AffectedPlanning``).
     private static func finish(
-        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, users: [String: EntryAttributes],
-        groups: [String: EntryAttributes], update: DirectoryCacheUpdate, method: ReadMethod, entriesRead: Int,
-        references: Int, connection: DirectoryConnection, logger: Logger
+        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, delta: CacheDelta, update: DirectoryCacheUpdate,
+        method: ReadMethod, entriesRead: Int, references: Int, connection: DirectoryConnection, logger: Logger
     ) throws -> IncrementalReadResult {
         if update.encodedUpserts.isEmpty, update.deletions.isEmpty,
            let result = try unchangedShortcut(mapping, store: store, cache: cache, update: update, method: method, entriesRead: entriesRead, logger: logger)
         {
             return result
         }
-        let snapshot = try build(mapping, users: users, groups: groups, entriesRead: entriesRead, references: references, connection: connection, logger: logger)
-        return IncrementalReadResult(snapshot: snapshot, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
+        let whole = { () throws -> DirectorySnapshot in
+            var users = try cache.entries().users
+            delta.apply(to: &users)
+            return try build(mapping, users: users, groups: delta.groups, entriesRead: entriesRead, references: references,
+                             connection: connection, logger: logger)
+        }
+        switch try AffectedPlanning.prepare(mapping, store: store, state: cache.state, delta: delta, entriesRead: entriesRead,
+                                            references: references, logger: logger) {
+        case .affected(let affected):
+            return IncrementalReadResult(snapshot: affected.snapshot, entriesRead: entriesRead, cacheUpdate: update, method: method,
+                                         fullReason: nil, affected: affected, wholeView: whole)
+        case .everyone(let reason):
+            logger.debug("planning every user", metadata: ["reason": "\(reason)"])
+            return IncrementalReadResult(snapshot: try whole(), entriesRead: entriesRead, cacheUpdate: update, method: method,
+                                         fullReason: nil, planningReason: reason)
+        }
     }
 
     /// The result of a run whose directory read changed nothing, when the store has not moved
@@ -309,7 +307,7 @@ enum IncrementalReader {
 
     /// Maps and evaluates the whole (patched) cached directory; with `nested: server`, the server
     /// resolves nesting again, as in a full read.
-    private static func build(
+    static func build(
         _ mapping: Mapping, users: [String: EntryAttributes], groups: [String: EntryAttributes], entriesRead: Int,
         references: Int, connection: DirectoryConnection, logger: Logger
     ) throws -> DirectorySnapshot {
@@ -328,6 +326,7 @@ enum IncrementalReader {
         if let groups = mapping.groups {
             parts += [groups.base, groups.scope.rawValue, groups.filter, mapping.groupAttributesToRead.joined(separator: ",")]
         }
-        return "v1|" + parts.joined(separator: "|")
+        // v2: the cache rows carry external id, DN and email (store migration v4).
+        return "v2|" + parts.joined(separator: "|")
     }
 }

@@ -139,6 +139,23 @@ private struct SyncRun {
 
     /// The plan against the client's state; the empty plan when nothing changed on either side.
     func plan(_ read: inout DirectoryRead) throws -> PlannedRun {
+        if let affected = read.incremental?.affected, let snapshot = read.snapshot, let client {
+            let partial = try store.loadPartialState(clientID: client.id, externalIDs: affected.externalIDs, emails: affected.emails,
+                                                     userIDs: affected.userIDs)
+            let reason = request.fingerprintsState ? "a saved plan fingerprints the whole store state"
+                : AffectedPlanning.conflict(snapshot: snapshot, users: partial.state.users)
+            if let reason, let whole = read.incremental?.wholeView {
+                logger.debug("planning every user", metadata: ["reason": "\(reason)"])
+                read.snapshot = try whole()
+                read.incremental?.affected = nil
+                read.incremental?.planningReason = reason
+            } else {
+                logger.debug("planning the affected users only", metadata: ["users": "\(snapshot.users.count + snapshot.skipped.count)"])
+                let scope = AffectedScope(total: affected.total, userEntries: affected.userEntries, population: partial.population)
+                let plan = Planner(mapping: mapping, overrides: request.overrides).plan(snapshot: snapshot, state: partial.state, affected: scope)
+                return PlannedRun(plan: plan, state: nil, counterAtRead: affected.counter)
+            }
+        }
         // The change counter is read before the state: a portal write in between makes the
         // apply record no counter (see DirectoryCacheUpdate.expectedCounter), never a stale one.
         let counterAtRead = try client.map { try store.changeCounter(clientID: $0.id) }
@@ -194,8 +211,9 @@ private struct SyncRun {
             extra?.countingClientID = clientID
             if read.snapshot != nil { extra?.expectedCounter = planned.counterAtRead }
             let repeatable = plan.protectedKept.isEmpty && plan.guardViolations.isEmpty
-            extra?.state.recordShortcut(mappingHash: mapping.sourceHash,
-                                        view: repeatable ? UnchangedView(total: plan.summary.total, skipped: plan.skipped) : nil)
+            let view = UnchangedView(total: plan.summary.total, skipped: plan.skipped)
+            let planned = read.snapshot == nil ? extra?.state.plannedView ?? view : view
+            extra?.state.recordShortcut(mappingHash: mapping.sourceHash, view: repeatable ? view : nil, planned: planned)
         }
         let outcome = outcome(plan, read, runID: 0, applied: true)
         // The directory view is planned: let it go before the change set is built (peak memory).
@@ -223,8 +241,11 @@ private struct SyncRun {
     }
 
     private func outcome(_ plan: Plan, _ read: DirectoryRead, runID: Int64, applied: Bool) -> SyncOutcome {
-        SyncOutcome(plan: plan, runID: runID, applied: applied, method: read.method, fullReason: read.incremental?.fullReason,
-                    entriesRead: read.entriesRead)
+        var outcome = SyncOutcome(plan: plan, runID: runID, applied: applied, method: read.method, fullReason: read.incremental?.fullReason,
+                                  entriesRead: read.entriesRead)
+        outcome.affectedDNs = read.incremental?.affected?.plannedDNs
+        outcome.planningReason = read.incremental?.planningReason
+        return outcome
     }
 }
 

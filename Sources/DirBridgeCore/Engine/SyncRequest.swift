@@ -65,6 +65,10 @@ public struct SyncOutcome: Sendable {
     /// With ``SyncRequest/fingerprintsState``, a dry run's fingerprint of the store state its
     /// plan was computed against (see ``PlanDocument``).
     public var stateFingerprint: StoreFingerprint? = nil
+    /// When an incremental run planned only the users its changes affect: their DNs, sorted.
+    public var affectedDNs: [String]? = nil
+    /// Why an incremental run that read only the changes planned every user, when it did.
+    public var planningReason: String? = nil
 }
 
 /// A sync that stopped: refused by a guard (exit 5), or a usage problem (exit 1).

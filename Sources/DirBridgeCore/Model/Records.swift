@@ -125,6 +125,49 @@ public struct ClientState: Sendable, Equatable {
     public var defaultUserGroup: StoredUserGroup? { userGroups.first { $0.isDefault } }
 }
 
+/// Whole-client figures the guards count against, so that a plan made for some users
+/// judges the whole client (``GuardCheck``).
+public struct ClientPopulation: Sendable, Equatable {
+    /// Enabled users that came from the directory: what `max_disable`'s share and the empty read count.
+    public var enabledDirectoryUsers: Int
+    /// Users that came from the directory, enabled or not: none means a first sync (`max_promote` is exempt).
+    public var directoryUsers: Int
+    /// Enabled Global Admins, of any source: the last one is never removed.
+    public var enabledGlobalAdmins: Int
+
+    public init(enabledDirectoryUsers: Int, directoryUsers: Int, enabledGlobalAdmins: Int) {
+        self.enabledDirectoryUsers = enabledDirectoryUsers
+        self.directoryUsers = directoryUsers
+        self.enabledGlobalAdmins = enabledGlobalAdmins
+    }
+
+    /// The figures of a fully loaded client.
+    public init(users: [StoredUser]) {
+        var population = ClientPopulation(enabledDirectoryUsers: 0, directoryUsers: 0, enabledGlobalAdmins: 0)
+        for user in users {
+            if user.source == .directory {
+                population.directoryUsers += 1
+                if user.enabled { population.enabledDirectoryUsers += 1 }
+            }
+            if user.globalAdmin && user.enabled { population.enabledGlobalAdmins += 1 }
+        }
+        self = population
+    }
+}
+
+/// Part of a client's state (the users a plan can touch) and the whole client's figures.
+struct PartialClientState {
+    var state: ClientState
+    var population: ClientPopulation
+}
+
+/// Portal-side edits since the last incremental apply (`store_touches`).
+struct StoreTouches {
+    var userIDs = Set<Int64>()
+    var externalIDs = Set<String>()
+    var userGroups = false
+}
+
 /// The actions a `history` row records; a sync writes one per changed entity.
 public enum HistoryAction: String, Sendable, Codable, Equatable, CaseIterable {
     case created

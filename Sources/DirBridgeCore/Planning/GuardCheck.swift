@@ -75,30 +75,38 @@ public struct GuardCheck: Sendable, Equatable, Codable {
     /// `--force` overrides these; the `protected` guard is separate (``protectedViolations(_:)``).
     /// `grants`, when the caller has them already (``grants(users:changes:)``), are not computed again.
     public func violations(userEntries: Int, users: [StoredUser], changes: [PlannedUserChange], grants known: [PrivilegeGrant]? = nil) -> [GuardViolation] {
+        violations(userEntries: userEntries, population: ClientPopulation(users: users), stored: users, changes: changes, grants: known)
+    }
+
+    /// The same verdicts from the whole client's figures (`population`) and the stored users the
+    /// changes touch (`stored` may hold more): a plan made for the affected users only is
+    /// judged exactly as the plan of the whole directory would be.
+    public func violations(userEntries: Int, population: ClientPopulation, stored users: [StoredUser], changes: [PlannedUserChange],
+                           grants known: [PrivilegeGrant]? = nil) -> [GuardViolation] {
         var violations: [GuardViolation] = []
-        let directoryUsers = users.filter { $0.source == .directory && $0.enabled }
-        if userEntries == 0 && !directoryUsers.isEmpty {
+        let enabledDirectoryUsers = population.enabledDirectoryUsers
+        if userEntries == 0 && enabledDirectoryUsers > 0 {
             violations.append(GuardViolation(guardName: "empty_read", message:
-                "the directory returned no users under \(usersBase) matching \(usersFilter), but the store holds \(directoryUsers.count) enabled directory users; "
+                "the directory returned no users under \(usersBase) matching \(usersFilter), but the store holds \(enabledDirectoryUsers) enabled directory users; "
                 + "a broken filter, a bind account that cannot see the entries, or an outage must not disable a company (--force overrides)"))
         }
         let disables = changes.filter { $0.action == .disable }.count
-        let limit = maxDisable.limit(of: directoryUsers.count)
+        let limit = maxDisable.limit(of: enabledDirectoryUsers)
         if disables > limit {
             violations.append(GuardViolation(guardName: "max_disable", message:
-                "\(disables) users would be disabled, above max_disable \(maxDisable) (\(limit) of \(directoryUsers.count) enabled directory users); review the plan, then --max-disable or --force"))
+                "\(disables) users would be disabled, above max_disable \(maxDisable) (\(limit) of \(enabledDirectoryUsers) enabled directory users); review the plan, then --max-disable or --force"))
         }
         let demotions = changes.reduce(0) { $0 + Self.demotions(in: $1) }
         if demotions > maxDemote {
             violations.append(GuardViolation(guardName: "max_demote", message:
                 "\(demotions) Global Admin / Group Manager / role removals, above max_demote \(maxDemote); review the plan, then --force"))
         }
-        if let lastAdmin = Self.lastGlobalAdminViolation(users: users, changes: changes) {
+        if let lastAdmin = Self.lastGlobalAdminViolation(adminsBefore: population.enabledGlobalAdmins, users: users, changes: changes) {
             violations.append(lastAdmin)
         }
         // Onboarding brings its admins: a client's first sync (no directory users yet) is exempt.
         let grants = known ?? grants(users: users, changes: changes)
-        if grants.count > maxPromote && users.contains(where: { $0.source == .directory }) {
+        if grants.count > maxPromote && population.directoryUsers > 0 {
             let shown = grants.prefix(5).map { "\($0.email) \($0.privilegeText)" }.joined(separator: ", ")
             violations.append(GuardViolation(guardName: "max_promote", message:
                 "\(grants.count) Global Admin / Group Manager / privileged-role grants (\(shown)\(grants.count > 5 ? ", …" : "")), above max_promote \(maxPromote); "
@@ -178,22 +186,24 @@ public struct GuardCheck: Sendable, Equatable, Codable {
         change.fields[flag].map { $0.old?.flag == true && $0.new?.flag == false } ?? false
     }
 
-    private static func lastGlobalAdminViolation(users: [StoredUser], changes: [PlannedUserChange]) -> GuardViolation? {
-        let adminsBefore = users.filter { $0.globalAdmin && $0.enabled }.count
+    /// `adminsBefore` counts the whole client; `users` holds at least the users the changes touch.
+    private static func lastGlobalAdminViolation(adminsBefore: Int, users: [StoredUser], changes: [PlannedUserChange]) -> GuardViolation? {
         guard adminsBefore > 0 else { return nil }
-        let storedByID = Dictionary(uniqueKeysWithValues: users.map { ($0.id, $0) })
-        var admins = storedByID.mapValues { $0.globalAdmin && $0.enabled }
-        var created = 0
+        let touched = Set(changes.compactMap(\.userID))
+        let storedByID = Dictionary(users.lazy.filter { touched.contains($0.id) }.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var adminsAfter = adminsBefore
         for change in changes {
             let gaNew = change.fields[.globalAdmin]?.new?.flag
             let enabledNew = change.fields[.enabled]?.new?.flag
             if let id = change.userID, let stored = storedByID[id] {
-                admins[id] = (gaNew ?? stored.globalAdmin) && (enabledNew ?? stored.enabled)
+                let before = stored.globalAdmin && stored.enabled
+                let after = (gaNew ?? stored.globalAdmin) && (enabledNew ?? stored.enabled)
+                adminsAfter += (after ? 1 : 0) - (before ? 1 : 0)
             } else if gaNew == true {
-                created += 1
+                adminsAfter += 1
             }
         }
-        guard admins.values.filter({ $0 }).count + created == 0 else { return nil }
+        guard adminsAfter == 0 else { return nil }
         return GuardViolation(guardName: "last_global_admin", message:
             "the client has \(adminsBefore) enabled Global Admin\(adminsBefore == 1 ? "" : "s") and would have none after this sync; check the admin rule and group (--force overrides)")
     }

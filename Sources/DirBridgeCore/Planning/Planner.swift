@@ -1,3 +1,19 @@
+/// The whole directory view's figures for a plan made from the affected users only.
+public struct AffectedScope: Sendable, Equatable {
+    /// Directory users in the whole view, skipped entries excluded: the plan's total.
+    public var total: Int
+    /// User entries in the whole view: what the empty-read guard checks.
+    public var userEntries: Int
+    /// The whole client's figures in the store.
+    public var population: ClientPopulation
+
+    public init(total: Int, userEntries: Int, population: ClientPopulation) {
+        self.total = total
+        self.userEntries = userEntries
+        self.population = population
+    }
+}
+
 /// Explicit overrides of the guards, from the command line.
 public struct GuardOverrides: Sendable, Equatable {
     /// `--force`: apply even when guards object.
@@ -29,7 +45,11 @@ public struct Planner {
         self.overrides = overrides
     }
 
-    public func plan(snapshot: DirectorySnapshot, state: ClientState?) -> Plan {
+    /// The plan of `snapshot` against `state`. With `affected`, the snapshot holds only the
+    /// users a change can affect and the state only the stored users they can match; every
+    /// other directory user is known to be in step with the store, so it counts as unchanged,
+    /// and the guards count against the whole client's figures in `affected`.
+    public func plan(snapshot: DirectorySnapshot, state: ClientState?, affected: AffectedScope? = nil) -> Plan {
         let users = state?.users ?? []
         let groupsByID = Dictionary(uniqueKeysWithValues: (state?.userGroups ?? []).map { ($0.id, $0) })
         var groupNames: [String: String] = [:]  // lowercased → stored spelling
@@ -150,10 +170,16 @@ public struct Planner {
         summary.entriesRead = snapshot.entriesRead
         summary.referencesSkipped = snapshot.references
         summary.total = snapshot.users.count
+        if let affected {
+            summary.unchanged += affected.total - snapshot.users.count
+            summary.total = affected.total
+        }
 
         let check = GuardCheck(mapping: mapping, overrides: overrides)
         let grants = check.grants(users: users, changes: changes)
-        let violations = check.violations(userEntries: snapshot.userEntries, users: users, changes: changes, grants: grants)
+        let violations = check.violations(userEntries: affected?.userEntries ?? snapshot.userEntries,
+                                          population: affected?.population ?? ClientPopulation(users: users), stored: users,
+                                          changes: changes, grants: grants)
         return Plan(
             client: mapping.client.name, mapping: mapping.file, directory: mapping.directory.displayURL,
             groupCreations: groupsToCreate.values.sorted { $0.name.lowercased() < $1.name.lowercased() },

@@ -8,7 +8,7 @@ final class DirectoryCacheCollector {
     /// Attributes read for the cache beside the mapping's: the keys and the timestamp high-water mark.
     static let cacheAttributes = ["entryUUID", "modifyTimestamp", "objectGUID"]
     let extraAttributes = DirectoryCacheCollector.cacheAttributes
-    private(set) var upserts: [(kind: EntryKind, key: String, entry: [UInt8])] = []
+    private(set) var upserts: [CacheRow] = []
     private(set) var newestUser: String?
     private(set) var newestGroup: String?
 
@@ -17,15 +17,16 @@ final class DirectoryCacheCollector {
     /// False once a kept entry had no `entryUUID`.
     private(set) var everyEntryHasUUID = true
 
-    func keep(user entry: EntryAttributes) { keep(entry, kind: .user, newest: &newestUser) }
+    /// Keeps a user entry; `email` is its mapped email, lowercased (nil: it maps to no user).
+    func keep(user entry: EntryAttributes, email: String?) { keep(entry, kind: .user, email: email, newest: &newestUser) }
 
-    func keep(group entry: EntryAttributes) { keep(entry, kind: .group, newest: &newestGroup) }
+    func keep(group entry: EntryAttributes) { keep(entry, kind: .group, email: nil, newest: &newestGroup) }
 
-    private func keep(_ entry: EntryAttributes, kind: EntryKind, newest: inout String?) {
+    private func keep(_ entry: EntryAttributes, kind: EntryKind, email: String?, newest: inout String?) {
         let uuid = entry.first("entryuuid")
         if uuid?.isEmpty ?? true { everyEntryHasUUID = false }
         guard let key = Self.key(of: entry, uuid: uuid, kind: kind, mapping: mapping) else { return }
-        upserts.append((kind, key, EntryCodec.encode(entry)))
+        upserts.append(CacheRow(kind: kind, key: key, entry: entry, mapping: mapping, email: .some(email)))
         if let stamp = entry.first("modifytimestamp"), stamp > (newest ?? "") { newest = stamp }
     }
 

@@ -70,8 +70,8 @@ public enum DirectorySnapshotReader {
         ) { page in
             if shouldStop() { throw SyncStopped() }
             for entry in page {
-                collector?.keep(user: entry)
-                builder.add(user: entry)
+                let email = builder.add(user: entry)
+                collector?.keep(user: entry, email: email)
             }
             read += page.count
             progress?(read)
@@ -115,17 +115,21 @@ struct SnapshotBuilder {
         evaluator = RuleEvaluator(rules: mapping.rules)
     }
 
-    /// Maps one user entry and evaluates its rules (or records why it is skipped).
-    mutating func add(user entry: EntryAttributes) {
+    /// Maps one user entry and evaluates its rules (or records why it is skipped); returns
+    /// its mapped email, lowercased, or nil when it is skipped.
+    @discardableResult
+    mutating func add(user entry: EntryAttributes) -> String? {
         switch mapping.mapUser(entry) {
         case .success(let mapped):
             presentIDs.insert(mapped.externalID)
             let memberships = index.memberships(of: entry)
             users.append(DirectoryUser(mapped: mapped, outcome: evaluator.evaluate(user: entry, memberships: memberships)))
+            return mapped.email.lowercased()
         case .failure(let reason):
             let id = Mapping.externalID(entry, attribute: mapping.users.id)
             if !id.isEmpty { presentIDs.insert(id) }
             skipped.append(SkippedEntry(dn: entry.dn, reason: reason.description, externalID: id.isEmpty ? nil : id))
+            return nil
         }
     }
 

@@ -30,6 +30,34 @@ public final class DirectoryCache {
     }
 }
 
+/// A lookup column of the directory cache's user entries.
+enum CacheLookup: String {
+    case externalID = "external_id", dn, email
+}
+
+/// One entry of the directory cache as written: the encoded entry and, for users, the
+/// columns that find it without decoding the cache (external id, normalised DN, mapped email).
+struct CacheRow: Sendable {
+    var kind: EntryKind
+    var key: String
+    var entry: [UInt8]
+    var externalID: String?
+    var dn: String?
+    /// The mapped email, lowercased; nil when the entry maps to no user (it is skipped).
+    var email: String?
+
+    init(kind: EntryKind, key: String, entry: EntryAttributes, mapping: Mapping, email: String??) {
+        self.kind = kind
+        self.key = key
+        self.entry = EntryCodec.encode(entry)
+        guard kind == .user else { return }
+        let id = Mapping.externalID(entry, attribute: mapping.users.id)
+        externalID = id.isEmpty ? nil : id
+        dn = DistinguishedName.canonical(entry.dn)
+        self.email = email ?? (try? mapping.mapUser(entry).get()).map { $0.email.lowercased() }
+    }
+}
+
 /// What one sync changes in the client's directory cache and sync state; written in the
 /// transaction of its apply, so the cache never runs ahead of (or behind) the store.
 struct DirectoryCacheUpdate: Sendable {
@@ -37,7 +65,7 @@ struct DirectoryCacheUpdate: Sendable {
     /// A full reconcile replaces the whole cache; an incremental run patches it.
     var replaceAll: Bool
     /// Entries to write, already encoded (``EntryCodec``).
-    var encodedUpserts: [(kind: EntryKind, key: String, entry: [UInt8])] = []
+    var encodedUpserts: [CacheRow] = []
     var deletions: [(kind: EntryKind, key: String)] = []
     /// The whole sync state after the apply: it replaces the stored one.
     var state: SyncState
@@ -54,12 +82,18 @@ struct DirectoryCacheUpdate: Sendable {
         }
         let delete = try db.cachedStatement(sql: "DELETE FROM directory_cache WHERE client = ? AND kind = ? AND key = ?")
         for (kind, key) in deletions { try delete.execute(arguments: [client, kind.rawValue, key]) }
-        let upsert = try db.cachedStatement(sql: "INSERT OR REPLACE INTO directory_cache (client, kind, key, entry) VALUES (?, ?, ?, ?)")
-        for (kind, key, entry) in encodedUpserts {
-            try upsert.execute(arguments: [client, kind.rawValue, key, Data(entry)])
+        let upsert = try db.cachedStatement(sql: """
+            INSERT OR REPLACE INTO directory_cache (client, kind, key, entry, external_id, dn, email) VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        for row in encodedUpserts {
+            try upsert.execute(arguments: [client, row.kind.rawValue, row.key, Data(row.entry), row.externalID, row.dn, row.email])
         }
         var state = state
         if let countingClientID {
+            // The portal-side edits made since the last incremental apply: this plan saw them
+            // (or, when a write slipped in unseen, no store counter is recorded and the next run
+            // plans everything).
+            try db.execute(sql: "DELETE FROM store_touches WHERE client_id = ?", arguments: [countingClientID])
             let counter = try Self.counter(db, clientID: countingClientID)
             let unseenWrite = expectedCounter == nil || counterBefore != expectedCounter
             state.storeCounter = unseenWrite ? nil : counter
@@ -107,6 +141,84 @@ extension PortalStore {
         return state.isEmpty ? nil : DirectoryCache(state: SyncState(rows: state), store: self, client: client)
     }
 
+    /// Cached entries of one kind, by key: all of them (`keys` nil) or those keys.
+    func cachedEntries(client: String, kind: EntryKind, keys: Set<String>? = nil) throws(StoreError) -> [String: EntryAttributes] {
+        try storeOperation("reading the directory cache of client \(client)") {
+            try pool.read { db in
+                var result: [String: EntryAttributes] = [:]
+                let base = "SELECT key, entry FROM directory_cache WHERE client = ? AND kind = ?"
+                try Self.inChunks(keys.map { Array($0) }, db: db, sql: base, column: "key", arguments: [client, kind.rawValue]) { row in
+                    let key: String = row["key"]
+                    result[key] = try Self.decodeCached(row, client: client, key: key)
+                }
+                return result
+            }
+        }
+    }
+
+    /// Keys of cached user entries whose `column` (external_id, dn or email) is one of `values`,
+    /// with that value.
+    func cachedUserKeys(client: String, column: CacheLookup, values: Set<String>) throws(StoreError) -> [(key: String, value: String)] {
+        guard !values.isEmpty else { return [] }
+        return try storeOperation("reading the directory cache of client \(client)") {
+            try pool.read { db in
+                var result: [(String, String)] = []
+                let base = "SELECT key, \(column.rawValue) AS value FROM directory_cache WHERE client = ? AND kind = 'user'"
+                try Self.inChunks(Array(values), db: db, sql: base, column: column.rawValue, arguments: [client]) { row in
+                    result.append((row["key"], row["value"]))
+                }
+                return result
+            }
+        }
+    }
+
+    /// Every key of one kind in the client's cache (nothing decoded).
+    func cachedKeys(client: String, kind: EntryKind) throws(StoreError) -> [String] {
+        try storeOperation("reading the directory cache of client \(client)") {
+            try pool.read { db in
+                try String.fetchAll(db, sql: "SELECT key FROM directory_cache WHERE client = ? AND kind = ?", arguments: [client, kind.rawValue])
+            }
+        }
+    }
+
+    /// How many user entries the client's cache holds.
+    func cachedUserCount(client: String) throws(StoreError) -> Int {
+        try storeOperation("counting the directory cache of client \(client)") {
+            try pool.read { db in
+                try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM directory_cache WHERE client = ? AND kind = 'user'", arguments: [client]) ?? 0
+            }
+        }
+    }
+
+    /// Runs `sql` (a SELECT with a WHERE clause) once per 500 `values`, adding `AND column IN (…)`;
+    /// once without the condition when `values` is nil.
+    static func inChunks<Value: DatabaseValueConvertible>(_ values: [Value]?, db: Database, sql: String, column: String, arguments: [any DatabaseValueConvertible],
+                         each: (Row) throws -> Void) throws {
+        guard let values else {
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: StatementArguments(arguments))
+            while let row = try rows.next() { try each(row) }
+            return
+        }
+        var start = 0
+        while start < values.count {
+            let chunk = values[start..<min(start + 500, values.count)]
+            start += chunk.count
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            let rows = try Row.fetchCursor(db, sql: sql + " AND \(column) IN (\(marks))",
+                                           arguments: StatementArguments(arguments + chunk.map { $0 as any DatabaseValueConvertible }))
+            while let row = try rows.next() { try each(row) }
+        }
+    }
+
+    private static func decodeCached(_ row: Row, client: String, key: String) throws -> EntryAttributes {
+        try row.withUnsafeData(named: "entry") { data -> EntryAttributes in
+            guard let data, let entry = EntryCodec.decode(data) else {
+                throw StoreError(.sqlite, "the directory cache of client \(client) holds an unreadable entry (\(key)); run `dirbridge sync --apply --incremental` after deleting its rows from directory_cache and sync_state")
+            }
+            return entry
+        }
+    }
+
     func cachedEntries(client: String) throws(StoreError) -> (users: [String: EntryAttributes], groups: [String: EntryAttributes]) {
         try storeOperation("reading the directory cache of client \(client)") {
             try pool.read { db in
@@ -115,12 +227,7 @@ extension PortalStore {
                 let entries = try Row.fetchCursor(db, sql: "SELECT kind, key, entry FROM directory_cache WHERE client = ?", arguments: [client])
                 while let row = try entries.next() {
                     let key: String = row["key"]
-                    let decoded = try row.withUnsafeData(named: "entry") { data -> EntryAttributes in
-                        guard let data, let entry = EntryCodec.decode(data) else {
-                            throw StoreError(.sqlite, "the directory cache of client \(client) holds an unreadable entry (\(key)); run `dirbridge sync --apply --incremental` after deleting its rows from directory_cache and sync_state")
-                        }
-                        return entry
-                    }
+                    let decoded = try Self.decodeCached(row, client: client, key: key)
                     if (row["kind"] as String) == EntryKind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
                 }
                 return (users, groups)

@@ -74,7 +74,15 @@ extension PortalStore {
                 runRecord.clientID = changes.clientID
                 let runID = try Self.insertRun(runRecord, db: db)
                 try writer.write(runID: runID)
-                try extra?.write(db, counterBefore: counterBefore)
+                if let extra {
+                    try extra.write(db, counterBefore: counterBefore)
+                } else {
+                    // The edit log serves incremental runs only: a client without one keeps no log.
+                    try db.execute(sql: """
+                        DELETE FROM store_touches WHERE client_id = ?1 AND NOT EXISTS (
+                            SELECT 1 FROM sync_state s JOIN clients c ON c.name = s.client COLLATE NOCASE WHERE c.id = ?1)
+                        """, arguments: [changes.clientID])
+                }
                 let summary = writer.counts.merging(run.summary) { _, given in given }
                 try db.execute(
                     sql: "UPDATE sync_runs SET finished_at = ?, summary = ? WHERE id = ?",

@@ -174,6 +174,63 @@ public final class PortalStore: Sendable {
         return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
     }
 
+    /// The part of a client's state that an affected-only plan needs, in one transaction:
+    /// every user group; the users with one of `externalIDs` (directory users), one of `emails`
+    /// (any case) or one of `userIDs`; the whole-client figures the guards count against; and
+    /// the portal-side edits logged since the last incremental apply.
+    func loadPartialState(clientID: Int64, externalIDs: Set<String>, emails: Set<String>, userIDs: Set<Int64>) throws(StoreError) -> PartialClientState {
+        try storeOperation("loading part of client \(clientID)") {
+            try pool.read { db in
+                guard let client = try ClientRecord.fetchOne(db, key: clientID) else {
+                    throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
+                }
+                let groups = try StoredUserGroup.filter(StoredUserGroup.Columns.clientID == clientID).order(StoredUserGroup.Columns.id).fetchAll(db)
+                var users: [Int64: StoredUser] = [:]
+                let base = "SELECT * FROM client_users WHERE client_id = ?"
+                let add = { (row: Row) in
+                    let user = StoredUser(row: row)
+                    users[user.id] = user
+                }
+                try Self.inChunks(Array(externalIDs), db: db, sql: base, column: "external_id", arguments: [clientID], each: add)
+                try Self.inChunks(Array(emails), db: db, sql: base, column: "email COLLATE NOCASE", arguments: [clientID], each: add)
+                try Self.inChunks(Array(userIDs), db: db, sql: base, column: "id", arguments: [clientID], each: add)
+                let population = try Row.fetchOne(db, sql: """
+                    SELECT COUNT(*) FILTER (WHERE source = 'directory' AND enabled = 1) AS enabled_directory,
+                           COUNT(*) FILTER (WHERE source = 'directory') AS directory,
+                           COUNT(*) FILTER (WHERE global_admin = 1 AND enabled = 1) AS admins
+                    FROM client_users WHERE client_id = ?
+                    """, arguments: [clientID])
+                let lastHistoryID = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
+                let state = ClientState(client: client, userGroups: groups, users: users.values.sorted { $0.id < $1.id }, lastHistoryID: lastHistoryID)
+                return PartialClientState(
+                    state: state,
+                    population: ClientPopulation(enabledDirectoryUsers: population?["enabled_directory"] ?? 0,
+                                                 directoryUsers: population?["directory"] ?? 0,
+                                                 enabledGlobalAdmins: population?["admins"] ?? 0))
+            }
+        }
+    }
+
+    /// The portal-side edits logged since the client's last incremental apply: the users
+    /// updated or deleted (id and external id before and after), and whether a user group was.
+    func touches(clientID: Int64) throws(StoreError) -> StoreTouches {
+        try storeOperation("reading the edits of client \(clientID)") {
+            try pool.read { db in
+                var touches = StoreTouches()
+                let rows = try Row.fetchCursor(db, sql: "SELECT entity, entity_id, external_id FROM store_touches WHERE client_id = ?", arguments: [clientID])
+                while let row = try rows.next() {
+                    if (row["entity"] as String) == "user_group" {
+                        touches.userGroups = true
+                    } else {
+                        touches.userIDs.insert(row["entity_id"])
+                        if let id: String = row["external_id"] { touches.externalIDs.insert(id) }
+                    }
+                }
+                return touches
+            }
+        }
+    }
+
     // MARK: - Sync runs
 
     /// Records a run that wrote nothing else (a dry run, a refused or failed run); returns

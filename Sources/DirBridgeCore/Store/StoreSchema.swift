@@ -19,8 +19,12 @@ public enum StoreSchema {
     /// incremental runs patch.
     public static let incrementalSync = "v3-incremental-sync"
 
+    /// Planning only what changed: the directory cache's lookup columns (external id, DN,
+    /// email) and `store_touches`, the log of portal-side edits since the last incremental apply.
+    public static let affectedPlanning = "v4-affected-planning"
+
     /// Every migration identifier this build knows.
-    public static let knownIdentifiers: Set<String> = [portalSchema, dirbridgeExtras, incrementalSync]
+    public static let knownIdentifiers: Set<String> = [portalSchema, dirbridgeExtras, incrementalSync, affectedPlanning]
 
 
     /// The message of the trigger refusing Global Admin outside the Default User Group.
@@ -65,6 +69,7 @@ public enum StoreSchema {
         registerPortalSchema(in: &migrator)
         registerDirbridgeExtras(in: &migrator)
         registerIncrementalSync(in: &migrator)
+        registerAffectedPlanning(in: &migrator)
         return migrator
     }
 
@@ -260,6 +265,58 @@ public enum StoreSchema {
                         """)
                 }
             }
+        }
+    }
+
+    /// Registers the fourth migration: what lets an incremental run plan only the users a
+    /// change can affect.
+    ///
+    /// - `directory_cache` gains a user entry's external id, normalised DN and mapped email
+    ///   (lowercased), so that a changed group's members, a portal-edited user's entry and an
+    ///   email that two entries share are found without reading the whole cache.
+    /// - `store_touches` logs every update or deletion of a client user or user group, by
+    ///   dirbridge, the portal or plain SQL. An incremental apply empties its client's log in
+    ///   its transaction, so the log holds exactly the edits made since. Inserts are not
+    ///   logged: a new row cannot change the plan of a directory user already linked by its
+    ///   external id (ids and emails are unique per client).
+    static func registerAffectedPlanning(in migrator: inout DatabaseMigrator) {
+        migrator.registerMigration(affectedPlanning) { db in
+            try db.execute(sql: """
+                ALTER TABLE directory_cache ADD COLUMN external_id TEXT;
+                ALTER TABLE directory_cache ADD COLUMN dn TEXT;
+                ALTER TABLE directory_cache ADD COLUMN email TEXT;
+                CREATE INDEX directory_cache_external_id ON directory_cache(client, external_id) WHERE external_id IS NOT NULL;
+                CREATE INDEX directory_cache_dn ON directory_cache(client, dn) WHERE dn IS NOT NULL;
+                CREATE INDEX directory_cache_email ON directory_cache(client, email) WHERE email IS NOT NULL;
+                CREATE TABLE store_touches (
+                    client_id INTEGER NOT NULL,
+                    entity TEXT NOT NULL CHECK (entity IN ('user', 'user_group')),
+                    entity_id INTEGER NOT NULL,
+                    external_id TEXT
+                );
+                CREATE INDEX store_touches_client ON store_touches(client_id);
+                CREATE TRIGGER client_users_touched_update AFTER UPDATE ON client_users
+                BEGIN
+                    INSERT INTO store_touches (client_id, entity, entity_id, external_id)
+                    VALUES (OLD.client_id, 'user', OLD.id, OLD.external_id);
+                    INSERT INTO store_touches (client_id, entity, entity_id, external_id)
+                    SELECT NEW.client_id, 'user', NEW.id, NEW.external_id
+                    WHERE NEW.client_id <> OLD.client_id OR NEW.external_id IS NOT OLD.external_id;
+                END;
+                CREATE TRIGGER client_users_touched_delete AFTER DELETE ON client_users
+                BEGIN
+                    INSERT INTO store_touches (client_id, entity, entity_id, external_id)
+                    VALUES (OLD.client_id, 'user', OLD.id, OLD.external_id);
+                END;
+                CREATE TRIGGER user_groups_touched_update AFTER UPDATE ON user_groups
+                BEGIN
+                    INSERT INTO store_touches (client_id, entity, entity_id) VALUES (OLD.client_id, 'user_group', OLD.id);
+                END;
+                CREATE TRIGGER user_groups_touched_delete AFTER DELETE ON user_groups
+                BEGIN
+                    INSERT INTO store_touches (client_id, entity, entity_id) VALUES (OLD.client_id, 'user_group', OLD.id);
+                END;
+                """)
         }
     }
 }

@@ -29,6 +29,9 @@ public struct SyncState: Sendable, Equatable, Codable {
     public var mappingHash: String?
     public var storeCounter: Int64?
     public var unchangedView: UnchangedView?
+    /// What the last applied plan saw of the whole directory view, repeatable or not: its
+    /// total and skipped entries (what a plan of the affected users only builds on).
+    public var plannedView: UnchangedView?
 
     public init() {}
 
@@ -39,6 +42,7 @@ public struct SyncState: Sendable, Equatable, Codable {
         case usersHighwater = "users.highwater", groupsHighwater = "groups.highwater"
         case usnHighwater = "usn.highwater", usnServer = "usn.server"
         case mappingHash = "mapping_hash", storeCounter = "store_counter", unchangedView = "unchanged_view"
+        case plannedView = "planned_view"
     }
 
     /// The result of a run whose read found nothing changed, when the store has not moved
@@ -52,9 +56,10 @@ public struct SyncState: Sendable, Equatable, Codable {
 
     /// Records what the next run's shortcut compares: the mapping text, and the applied plan's
     /// view when repeating it is safe (nil: the next run plans).
-    mutating func recordShortcut(mappingHash: String, view: UnchangedView?) {
+    mutating func recordShortcut(mappingHash: String, view: UnchangedView?, planned: UnchangedView) {
         self.mappingHash = mappingHash
         unchangedView = view
+        plannedView = planned
     }
 
     // MARK: rows
@@ -76,6 +81,7 @@ public struct SyncState: Sendable, Equatable, Codable {
         mappingHash = text(.mappingHash)
         storeCounter = text(.storeCounter).flatMap { Int64($0) }
         unchangedView = text(.unchangedView).flatMap { try? JSONDecoder().decode(UnchangedView.self, from: Data($0.utf8)) }
+        plannedView = text(.plannedView).flatMap { try? JSONDecoder().decode(UnchangedView.self, from: Data($0.utf8)) }
     }
 
     /// The `sync_state` rows of this state: one per set value.
@@ -96,6 +102,7 @@ public struct SyncState: Sendable, Equatable, Codable {
         put(.mappingHash, mappingHash)
         put(.storeCounter, storeCounter.map { String($0) })
         put(.unchangedView, unchangedView.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) })
+        put(.plannedView, plannedView.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) })
         return rows
     }
 }

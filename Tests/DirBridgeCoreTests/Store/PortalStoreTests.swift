@@ -32,13 +32,13 @@ struct PortalStoreTests {
         #expect(Array(columns.prefix(expected.count)) == expected)
     }
 
-    @Test("dirbridge's additions exist: history reason, run details, sync state, leases and the directory cache")
+    @Test("dirbridge's additions exist: history reason, run details, sync state, leases, the directory cache and the edit log")
     func schemaAdditions() throws {
         let temp = try TemporaryStore()
         let store = try PortalStore(path: temp.path)
-        #expect(try store.appliedMigrations() == [StoreSchema.portalSchema, StoreSchema.dirbridgeExtras, StoreSchema.incrementalSync])
+        #expect(try store.appliedMigrations() == [StoreSchema.portalSchema, StoreSchema.dirbridgeExtras, StoreSchema.incrementalSync, StoreSchema.affectedPlanning])
         let names = try temp.sql().read { db in
-            try ["history", "sync_runs", "sync_state", "leases", "directory_cache"].map { table in
+            try ["history", "sync_runs", "sync_state", "leases", "directory_cache", "store_touches"].map { table in
                 try Row.fetchAll(db, sql: "PRAGMA table_info(\(table))").map { $0["name"] as String }
             }
         }
@@ -46,7 +46,8 @@ struct PortalStoreTests {
         #expect(names[1].contains("entries_read") && names[1].contains("plan_hash") && names[1].contains("incremental"))
         #expect(names[2] == ["client", "key", "value", "updated_at"])
         #expect(names[3] == ["client", "holder", "token", "pid", "host", "acquired_at", "expires_at"])
-        #expect(names[4] == ["client", "kind", "key", "entry"])
+        #expect(names[4] == ["client", "kind", "key", "entry", "external_id", "dn", "email"])
+        #expect(names[5] == ["client_id", "entity", "entity_id", "external_id"])
         let pragmas = try temp.sql().read { db in
             (try String.fetchOne(db, sql: "PRAGMA journal_mode"), try Int.fetchOne(db, sql: "PRAGMA foreign_keys"))
         }
@@ -351,7 +352,7 @@ struct PortalStoreTests {
             }
         }
         let store = try PortalStore(path: temp.path)
-        #expect(try store.appliedMigrations() == [StoreSchema.portalSchema, StoreSchema.dirbridgeExtras, StoreSchema.incrementalSync])
+        #expect(try store.appliedMigrations() == [StoreSchema.portalSchema, StoreSchema.dirbridgeExtras, StoreSchema.incrementalSync, StoreSchema.affectedPlanning])
         let client = try #require(try store.client(named: "Old Co"))
         let runID = try store.apply(
             ChangeSet(clientID: client.id, userCreations: [NewClientUser(email: "new@old.example", reason: "why")]),
