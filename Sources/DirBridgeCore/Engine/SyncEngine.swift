@@ -41,11 +41,31 @@ public enum SyncEngine {
         // One writer per client: the lease is held from before the read until after the write.
         let lease = try run.takeLease()
         defer { lease?.release() }
+        var clock = StageClock(logger: logger)
         var read = try run.read(progress: progress)
+        clock.lap("read")
         let planned = try run.plan(&read)
+        clock.lap("planned")
         guard request.apply else { return try run.recordDryRun(planned, read) }
         try run.checkGuards(planned, read)
-        return try run.write(planned, read: &read, lease: lease)
+        let outcome = try run.write(planned, read: &read, lease: lease)
+        clock.lap("written")
+        return outcome
+    }
+}
+
+/// Logs how long each stage of a run took (`--verbose`).
+private struct StageClock {
+    let logger: Logger
+    private var last = DispatchTime.now()
+
+    init(logger: Logger) { self.logger = logger }
+
+    mutating func lap(_ stage: String) {
+        let now = DispatchTime.now()
+        let seconds = Double(now.uptimeNanoseconds - last.uptimeNanoseconds) / 1e9
+        logger.debug("\(stage)", metadata: ["seconds": "\(String(format: "%.3f", seconds))"])
+        last = now
     }
 }
 
