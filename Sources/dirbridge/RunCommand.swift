@@ -24,8 +24,14 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With several clients: at most this many syncs at a time.", valueName: "count"))
     var concurrency = 4
 
-    @Option(name: .long, help: ArgumentHelp("Time between runs: 15m, 1h, 90s.", valueName: "duration"))
-    var every: DurationText
+    @Option(name: .long, help: ArgumentHelp("Time between runs: 15m, 1h, 90s. With --watch: the longest time between runs (default 5m), and the polling interval where the server pushes nothing.", valueName: "duration"))
+    var every: DurationText?
+
+    @Flag(name: .long, help: "Keep a connection open and run as soon as the server pushes a change (RFC 4533 refreshAndPersist); poll at --every where the server offers no content sync.")
+    var watch = false
+
+    @Option(name: .long, help: ArgumentHelp("With --watch: changes arriving within this long of each other are planned together.", valueName: "duration"))
+    var batchWindow = DurationText(seconds: 1)
 
     @Option(name: .long, help: ArgumentHelp("Read everything when the last full read is older than this.", valueName: "duration"))
     var fullEvery = DurationText(seconds: 24 * 3600)
@@ -52,8 +58,14 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         if apply && dryRun { throw ValidationError("--apply and --dry-run exclude each other") }
+        guard let every = every ?? (watch ? DurationText(seconds: 300) : nil) else {
+            throw ValidationError("--every is required (a duration like 15m, 1h or 90s), unless --watch")
+        }
         guard every.seconds >= 1 else {
             throw ValidationError("--every takes a duration like 15m, 1h or 90s, not \(every)")
+        }
+        if watch && !(batchWindow.seconds > 0 && batchWindow.seconds <= 60) {
+            throw ValidationError("--batch-window takes a duration above 0 and at most 60s, not \(batchWindow)")
         }
         if let runs, runs < 1 { throw ValidationError("--runs takes a count of 1 or more") }
         if concurrency < 1 { throw ValidationError("--concurrency takes a count of 1 or more") }
@@ -61,6 +73,9 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let every = every ?? DurationText(seconds: 300)
+        // A directory server that goes away mid-write must fail the run (EPIPE), not kill the process.
+        signal(SIGPIPE, SIG_IGN)
         LogSetup.json = logFormat == "json"
         var logger = output.makeLogger()
         if !output.quiet && !output.verbose { logger.logLevel = .notice }
@@ -84,12 +99,14 @@ struct RunCommand: AsyncParsableCommand {
                 every: every.seconds, incremental: IncrementalOptions(fullEvery: fullEvery.seconds),
                 apply: apply, storePath: store, maxRuns: runs)
             options.gate = gate
+            if watch { options.watch = WatchOptions(batchWindow: batchWindow.seconds) }
             // Several clients: spread their first runs over the first tick (at most a minute).
             if loaded.count > 1 { options.startOffset = Double.random(in: 0..<min(every.seconds, 60)) }
             var clientLogger = logger
             clientLogger[metadataKey: "client"] = "\(mapping.client.name)"
             let offset = options.startOffset > 0 ? ", first run in \(String(format: "%.1f", options.startOffset))s" : ""
-            clientLogger.notice("dirbridge run: \(mapping.client.name) every \(every), full reconcile every \(fullEvery), \(apply ? "applying" : "dry runs")\(offset)")
+            let cadence = watch ? "watching for changes (batch window \(batchWindow), at least every \(every))" : "every \(every)"
+            clientLogger.notice("dirbridge run: \(mapping.client.name) \(cadence), full reconcile every \(fullEvery), \(apply ? "applying" : "dry runs")\(offset)")
             services.append(.init(service: SyncScheduler(mapping: mapping, options: options, logger: clientLogger),
                                   successTerminationBehavior: loaded.count == 1 ? .gracefullyShutdownGroup : .ignore))
         }

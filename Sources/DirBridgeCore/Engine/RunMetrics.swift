@@ -15,6 +15,7 @@ import Synchronization
 /// | `dirbridge_entries_read_total` | counter | client |
 /// | `dirbridge_last_success_timestamp_seconds` | gauge | client |
 /// | `dirbridge_lease_waits_total` | counter | client |
+/// | `dirbridge_watch_lag_seconds` | gauge | client |
 public enum RunMetrics {
     static func recordRun(client: String, status: RunStatus, apply: Bool, seconds: Double, entriesRead: Int, plan: Plan?, now: Date = Date()) {
         let clientLabel = ("client", client)
@@ -46,6 +47,11 @@ public enum RunMetrics {
     /// A run began: `/healthz` counts a run in progress as alive while it is younger than the window.
     static func recordStart(client: String, now: Date = Date()) {
         RunHealth.shared.started(client: client, at: now)
+    }
+
+    /// `run --watch`: from the first pushed change of a batch to its commit.
+    static func recordWatchLag(client: String, seconds: Double) {
+        Gauge(label: "dirbridge_watch_lag_seconds", dimensions: [("client", client)]).record(seconds)
     }
 
     static func recordLeaseWait(client: String) {

@@ -19,6 +19,8 @@ public struct ScheduleOptions: Sendable {
     public var startOffset: TimeInterval = 0
     /// Shared by the clients of one process: at most `--concurrency` syncs at a time.
     public var gate: RunGate? = nil
+    /// `run --watch`: between ticks, a change the server pushes starts a run (after the batch window).
+    public var watch: WatchOptions? = nil
 
     public init(every: TimeInterval, incremental: IncrementalOptions = IncrementalOptions(), apply: Bool = false,
                 storePath: String? = nil, firstRetry: TimeInterval = 15, maxRuns: Int? = nil) {
@@ -29,6 +31,15 @@ public struct ScheduleOptions: Sendable {
         self.firstRetry = firstRetry
         self.maxRuns = maxRuns
     }
+}
+
+/// How `run --watch` batches pushed changes.
+public struct WatchOptions: Sendable {
+    /// Changes arriving within this long of each other are planned together (the batch ends
+    /// after this much quiet, or at ten times it).
+    public var batchWindow: TimeInterval
+
+    public init(batchWindow: TimeInterval = 1) { self.batchWindow = batchWindow }
 }
 
 /// At most `permits` syncs at a time across the clients of one `run` process.
@@ -68,6 +79,10 @@ public struct SyncScheduler: Service {
     public func run() async throws {
         var failures = 0
         var number = 0
+        var watcher: ChangeWatcher?
+        defer { watcher?.stop() }
+        /// The pushed changes that started the coming run.
+        var batch: [PersistNotice] = []
         if options.startOffset > 0 {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(options.startOffset)) }
         }
@@ -94,8 +109,13 @@ public struct SyncScheduler: Service {
                 return
             case .finished(.success(let outcome)):
                 failures = 0
-                logger.notice("\(SchedulerLog.line(number: number, outcome: outcome, apply: options.apply, seconds: seconds, next: options.maxRuns.map { number >= $0 } == true ? nil : started.addingTimeInterval(delay)))",
-                              metadata: ["run": "\(number)", "run_id": "\(outcome.runID)"])
+                var line = SchedulerLog.line(number: number, outcome: outcome, apply: options.apply, seconds: seconds,
+                                             next: options.maxRuns.map { number >= $0 } == true ? nil : started.addingTimeInterval(delay))
+                if let pushed = SchedulerLog.watchLag(batch, committed: Date()) {
+                    line += "; " + pushed.text
+                    RunMetrics.recordWatchLag(client: mapping.client.name, seconds: pushed.lag)
+                }
+                logger.notice("\(line)", metadata: ["run": "\(number)", "run_id": "\(outcome.runID)"])
             case .finished(.failure(let error)):
                 if error is SyncStopped {
                     logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))")
@@ -105,12 +125,58 @@ public struct SyncScheduler: Service {
                 delay = min(options.every, options.firstRetry * pow(2, Double(failures - 1)))
                 logger.error("\(SchedulerLog.failure(number: number, error: error, seconds: seconds, retry: Date().addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
             }
+            batch = []
             if let maxRuns = options.maxRuns, number >= maxRuns { return }
             let wait = max(0, started.addingTimeInterval(delay).timeIntervalSinceNow)
             if failures > 0 { delay = wait }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(wait)) }
+            if let watch = options.watch {
+                if watcher == nil {
+                    // After the first run: the store holds the cookies the watch starts from.
+                    let store = try? SyncRequest(mapping: mapping, storePath: options.storePath).resolvedStorePath()
+                    watcher = ChangeWatcher(mapping: mapping, storePath: store, logger: logger)
+                    watcher?.start()
+                }
+                batch = await nextBatch(watcher!.mailbox, timeout: wait, window: watch.batchWindow)
+            } else {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(wait)) }
+            }
         }
         logger.notice("dirbridge run: stopped")
+    }
+
+    /// Waits for pushed changes, or until `timeout` (the next tick) or a shutdown. Once a change
+    /// arrives, keeps collecting until `window` passes without one (at most ten windows).
+    private func nextBatch(_ mailbox: WatchMailbox, timeout: TimeInterval, window: TimeInterval) async -> [PersistNotice] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var notices: [PersistNotice] = []
+        var batchEnd: Date?
+        while !Task.isShuttingDownGracefully {
+            let until = batchEnd.map { min($0, Date().addingTimeInterval(window)) } ?? deadline
+            await mailbox.wait(timeout: until.timeIntervalSinceNow)
+            let events = mailbox.take()
+            var changed = false
+            for event in events {
+                switch event {
+                case .changed(let notice):
+                    notices.append(notice)
+                    changed = true
+                case .listening:
+                    logger.info("watching for changes (RFC 4533 refreshAndPersist)")
+                case .unsupported(let reason):
+                    logger.notice("--watch: \(reason); polling every \(DurationText.text(options.every)) instead")
+                case .lost(let reason, let retry):
+                    logger.warning("--watch: the watch connection failed: \(reason); reconnecting in \(DurationText.text(retry))")
+                }
+            }
+            if !notices.isEmpty {
+                if batchEnd == nil { batchEnd = Date().addingTimeInterval(window * 10) }
+                // The batch ends after a quiet window, or at ten windows.
+                if (!changed && events.isEmpty) || Date() >= batchEnd! { return notices }
+                continue
+            }
+            if Date() >= deadline { return [] }
+        }
+        return notices
     }
 
     enum Ending: Sendable {
@@ -187,6 +253,18 @@ enum SchedulerLog {
         let counts = outcome.plan.summary.line
         return "run \(number): \(apply ? "applied" : "dry run"), \(read), \(outcome.entriesRead) entries read; \(counts); "
             + "sync run \(outcome.runID); \(String(format: "%.2f", seconds))s; " + (next.map { "next run at \(StoreTime.text($0))" } ?? "last run")
+    }
+
+    /// "N changes pushed, lag Xs" for a run a watch batch started: from the first change
+    /// received (and from its modifyTimestamp, on the server's clock, when it had one) to the commit.
+    static func watchLag(_ batch: [PersistNotice], committed: Date) -> (text: String, lag: Double)? {
+        guard let first = batch.map(\.received).min() else { return nil }
+        let lag = committed.timeIntervalSince(first)
+        var text = "\(batch.count) change\(batch.count == 1 ? "" : "s") pushed, lag \(String(format: "%.2f", lag))s"
+        if let changed = batch.compactMap(\.changedAt).min() {
+            text += " (\(String(format: "%.0f", max(0, committed.timeIntervalSince(changed))))s from its modifyTimestamp)"
+        }
+        return (text, lag)
     }
 
     static func failure(number: Int, error: any Error, seconds: TimeInterval, retry: Date) -> String {

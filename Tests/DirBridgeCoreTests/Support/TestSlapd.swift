@@ -136,6 +136,13 @@ final class TestSlapd: Sendable {
         _ = try? runProcess("/bin/bash", [repositoryRoot.appendingPathComponent("scripts/test-slapd").path, "stop", directory.path])
     }
 
+    /// Stops the server and starts it again on the same ports with the same data, as a server
+    /// restart looks to its clients.
+    func restart() throws {
+        let result = try runProcess("/bin/bash", [repositoryRoot.appendingPathComponent("scripts/test-slapd").path, "restart", directory.path])
+        guard result.status == 0 else { throw HarnessError(description: "scripts/test-slapd restart failed (\(result.status)): \(result.stderr)") }
+    }
+
     /// Applies LDIF changes (ldapmodify syntax) as the rootdn.
     func modify(_ ldif: String) throws {
         let result = try runProcess("/usr/bin/ldapmodify", ["-x", "-H", ldapURL, "-D", Self.rootDN, "-w", "admin-secret"], input: ldif)

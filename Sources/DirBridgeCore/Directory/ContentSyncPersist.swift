@@ -1,0 +1,89 @@
+internal import CLDAP
+import Foundation
+
+/// One message of a refreshAndPersist search that says the directory changed.
+struct PersistNotice: Sendable {
+    /// When dirbridge received it.
+    var received: Date
+    /// The entry's `modifyTimestamp` (the server's clock), when the message carried one.
+    var changedAt: Date?
+}
+
+/// RFC 4533 refreshAndPersist: the server keeps the search open and sends each change as it
+/// happens. dirbridge uses it as a trigger only: what changed is read and applied by an
+/// incremental run from the cookie stored with the last apply, so that a notice lost with a
+/// dropped connection is never a change lost.
+extension DirectoryConnection {
+    /// Starts one refreshAndPersist search per `(request, cookie)` and reports every change
+    /// message through `notice`, until `shouldStop` (checked every `poll` seconds) says so.
+    /// Throws when the connection fails or the server ends a search (the caller reconnects).
+    func persist(_ searches: [(request: SearchRequest, cookie: String?)], poll: TimeInterval, shouldStop: () -> Bool,
+                 notice: (PersistNotice) -> Void) throws {
+        let operation = "content sync (RFC 4533 refreshAndPersist) on \(url)"
+        var ids: [Int32] = []
+        defer { for id in ids { ldap_abandon_ext(handle, id, nil, nil) } }
+        for (request, cookie) in searches {
+            ids.append(try startPersist(request, cookie: cookie, operation: operation))
+        }
+        while !shouldStop() {
+            var wait = timeval(seconds: poll)
+            var raw: OpaquePointer?
+            let type = ldap_result(handle, -1, LDAP_MSG_ONE, &wait, &raw)  // -1: LDAP_RES_ANY
+            if type == 0 { continue }
+            guard type > 0, let raw else { throw failure(resultCode(), operation: operation, during: .search) }
+            let message = LDAPMessageBox(raw)
+            switch type {
+            case cldap_res_search_entry:
+                let entry = try? parseEntry(message.pointer, operation: operation)
+                notice(PersistNotice(received: Date(), changedAt: entry?.first("modifytimestamp").flatMap(GeneralizedTime.date)))
+            case cldap_res_intermediate:
+                if isSyncIDSet(message.pointer) { notice(PersistNotice(received: Date(), changedAt: nil)) }
+            case cldap_res_search_result:
+                var code: Int32 = 0
+                ldap_parse_result(handle, message.pointer, &code, nil, nil, nil, nil, 0)
+                throw DirectoryError(.search, operation: operation, diagnostic: "the server ended the persistent search (result \(code))",
+                                     hint: "dirbridge reconnects and resumes from the last applied cookie")
+            default:
+                continue
+            }
+        }
+    }
+
+    /// Sends one search with the sync request control in refreshAndPersist mode.
+    private func startPersist(_ request: SearchRequest, cookie: String?, operation: String) throws(DirectoryError) -> Int32 {
+        // syncRequestValue ::= SEQUENCE { mode ENUMERATED { refreshAndPersist (3) }, cookie OCTET STRING OPTIONAL }
+        var value = BER.sequence(BER.enumerated(3) + (cookie.map { BER.octetString(Array($0.utf8)) } ?? []))
+        var messageID: Int32 = 0
+        let rc: Int32 = value.withUnsafeMutableBufferPointer { bytes in
+            Self.syncRequestOID.withCString { oid in
+                var control = LDAPControl(
+                    ldctl_oid: UnsafeMutablePointer(mutating: oid),
+                    ldctl_value: berval(bv_len: ber_len_t(bytes.count), bv_val: UnsafeMutableRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)),
+                    ldctl_iscritical: 1)
+                return withUnsafeMutablePointer(to: &control) { pointer in
+                    var controls: [UnsafeMutablePointer<LDAPControl>?] = [pointer, nil]
+                    return withCStringArray(["modifyTimestamp"]) { attrs in
+                        ldap_search_ext(handle, request.base, request.scope.ldapScope, request.filter, attrs, 0, &controls, nil, nil, 0, &messageID)
+                    }
+                }
+            }
+        }
+        guard rc == LDAP_SUCCESS else { throw failure(rc, operation: operation, during: .search) }
+        return messageID
+    }
+
+    /// Whether an intermediate message is a syncInfo syncIdSet (UUIDs deleted or present), as
+    /// opposed to a new cookie or the end of the refresh phase.
+    private func isSyncIDSet(_ message: OpaquePointer) -> Bool {
+        var oid: UnsafeMutablePointer<CChar>?
+        var data: UnsafeMutablePointer<berval>?
+        guard ldap_parse_intermediate(handle, message, &oid, &data, nil, 0) == LDAP_SUCCESS else { return false }
+        defer {
+            ldap_memfree(oid)
+            ber_bvfree(data)
+        }
+        guard let oid, String(cString: oid) == Self.syncInfoOID, let data else { return false }
+        var reader = BER.Reader(data.pointee)
+        return reader.next()?.tag == 0xA3
+    }
+}
