@@ -248,6 +248,24 @@ struct ActiveDirectoryTests {
         #expect(try run().plan.isEmpty)
     }
 
+    @Test("run --watch on Active Directory: the DC offers no RFC 4533 content sync, so the watch polls at --every; a change still arrives")
+    func watchPollsOnActiveDirectory() throws {
+        let fixture = try ADFixture("watch")
+        let run = try BackgroundDirbridge(
+            ["run", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--watch", "--every", "2s"],
+            environment: fixture.environment)
+        #expect(eventually(seconds: 90) { (try? fixture.value("SELECT COUNT(*) FROM client_users") as Int?) == companySize })
+        let carol = "CN=Carol Chain,OU=Berlin,OU=Staff,DC=test,DC=example"
+        try fixture.samba.modify("dn: \(carol)\nchangetype: modify\nreplace: title\ntitle: Watched SRE\n")
+        defer { try? fixture.samba.modify("dn: \(carol)\nchangetype: modify\nreplace: title\ntitle: Site Reliability Engineer\n") }
+        #expect(eventually(seconds: 60) { (try? fixture.user("carol.chain@test.example")?["title"] as String?) == "Watched SRE" })
+        kill(run.pid, SIGTERM)
+        let ended = try #require(run.wait(seconds: 30))
+        #expect(ended.status == 0, "\(ended.stderr)")
+        #expect(ended.stderr.contains("does not offer content synchronisation (RFC 4533); polling every 2s"))
+        #expect(ended.stderr.contains("incremental read (usn-changed)"))
+    }
+
     @Test("continuation references at the domain root are skipped and counted by the reader and by `dirbridge check`")
     func continuationReferences() throws {
         let fixture = try ADFixture("references")

@@ -82,6 +82,21 @@ struct WatchTests {
         #expect(ended.stderr.contains("the watch connection failed"))
     }
 
+    @Test("without a session log on the server (its refreshes answer with a present phase) an attribute change and a delete still arrive")
+    func withoutSessionLog() throws {
+        let fixture = try IncrementalFixture("watch-nolog", users: 40, sessionlog: false)
+        defer { fixture.slapd.stop() }
+        let run = try startWatch(fixture)
+        #expect(eventually(seconds: 30) { (try? fixture.value("SELECT COUNT(*) FROM client_users") as Int?) == 40 })
+        try fixture.slapd.modify(replaceTitle("u0010", "No Session Log"))
+        #expect(eventually(seconds: 30) { (try? fixture.user(uid: "u0010")?.title) == "No Session Log" })
+        try fixture.slapd.modify("dn: uid=u0011,ou=people,dc=example,dc=com\nchangetype: delete\n")
+        #expect(eventually(seconds: 30) { (try? fixture.user(uid: "u0011")?.enabled) == false })
+        kill(run.pid, SIGTERM)
+        let ended = try #require(run.wait(seconds: 20))
+        #expect(ended.status == 0, "\(ended.stderr)")
+    }
+
     @Test("a mass deletion above max_disable is refused and logged, and the watch goes on")
     func refusalKeepsWatching() throws {
         let fixture = try IncrementalFixture("watch-refusal", users: 40)
