@@ -125,7 +125,8 @@ public final class DirectoryConnection {
         defer { if cookie.bv_val != nil { ber_memfree(cookie.bv_val) } }
         let attributeNames = request.attributes.map { $0.isEmpty ? ["1.1"] : $0 }
         let scope = request.scope.ldapScope
-        repeat {
+        /// Asks for the page after `cookie` (the first page without one); returns the message id.
+        func requestPage() throws(DirectoryError) -> Int32 {
             var control: UnsafeMutablePointer<LDAPControl>?
             let controlRC = cookie.bv_val == nil
                 ? ldap_create_page_control(handle, ber_int_t(pageSize), nil, 1, &control)
@@ -143,6 +144,10 @@ public final class DirectoryConnection {
             if searchRC != LDAP_SUCCESS {
                 throw failure(searchRC, operation: operation, during: .search)
             }
+            return messageID
+        }
+        var messageID = try requestPage()
+        while true {
             var page: [DirectoryEntry] = []
             page.reserveCapacity(pageSize)
             var finished = false
@@ -163,8 +168,19 @@ public final class DirectoryConnection {
             statistics.pages += 1
             statistics.entries += page.count
             try completeRangedAttributes(in: &page)
-            try onPage(page)
-        } while cookie.bv_len > 0
+            // The next page is asked for before this one is handed over: the server prepares it
+            // while the caller maps this one (each has a core of its own). Only its raw answer waits
+            // in libldap meanwhile.
+            let next = cookie.bv_len > 0 ? try requestPage() : nil
+            do {
+                try onPage(page)
+            } catch {
+                if let next { ldap_abandon_ext(handle, next, nil, nil) }
+                throw error
+            }
+            guard let next else { break }
+            messageID = next
+        }
         return statistics
     }
 

@@ -315,7 +315,9 @@ struct SyncEngineTests {
                 if pages == 1 { engineRead.slapd.stop() }
             }
         }
-        #expect(pages == 1)
+        // The read asks for the next page before it hands a page over (the server prepares it
+        // meanwhile), so the page already in flight when slapd stops may still arrive; no later one can.
+        #expect((1...2).contains(pages))
         let last = try #require(try engineRead.rows("SELECT status, error FROM sync_runs ORDER BY id DESC").first)
         #expect(last["status"] as String == "failed")
         #expect(try engineRead.portalContents() == beforeMidRead)
