@@ -186,20 +186,26 @@ private struct ChangeSetWriter {
         groupIDs[Self.nocaseKey(current.name)] = nil
         groupIDs[Self.nocaseKey(rename.newName)] = rename.userGroupID
         groupNames[rename.userGroupID] = (rename.newName, false)
+        exactGroupIDs = [:]
         try history(entity: "user_group", id: rename.userGroupID, action: .groupRenamed,
                     fields: [("name", .text(current.name), .text(rename.newName))], reason: rename.reason)
     }
 
-    private func groupID(named name: String?) throws -> Int64 {
+    /// Ids by the exact names looked up: folding every creation's group name cost 2% of a first sync.
+    private var exactGroupIDs: [String: Int64] = [:]
+
+    private mutating func groupID(named name: String?) throws -> Int64 {
         guard let name else {
             guard let defaultGroupID else {
                 throw StoreError(.unknownUserGroup, "the client has no \(defaultUserGroupName)")
             }
             return defaultGroupID
         }
+        if let id = exactGroupIDs[name] { return id }
         guard let id = groupIDs[Self.nocaseKey(name)] else {
             throw StoreError(.unknownUserGroup, "no user group named \(name) in client \(changes.clientID)")
         }
+        exactGroupIDs[name] = id
         return id
     }
 
