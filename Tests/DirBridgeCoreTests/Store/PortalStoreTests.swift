@@ -279,6 +279,54 @@ struct PortalStoreTests {
         #expect((runs[0]["finished_at"] as String?) != nil)
     }
 
+    @Test("users created in batches: each history row and invitation belongs to its user, across batch boundaries")
+    func batchedCreationsKeepTheirIDs() throws {
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        // 75 users: two full batches of 32 and a rest of 11; every seventh is invited.
+        let creations = (0..<75).map { index in
+            NewClientUser(email: "user\(index)@acme.example", fields: [.title: "Title \(index)"],
+                          externalID: "ext-\(index)", invite: index % 7 == 0)
+        }
+        _ = try store.apply(ChangeSet(clientID: client.id, userCreations: creations), run: applyRun(clientID: client.id))
+        try temp.sql().read { db in
+            let users = try Row.fetchAll(db, sql: "SELECT id, email, title, external_id FROM client_users ORDER BY id")
+            #expect(users.count == 75)
+            #expect(users.map { $0["email"] as String } == creations.map(\.user.email))
+            let history = try Row.fetchAll(db, sql: "SELECT entity_id, changes FROM history WHERE entity = 'user' AND action = 'created' ORDER BY id")
+            #expect(history.count == 75)
+            let emailByID = Dictionary(uniqueKeysWithValues: users.map { ($0["id"] as Int64, $0["email"] as String) })
+            for row in history {
+                let changes = try parseChanges(row["changes"])
+                let email = try #require(emailByID[row["entity_id"]])
+                #expect(changes["email"]?.last as? String == email)
+                let index = try #require(Int(email.dropFirst(4).prefix { $0.isNumber }))
+                #expect(changes["title"]?.last as? String == "Title \(index)")
+                #expect((changes["invited"] != nil) == (index % 7 == 0))
+            }
+            let invited = try Row.fetchAll(db, sql: """
+                SELECT i.email AS invited, u.email AS owner FROM invitations i JOIN client_users u ON u.id = i.user_id
+                """)
+            #expect(invited.count == 11)
+            #expect(invited.allSatisfy { ($0["invited"] as String) == ($0["owner"] as String) })
+        }
+    }
+
+    @Test("a duplicate in the middle of a batch is named in the error and nothing is written")
+    func duplicateInsideABatchIsNamed() throws {
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        let before = try ["sync_runs", "client_users", "history", "invitations"].map(temp.count)
+        var creations = (0..<40).map { NewClientUser(email: "user\($0)@acme.example", externalID: "ext-\($0)", invite: true) }
+        creations[37] = NewClientUser(email: "USER3@acme.example", externalID: "ext-37")
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(ChangeSet(clientID: client.id, userCreations: creations), run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .duplicate)
+        #expect(error?.message.contains("USER3@acme.example") == true)
+        #expect(try ["sync_runs", "client_users", "history", "invitations"].map(temp.count) == before)
+    }
+
     @Test("a change set that fails half-way leaves nothing behind, not even the run")
     func failedApplyRollsBack() throws {
         let temp = try TemporaryStore()
