@@ -110,6 +110,9 @@ extension DirectoryConnection {
                 let (code, controls) = try parseResult(message.pointer, operation: operation)
                 defer { ldap_controls_free(controls) }
                 if code == Self.syncRefreshRequired { return .refreshRequired }
+                if code == LDAP_SIZELIMIT_EXCEEDED || code == LDAP_ADMINLIMIT_EXCEEDED {
+                    throw limitExceeded(code, operation: operation, diagnostic: nil)
+                }
                 guard code == LDAP_SUCCESS else { throw failure(code, operation: operation, during: .search) }
                 if let done = ldap_control_find(Self.syncDoneOID, controls, nil) {
                     // syncDoneValue ::= SEQUENCE { cookie OCTET STRING OPTIONAL, refreshDeletes BOOLEAN DEFAULT FALSE }

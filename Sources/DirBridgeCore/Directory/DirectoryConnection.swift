@@ -207,8 +207,8 @@ public final class DirectoryConnection {
         switch code {
         case LDAP_SUCCESS:
             break
-        case LDAP_SIZELIMIT_EXCEEDED:
-            throw DirectoryError(.sizeLimit, operation: operation, resultCode: code, resultText: Self.text(code), diagnostic: serverText, hint: DirectoryError.Code.sizeLimit.defaultHint)
+        case LDAP_SIZELIMIT_EXCEEDED, LDAP_ADMINLIMIT_EXCEEDED:
+            throw limitExceeded(code, operation: operation, diagnostic: serverText)
         case LDAP_TIMELIMIT_EXCEEDED:
             throw DirectoryError(.timeLimit, operation: operation, resultCode: code, resultText: Self.text(code), diagnostic: serverText, hint: DirectoryError.Code.timeLimit.defaultHint)
         case LDAP_REFERRAL:
@@ -339,6 +339,21 @@ public final class DirectoryConnection {
             hint = Self.searchHint(rc)
         }
         return DirectoryError(code, operation: operation, resultCode: rc, resultText: Self.text(rc), diagnostic: diagnostic, hint: hint)
+    }
+
+    /// A read the server stopped at one of its limits: result 4 (sizeLimitExceeded) or 11
+    /// (adminLimitExceeded, which 389 DS answers when a search examined more candidates than the
+    /// account's look-through limit, even a paged one). Never a short read: the error names the
+    /// limit and how to lift it for the bind account.
+    func limitExceeded(_ code: Int32, operation: String, diagnostic: String?) -> DirectoryError {
+        let account = bindDN ?? "the bind account"
+        let limit = code == LDAP_ADMINLIMIT_EXCEEDED
+            ? "an administrative limit (389 DS / FreeIPA: the look-through limit, nsLookThroughLimit, 5,000 entries examined by default)"
+            : "its size limit (389 DS / FreeIPA: nsSizeLimit, 2,000 entries by default; OpenLDAP: sizelimit)"
+        let hint = "the server stopped the read at \(limit), so it is incomplete and dirbridge syncs nothing from it; lift the limits for \(account): "
+            + "389 DS / FreeIPA: nsSizeLimit: -1 and nsLookThroughLimit: -1 on that account's entry; "
+            + "OpenLDAP: limits dn.exact=\"\(account)\" size=unlimited; AD: MaxPageSize"
+        return DirectoryError(.sizeLimit, operation: operation, resultCode: code, resultText: Self.text(code), diagnostic: diagnostic, hint: hint)
     }
 
     private static func searchHint(_ code: Int32) -> String {

@@ -16,7 +16,8 @@ public struct DirectoryError: DirBridgeFailure, Equatable {
         case credentials
         /// A search failed (bad base, bad filter, insufficient access, other result codes).
         case search
-        /// The server stopped a search at its size limit: the read is incomplete.
+        /// The server stopped a search at its size limit or an administrative limit (389 DS's
+        /// look-through limit, result 11): the read is incomplete.
         case sizeLimit
         /// The server or the client stopped an operation at a time limit.
         case timeLimit
@@ -81,7 +82,7 @@ extension DirectoryError.Code {
         case .search:
             "check the base DN and filter in the mapping, and that the bind account may read them"
         case .sizeLimit:
-            "the server capped the number of entries: lift the size limit for the bind account (OpenLDAP: limits dn.exact=… size=unlimited; AD: MaxPageSize) — dirbridge never syncs a partial read"
+            "the server capped the number of entries: lift the size limit for the bind account (OpenLDAP: limits dn.exact=… size=unlimited; 389 DS / FreeIPA: nsSizeLimit: -1 and nsLookThroughLimit: -1 on the account's entry; AD: MaxPageSize) — dirbridge never syncs a partial read"
         case .timeLimit:
             "raise directory.timeout in the mapping, or the server's time limit for the bind account, or narrow the base and filter"
         case .referral:
