@@ -58,11 +58,17 @@ extension DirectoryConnection {
         return cookies
     }
 
-    /// Runs one refreshOnly content synchronisation of `request` from `cookie`.
-    func refresh(_ request: SearchRequest, cookie: String, shouldStop: () -> Bool = { false }) throws -> ContentSyncResult {
+    /// Runs one refreshOnly content synchronisation of `request` from `cookie`; without a cookie,
+    /// the initial refresh: every entry, and a cookie for "now" (what 389 DS, which keeps no
+    /// `contextCSN`, gives instead of ``currentCookies(for:)``).
+    ///
+    /// 389 DS reports modified entries as added (either way they are ``ContentRefresh/changed``),
+    /// names deleted entries in every search's refresh (whatever its base and filter), and may
+    /// report an entry as modified after it was deleted: a UUID reported deleted stays deleted.
+    func refresh(_ request: SearchRequest, cookie: String?, shouldStop: () -> Bool = { false }) throws -> ContentSyncResult {
         let operation = "content sync (RFC 4533) of \(request.base) for \(request.filter) on \(url)"
         logger.debug("content sync refresh", metadata: ["base": "\(request.base)", "filter": "\(request.filter)"])
-        var value = BER.sequence(BER.enumerated(1) + BER.octetString(Array(cookie.utf8)))
+        var value = BER.sequence(BER.enumerated(1) + (cookie.map { BER.octetString(Array($0.utf8)) } ?? []))
         var messageID: Int32 = 0
         let searchRC: Int32 = value.withUnsafeMutableBufferPointer { bytes in
             Self.syncRequestOID.withCString { oid in
@@ -123,11 +129,16 @@ extension DirectoryConnection {
                         if element.tag == 0x04 { result.cookie = element.text }
                         if element.tag == 0x01 { refreshDeletes = element.bool }
                     }
-                    result.usedPresentPhase = result.usedPresentPhase || !refreshDeletes
+                    // refreshDeletes FALSE means a present phase (RFC 4533 3.4), whose unnamed entries are
+                    // gone. 389 DS sends FALSE after every refresh, with its deletions named and no entry
+                    // present: only a refresh that named present entries is taken for a present phase
+                    // (else an incremental run would find every cached entry gone).
+                    if !refreshDeletes, !result.present.isEmpty, result.deleted.isEmpty { result.usedPresentPhase = true }
                 } else {
                     throw DirectoryError(.search, operation: operation, diagnostic: "the result carried no sync done control",
                                          hint: "the server does not offer content synchronisation for this search; dirbridge falls back to modifyTimestamp when the root DSE does not list it")
                 }
+                if !result.deleted.isEmpty { result.changed.removeAll { result.deleted.contains($0.uuid) } }
                 return .refreshed(result)
             default:
                 continue
@@ -233,6 +244,15 @@ extension SearchScope {
 /// 16 bytes as lowercase UUID text, in the byte order they came (RFC 4122; OpenLDAP's
 /// `entryUUID` and the sync controls' syncUUID).
 enum UUIDText {
+    /// 389 DS's `nsUniqueId` (`f7932f3f-f08911f1-99afa832-3678b1de`) in the UUID layout its
+    /// content sync sends the same 16 bytes in (`f7932f3f-f089-11f1-99af-a8323678b1de`).
+    static func fromNSUniqueID(_ text: String) -> String? {
+        let hex = text.lowercased().filter { $0 != "-" }
+        guard hex.count == 32, hex.allSatisfy(\.isHexDigit) else { return nil }
+        let characters = Array(hex)
+        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(characters[$0]) }.joined(separator: "-")
+    }
+
     static func format(_ bytes: [UInt8]) -> String {
         guard bytes.count == 16 else { return bytes.map { String(format: "%02x", $0) }.joined() }
         let hex = bytes.map { String(format: "%02x", $0) }

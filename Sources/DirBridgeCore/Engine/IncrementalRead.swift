@@ -113,7 +113,14 @@ enum IncrementalReader {
             let cookies = try connection.currentCookies(for: [mapping.users.base] + (mapping.groups.map { [$0.base] } ?? []))
             state.usersCookie = cookies[mapping.users.base]
             state.groupsCookie = mapping.groups.flatMap { cookies[$0.base] }
-            if state.usersCookie != nil, mapping.groups == nil || state.groupsCookie != nil { method = .contentSync }
+            if state.usersCookie != nil, mapping.groups == nil || state.groupsCookie != nil {
+                method = .contentSync
+            } else if let initial = try initialCookies(mapping, connection: connection, logger: logger, shouldStop: shouldStop) {
+                (state.usersCookie, state.groupsCookie, state.syncKey) = initial
+                method = .contentSync
+            } else {
+                (state.usersCookie, state.groupsCookie) = (nil, nil)
+            }
         }
         // Active Directory: the DC's update sequence, taken before the read like the cookies.
         if method == .modifyTimestamp, let mark = try connection.updateSequenceMark() {
@@ -122,7 +129,7 @@ enum IncrementalReader {
             state.usnServer = mark.server
         }
         let started = Date()
-        let collector = DirectoryCacheCollector(mapping: mapping)
+        let collector = DirectoryCacheCollector(mapping: mapping, syncKey: state.syncKey)
         let snapshot = try DirectorySnapshotReader.read(
             mapping, connection: connection, logger: logger, progress: progress, collector: collector, shouldStop: shouldStop)
         if method == .contentSync && !collector.everyEntryHasUUID {
@@ -140,6 +147,42 @@ enum IncrementalReader {
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: true, state: state)
         update.encodedUpserts = collector.upserts
         return IncrementalReadResult(snapshot: snapshot, entriesRead: snapshot.entriesRead, cacheUpdate: update, method: .full, fullReason: reason)
+    }
+
+    /// Cookies for "now" from a server that keeps no `contextCSN` (389 DS): an initial refresh of
+    /// the users' and the groups' searches (same bases and filters: 389 DS ties a cookie to its bind
+    /// DN, base and filter), asking for the keys only. The entries also tell what the server's sync
+    /// UUIDs are: entryUUID, or nsUniqueId (389 DS's default). Nil when that cannot be told (no
+    /// entries, or UUIDs that are neither): the run then reads by modifyTimestamp.
+    private static func initialCookies(
+        _ mapping: Mapping, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
+    ) throws -> (users: String, groups: String?, syncKey: String?)? {
+        let keys = ["entryUUID", "nsUniqueId"]
+        let usersRequest = SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: keys)
+        guard case .refreshed(let users) = try connection.refresh(usersRequest, cookie: nil, shouldStop: shouldStop),
+              let usersCookie = users.cookie else { return nil }
+        var groups: ContentRefresh?
+        if let request = mapping.groupsSearch(attributes: keys) {
+            guard case .refreshed(let refreshed) = try connection.refresh(request, cookie: nil, shouldStop: shouldStop),
+                  refreshed.cookie != nil else { return nil }
+            groups = refreshed
+        }
+        var found = Set<String>()
+        for (uuid, entry) in users.changed + (groups?.changed ?? []) {
+            if entry.first("entryuuid")?.lowercased() == uuid {
+                found.insert("entryuuid")
+            } else if entry.first("nsuniqueid").flatMap(UUIDText.fromNSUniqueID) == uuid {
+                found.insert("nsuniqueid")
+            } else {
+                found.insert("unknown")
+            }
+        }
+        guard found.count == 1, let key = found.first, key != "unknown" else {
+            logger.info("content sync: cannot tell what the server's sync UUIDs are; incremental runs read by modifyTimestamp",
+                        metadata: ["seen": "\(found.sorted())"])
+            return nil
+        }
+        return (usersCookie, groups?.cookie, key == "entryuuid" ? nil : key)
     }
 
     /// Applies an RFC 4533 refresh of users and groups to the cache; nil when the server
@@ -230,16 +273,16 @@ enum IncrementalReader {
                 var keyed: [(String, EntryAttributes)] = []
                 for entry in page {
                     if let stamp = entry.first("modifytimestamp"), stamp > newest { newest = stamp }
-                    guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping) else { continue }
+                    guard let key = DirectoryCacheCollector.key(of: entry, kind: kind, mapping: mapping, syncKey: cache.state.syncKey) else { continue }
                     keyed.append((key, entry))
                 }
                 try delta.patch(kind: kind, changed: keyed, gone: [], store: store, mapping: mapping, update: &update)
             }
             read += stats.entries
             references += stats.references
-            let keyAttributes = kind == .user ? ["entryUUID", mapping.users.id] : ["entryUUID", "objectGUID"]
+            let keyAttributes = kind == .user ? ["entryUUID", "nsUniqueId", mapping.users.id] : ["entryUUID", "nsUniqueId", "objectGUID"]
             stats = try connection.search(search.leaving(recent, attributes: keyAttributes)) { page in
-                let keys = page.compactMap { DirectoryCacheCollector.key(of: $0, kind: kind, mapping: mapping) }
+                let keys = page.compactMap { DirectoryCacheCollector.key(of: $0, kind: kind, mapping: mapping, syncKey: cache.state.syncKey) }
                 try delta.patch(kind: kind, changed: [], gone: Set(keys), store: store, mapping: mapping, update: &update)
             }
             read += stats.entries

@@ -6,15 +6,21 @@ public enum EntryKind: String, Sendable { case user, group }
 final class DirectoryCacheCollector {
     let mapping: Mapping
     /// Attributes read for the cache beside the mapping's: the keys and the timestamp high-water mark.
-    static let cacheAttributes = ["entryUUID", "modifyTimestamp", "objectGUID"]
+    static let cacheAttributes = ["entryUUID", "nsUniqueId", "modifyTimestamp", "objectGUID"]
     let extraAttributes = DirectoryCacheCollector.cacheAttributes
     private(set) var upserts: [CacheRow] = []
     private(set) var newestUser: String?
     private(set) var newestGroup: String?
 
-    init(mapping: Mapping) { self.mapping = mapping }
+    /// The cache's key attribute (``SyncState/syncKey``): nil for entryUUID, `nsuniqueid` on 389 DS.
+    let syncKey: String?
 
-    /// False once a kept entry had no `entryUUID`.
+    init(mapping: Mapping, syncKey: String? = nil) {
+        self.mapping = mapping
+        self.syncKey = syncKey
+    }
+
+    /// False once a kept entry had no `entryUUID` (or no `nsUniqueId` where that keys the cache).
     private(set) var everyEntryHasUUID = true
 
     /// Keeps a user entry; `email` is its mapped email, lowercased (nil: it maps to no user).
@@ -23,7 +29,7 @@ final class DirectoryCacheCollector {
     func keep(group entry: EntryAttributes) { keep(entry, kind: .group, email: nil, newest: &newestGroup) }
 
     private func keep(_ entry: EntryAttributes, kind: EntryKind, email: String?, newest: inout String?) {
-        let uuid = entry.first("entryuuid")
+        let uuid = Self.syncUUID(of: entry, syncKey: syncKey)
         if uuid?.isEmpty ?? true { everyEntryHasUUID = false }
         guard let key = Self.key(of: entry, uuid: uuid, kind: kind, mapping: mapping) else { return }
         upserts.append(CacheRow(kind: kind, key: key, entry: entry, mapping: mapping, email: .some(email)))
@@ -33,8 +39,14 @@ final class DirectoryCacheCollector {
     /// The cache key: `entryUUID` where the server has it (content sync names entries by
     /// it), else the user's immutable id, else a group's `objectGUID` (AD: a renamed group stays
     /// one entry), else a group's normalised DN.
-    static func key(of entry: EntryAttributes, kind: EntryKind, mapping: Mapping) -> String? {
-        key(of: entry, uuid: entry.first("entryuuid"), kind: kind, mapping: mapping)
+    static func key(of entry: EntryAttributes, kind: EntryKind, mapping: Mapping, syncKey: String? = nil) -> String? {
+        key(of: entry, uuid: syncUUID(of: entry, syncKey: syncKey), kind: kind, mapping: mapping)
+    }
+
+    /// The UUID a content sync names `entry` by: its `entryUUID`, or on 389 DS (`syncKey`
+    /// `nsuniqueid`) its `nsUniqueId` in UUID layout.
+    static func syncUUID(of entry: EntryAttributes, syncKey: String?) -> String? {
+        syncKey == "nsuniqueid" ? entry.first("nsuniqueid").flatMap(UUIDText.fromNSUniqueID) : entry.first("entryuuid")
     }
 
     private static func key(of entry: EntryAttributes, uuid: String?, kind: EntryKind, mapping: Mapping) -> String? {

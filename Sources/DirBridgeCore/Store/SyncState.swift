@@ -18,6 +18,9 @@ public struct SyncState: Sendable, Equatable, Codable {
     /// RFC 4533 cookies of the users' and the groups' searches.
     public var usersCookie: String?
     public var groupsCookie: String?
+    /// What the server's content-sync UUIDs are, and so what keys the cache: `nsuniqueid` on
+    /// 389 DS (its content sync names entries by nsUniqueId), nil for entryUUID (OpenLDAP).
+    public var syncKey: String?
     /// The newest `modifyTimestamp` seen (GeneralizedTime, the server's clock).
     public var usersHighwater: String?
     public var groupsHighwater: String?
@@ -38,7 +41,7 @@ public struct SyncState: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case scope, directory, method
         case lastFull = "last_full", lastIncremental = "last_incremental"
-        case usersCookie = "users.cookie", groupsCookie = "groups.cookie"
+        case usersCookie = "users.cookie", groupsCookie = "groups.cookie", syncKey = "sync_key"
         case usersHighwater = "users.highwater", groupsHighwater = "groups.highwater"
         case usnHighwater = "usn.highwater", usnServer = "usn.server"
         case mappingHash = "mapping_hash", storeCounter = "store_counter", unchangedView = "unchanged_view"
@@ -74,6 +77,7 @@ public struct SyncState: Sendable, Equatable, Codable {
         lastIncremental = text(.lastIncremental).flatMap(StoreTime.date)
         usersCookie = text(.usersCookie)
         groupsCookie = text(.groupsCookie)
+        syncKey = text(.syncKey)
         usersHighwater = text(.usersHighwater)
         groupsHighwater = text(.groupsHighwater)
         usnHighwater = text(.usnHighwater).flatMap { Int64($0) }
@@ -95,6 +99,7 @@ public struct SyncState: Sendable, Equatable, Codable {
         put(.lastIncremental, lastIncremental.map(StoreTime.text))
         put(.usersCookie, usersCookie)
         put(.groupsCookie, groupsCookie)
+        put(.syncKey, syncKey)
         put(.usersHighwater, usersHighwater)
         put(.groupsHighwater, groupsHighwater)
         put(.usnHighwater, usnHighwater.map { String($0) })
