@@ -26,7 +26,7 @@ struct MappingLoaderTests {
             email: mail
         """
 
-    @Test("every shipped example mapping is valid", arguments: ["openldap", "active-directory", "freeipa", "demo"])
+    @Test("every shipped example mapping is valid", arguments: ["openldap", "active-directory", "freeipa", "389ds", "demo"])
     func shippedExamples(name: String) throws {
         let path = Self.repository.appendingPathComponent("mappings/\(name).yaml").path
         let mapping = try MappingLoader.load(path: path, environment: [:])
