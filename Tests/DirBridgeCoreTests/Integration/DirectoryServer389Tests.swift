@@ -258,7 +258,6 @@ struct DirectoryServer389Tests {
 
     @Test("accounts with 389 DS's limits fail with exit 3, naming the limit and the fix; nothing is written")
     func limitsFailTheRun() throws {
-        let server = try Test389DS.server()
         for (account, code, limit) in [("limited", "11", "nsLookThroughLimit"), ("capped", "4", "nsSizeLimit")] {
             let dn = "uid=\(account),cn=sysaccounts,cn=etc,dc=initech,dc=example"
             let fixture = try DS389Fixture(label: account, password: "\(account)-secret") {
@@ -274,7 +273,6 @@ struct DirectoryServer389Tests {
             #expect(try fixture.int("SELECT count(*) FROM client_users") == 0)
             #expect(try fixture.value("SELECT status FROM sync_runs") as String? == "failed")
         }
-        _ = server
     }
 
     @Test("ldaps and StartTLS verify the server against the test CA; another CA fails with a TLS error (exit 3)")
@@ -295,6 +293,25 @@ struct DirectoryServer389Tests {
         let refused = try wrong.cli(["check", wrong.mappingPath])
         #expect(refused.status == 3)
         #expect(refused.stderr.contains("directory error (tls)"), "\(refused.stderr)")
+    }
+
+    @Test("run --watch on 389 DS: the content sync plugin pushes a change (refreshAndPersist), which reaches the store")
+    func watchPushes() throws {
+        let fixture = try DS389Fixture(label: "watch")
+        let run = try BackgroundDirbridge(
+            ["run", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--watch", "--every", "1h", "--batch-window", "1s"],
+            environment: fixture.environment)
+        #expect(eventually(seconds: 60) { (try? fixture.value("SELECT COUNT(*) FROM client_users") as Int?) == initechSize })
+        let dom = "uid=dom.portwood,\(ipaUsers)"
+        try fixture.server.modify("dn: \(dom)\nchangetype: modify\nreplace: title\ntitle: Pushed Contractor\n")
+        defer { restore { try fixture.server.modify("dn: \(dom)\nchangetype: modify\nreplace: title\ntitle: Contractor\n") } }
+        // --every is an hour: only a push can bring the change in time.
+        #expect(eventually(seconds: 60) { (try? fixture.user("dom.portwood@initech.example")?["title"] as String?) == "Pushed Contractor" })
+        kill(run.pid, SIGTERM)
+        let ended = try #require(run.wait(seconds: 30))
+        #expect(ended.status == 0, "\(ended.stderr)")
+        #expect(!ended.stderr.contains("polling every"), "\(ended.stderr)")
+        #expect(ended.stderr.contains("incremental read (content-sync)"), "\(ended.stderr)")
     }
 
     @Test("without the content sync plugin, incremental runs read by modifyTimestamp and still see a change")
