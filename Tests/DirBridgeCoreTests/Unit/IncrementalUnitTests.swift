@@ -45,6 +45,23 @@ struct IncrementalUnitTests {
         #expect(UUIDText.format(bytes) == "7309a2d2-7bbf-1041-9ea8-63e48dc2bec7")
     }
 
+    @Test("389 DS: nsUniqueId in the UUID layout its content sync sends, and the cache key it gives with sync_key nsuniqueid")
+    func nsUniqueIDAsSyncUUID() throws {
+        // The syncUUID bytes 389 DS sent for an entry whose nsUniqueId is f7932f3f-f08911f1-99afa832-3678b1de.
+        let bytes: [UInt8] = [0xF7, 0x93, 0x2F, 0x3F, 0xF0, 0x89, 0x11, 0xF1, 0x99, 0xAF, 0xA8, 0x32, 0x36, 0x78, 0xB1, 0xDE]
+        #expect(UUIDText.fromNSUniqueID("F7932F3F-F08911F1-99AFA832-3678B1DE") == UUIDText.format(bytes))
+        #expect(UUIDText.fromNSUniqueID("f7932f3f-f08911f1-99afa832") == nil)
+        #expect(UUIDText.fromNSUniqueID("not-a-unique-id") == nil)
+        let entry = EntryAttributes(dn: "uid=a,ou=people,dc=example,dc=com", strings: [
+            "nsUniqueId": ["f7932f3f-f08911f1-99afa832-3678b1de"], "entryUUID": ["2dfe4051-08e9-4398-91ed-be2d202f8c1e"], "uid": ["a"],
+        ])
+        let mapping = try MappingLoader.load(
+            yaml: "client: A\ndirectory: {url: \"ldap://x\"}\nusers:\n  base: ou=people,dc=example,dc=com\n  id: uid\n  fields: {email: mail}\n",
+            file: "m.yaml", baseDirectory: "/tmp")
+        #expect(DirectoryCacheCollector.key(of: entry, kind: .user, mapping: mapping) == "2dfe4051-08e9-4398-91ed-be2d202f8c1e")
+        #expect(DirectoryCacheCollector.key(of: entry, kind: .user, mapping: mapping, syncKey: "nsuniqueid") == UUIDText.format(bytes))
+    }
+
     @Test("generalized time both ways, in UTC")
     func generalizedTime() throws {
         let date = try #require(GeneralizedTime.date("20261123154501Z"))
