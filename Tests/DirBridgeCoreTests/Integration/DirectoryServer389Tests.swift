@@ -129,7 +129,7 @@ struct DirectoryServer389Tests {
         #expect(try fixture.int("SELECT count(*) FROM client_users WHERE first_name = 'Samir'") == 1)
     }
 
-    @Test("content sync (RFC 4533) on 389 DS: an attribute change, a group-only change and a deletion, each read from the cookie")
+    @Test("content sync (RFC 4533) on 389 DS: an attribute change, a group-only change, a deletion and a preserved (moved-out) user, each read from the cookie")
     func contentSyncIncremental() throws {
         let fixture = try DS389Fixture(label: "content-sync", incremental: true)
         let first = try fixture.sync()
@@ -147,8 +147,15 @@ struct DirectoryServer389Tests {
         let michael = "uid=michael.bolton,\(ipaUsers)"
         let michaelLDIF = try String(contentsOf: fixtureURL("ldif/freeipa-initech.ldif"), encoding: .utf8)
             .components(separatedBy: "\n\n").first { $0.hasPrefix("dn: \(michael)\n") }!
+        let preserved = "cn=deleted users,cn=accounts,cn=provisioning,dc=initech,dc=example"
+        /// Moves Dom between cn=users and the preserved users' container, as `ipa user-del --preserve` and `ipa user-undel` do.
+        func moveDom(from: String, to: String) throws {
+            try fixture.server.modify("dn: uid=dom.portwood,\(from)\nchangetype: modrdn\nnewrdn: uid=dom.portwood\ndeleteoldrdn: 1\nnewsuperior: \(to)\n")
+        }
         // Peter's title; Milton into tps-managers (only the group changes; the plugin rewrites his memberOf);
-        // Michael deleted (referential integrity takes him out of team-tps and ipausers).
+        // Michael deleted (referential integrity takes him out of team-tps and ipausers); Dom preserved.
+        try moveDom(from: ipaUsers, to: preserved)
+        defer { restore { try moveDom(from: preserved, to: ipaUsers) } }
         try fixture.server.modify("""
             dn: \(peter)
             changetype: modify
@@ -198,7 +205,7 @@ struct DirectoryServer389Tests {
         #expect(changed.method == .contentSync)
         #expect(changed.fullReason == nil)
         #expect(changed.plan.summary.update == 2)
-        #expect(changed.plan.summary.disable == 1)
+        #expect(changed.plan.summary.disable == 2)
         #expect(changed.plan.summary.create == 0)
         #expect(try fixture.user("peter.gibbons@initech.example")?["title"] as String? == "Senior Programmer")
         let milton = try #require(try fixture.user("milton.waddams@initech.example"))
@@ -206,7 +213,8 @@ struct DirectoryServer389Tests {
         #expect(milton["group_manager"] as Int == 1)
         let gone = try #require(try fixture.user("michael.bolton@initech.example"))
         #expect(gone["enabled"] as Int == 0)
-        #expect(try fixture.int("SELECT count(*) FROM client_users WHERE enabled = 1") == initechSize - 1)
+        #expect(try fixture.user("dom.portwood@initech.example")?["enabled"] as Int? == 0)
+        #expect(try fixture.int("SELECT count(*) FROM client_users WHERE enabled = 1") == initechSize - 2)
         let again = try fixture.sync()
         #expect(again.method == .contentSync)
         #expect(again.plan.isEmpty)
