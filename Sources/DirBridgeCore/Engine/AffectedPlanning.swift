@@ -185,7 +185,8 @@ enum AffectedPlanning {
         for key in affected where !delta.goneUsers.contains(key) {
             if let entry = delta.changedUsers[key] ?? delta.usersBefore[key] { entries[key] = entry }
         }
-        var builder = SnapshotBuilder(mapping: mapping, index: GroupIndex(mapping: mapping, groups: delta.groups.values))
+        let members = Set(entries.values.compactMap { DistinguishedName.canonical($0.dn) })
+        var builder = SnapshotBuilder(mapping: mapping, index: GroupIndex(mapping: mapping, groups: delta.groups.values, members: members))
         var emails = Set<String>()
         var externalIDs = touches.externalIDs
         for key in affected {
