@@ -54,7 +54,7 @@ public enum SyncEngine {
     }
 }
 
-/// Logs how long each stage of a run took (`--verbose`).
+/// Logs how long each stage of a run took and the process's memory at its end (`--verbose`).
 private struct StageClock {
     let logger: Logger
     private var last = DispatchTime.now()
@@ -64,8 +64,24 @@ private struct StageClock {
     mutating func lap(_ stage: String) {
         let now = DispatchTime.now()
         let seconds = Double(now.uptimeNanoseconds - last.uptimeNanoseconds) / 1e9
-        logger.debug("\(stage)", metadata: ["seconds": "\(String(format: "%.3f", seconds))"])
+        var metadata: Logger.Metadata = ["seconds": "\(String(format: "%.3f", seconds))"]
+        if let memory = Self.memory() {
+            metadata["rss_mb"] = "\(memory.resident)"
+            metadata["peak_rss_mb"] = "\(memory.peak)"
+        }
+        logger.debug("\(stage)", metadata: metadata)
         last = now
+    }
+
+    /// Resident and peak resident memory in MB, from /proc/self/status (Linux); nil elsewhere.
+    private static func memory() -> (resident: Int, peak: Int)? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        func kilobytes(_ key: String) -> Int? {
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key + ":") }) else { return nil }
+            return line.split(separator: " ").dropFirst().first.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        }
+        guard let resident = kilobytes("VmRSS"), let peak = kilobytes("VmHWM") else { return nil }
+        return (resident / 1024, peak / 1024)
     }
 }
 

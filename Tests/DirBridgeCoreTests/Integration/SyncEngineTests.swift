@@ -283,6 +283,23 @@ struct SyncEngineTests {
         adopting.slapd.stop()
     }
 
+    @Test("sync --verbose logs each stage's duration with the process's memory at its end")
+    func verboseStages() throws {
+        let fixture = try EngineFixture("verbose-stages")
+        let result = try runDirbridge(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--verbose"],
+                                      environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stderr.split(separator: "\n")
+        for stage in ["read", "planned", "written"] {
+            let line = lines.first { $0.hasSuffix("[DirBridgeCore] \(stage)") && $0.contains("seconds=") }
+            #expect(line != nil, "no \(stage) line in \(result.stderr)")
+            // Linux: resident and peak memory from /proc/self/status, in MB.
+            let peak = line.flatMap { $0.split(separator: " ").first { $0.hasPrefix("peak_rss_mb=") } }.flatMap { Int($0.dropFirst(12)) }
+            #expect((peak ?? 0) > 0, "\(line ?? "")")
+        }
+        fixture.slapd.stop()
+    }
+
     @Test("a wrong bind password and a server stopped mid-read exit 3 with nothing written")
     func directoryFailuresWriteNothing() throws {
         let fixture = try EngineFixture("failures")
