@@ -68,24 +68,10 @@ extension DirectoryConnection {
     func refresh(_ request: SearchRequest, cookie: String?, shouldStop: () -> Bool = { false }) throws -> ContentSyncResult {
         let operation = "content sync (RFC 4533) of \(request.base) for \(request.filter) on \(url)"
         logger.debug("content sync refresh", metadata: ["base": "\(request.base)", "filter": "\(request.filter)"])
-        var value = BER.sequence(BER.enumerated(1) + (cookie.map { BER.octetString(Array($0.utf8)) } ?? []))
-        var messageID: Int32 = 0
-        let searchRC: Int32 = value.withUnsafeMutableBufferPointer { bytes in
-            Self.syncRequestOID.withCString { oid in
-                var control = LDAPControl(
-                    ldctl_oid: UnsafeMutablePointer(mutating: oid),
-                    ldctl_value: berval(bv_len: ber_len_t(bytes.count), bv_val: UnsafeMutableRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)),
-                    ldctl_iscritical: 1)
-                return withUnsafeMutablePointer(to: &control) { pointer in
-                    var controls: [UnsafeMutablePointer<LDAPControl>?] = [pointer, nil]
-                    var limit = timeval(seconds: timeout)
-                    return withCStringArray(request.attributes.map { $0.isEmpty ? ["1.1"] : $0 }) { attrs in
-                        ldap_search_ext(handle, request.base, request.scope.ldapScope, request.filter, attrs, 0, &controls, nil, &limit, 0, &messageID)
-                    }
-                }
-            }
-        }
-        guard searchRC == LDAP_SUCCESS else { throw failure(searchRC, operation: operation, during: .search) }
+        var limit = timeval(seconds: timeout)
+        let messageID = try sendSyncRequest(
+            mode: 1, cookie: cookie, request: request, attributes: request.attributes.map { $0.isEmpty ? ["1.1"] : $0 },
+            limit: &limit, operation: operation)
         var result = ContentRefresh()
         result.cookie = cookie
         while true {
@@ -230,6 +216,35 @@ extension DirectoryConnection {
 
 /// The run was asked to stop (SIGTERM, SIGINT) before it wrote anything.
 public struct SyncStopped: Error, Sendable {}
+
+extension DirectoryConnection {
+    /// Sends one search with the RFC 4533 sync request control and returns its message id.
+    /// `mode` is refreshOnly (1) or refreshAndPersist (3); `limit` nil waits without a time limit.
+    func sendSyncRequest(
+        mode: UInt8, cookie: String?, request: SearchRequest, attributes: [String]?, limit: UnsafeMutablePointer<timeval>?,
+        operation: String
+    ) throws(DirectoryError) -> Int32 {
+        // syncRequestValue ::= SEQUENCE { mode ENUMERATED, cookie OCTET STRING OPTIONAL, reloadHint BOOLEAN DEFAULT FALSE }
+        var value = BER.sequence(BER.enumerated(mode) + (cookie.map { BER.octetString(Array($0.utf8)) } ?? []))
+        var messageID: Int32 = 0
+        let rc: Int32 = value.withUnsafeMutableBufferPointer { bytes in
+            Self.syncRequestOID.withCString { oid in
+                var control = LDAPControl(
+                    ldctl_oid: UnsafeMutablePointer(mutating: oid),
+                    ldctl_value: berval(bv_len: ber_len_t(bytes.count), bv_val: UnsafeMutableRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)),
+                    ldctl_iscritical: 1)
+                return withUnsafeMutablePointer(to: &control) { pointer in
+                    var controls: [UnsafeMutablePointer<LDAPControl>?] = [pointer, nil]
+                    return withCStringArray(attributes) { attrs in
+                        ldap_search_ext(handle, request.base, request.scope.ldapScope, request.filter, attrs, 0, &controls, nil, limit, 0, &messageID)
+                    }
+                }
+            }
+        }
+        guard rc == LDAP_SUCCESS else { throw failure(rc, operation: operation, during: .search) }
+        return messageID
+    }
+}
 
 extension SearchScope {
     var ldapScope: Int32 {

@@ -51,25 +51,7 @@ extension DirectoryConnection {
 
     /// Sends one search with the sync request control in refreshAndPersist mode.
     private func startPersist(_ request: SearchRequest, cookie: String?, operation: String) throws(DirectoryError) -> Int32 {
-        // syncRequestValue ::= SEQUENCE { mode ENUMERATED { refreshAndPersist (3) }, cookie OCTET STRING OPTIONAL }
-        var value = BER.sequence(BER.enumerated(3) + (cookie.map { BER.octetString(Array($0.utf8)) } ?? []))
-        var messageID: Int32 = 0
-        let rc: Int32 = value.withUnsafeMutableBufferPointer { bytes in
-            Self.syncRequestOID.withCString { oid in
-                var control = LDAPControl(
-                    ldctl_oid: UnsafeMutablePointer(mutating: oid),
-                    ldctl_value: berval(bv_len: ber_len_t(bytes.count), bv_val: UnsafeMutableRawPointer(bytes.baseAddress!).assumingMemoryBound(to: CChar.self)),
-                    ldctl_iscritical: 1)
-                return withUnsafeMutablePointer(to: &control) { pointer in
-                    var controls: [UnsafeMutablePointer<LDAPControl>?] = [pointer, nil]
-                    return withCStringArray(["modifyTimestamp"]) { attrs in
-                        ldap_search_ext(handle, request.base, request.scope.ldapScope, request.filter, attrs, 0, &controls, nil, nil, 0, &messageID)
-                    }
-                }
-            }
-        }
-        guard rc == LDAP_SUCCESS else { throw failure(rc, operation: operation, during: .search) }
-        return messageID
+        try sendSyncRequest(mode: 3, cookie: cookie, request: request, attributes: ["modifyTimestamp"], limit: nil, operation: operation)
     }
 
     /// Whether an intermediate message is a syncInfo syncIdSet (UUIDs deleted or present), as
