@@ -62,10 +62,16 @@ extension DirectoryConnection {
     /// the initial refresh: every entry, and a cookie for "now" (what 389 DS, which keeps no
     /// `contextCSN`, gives instead of ``currentCookies(for:)``).
     ///
-    /// 389 DS reports modified entries as added (either way they are ``ContentRefresh/changed``),
-    /// names deleted entries in every search's refresh (whatever its base and filter), and may
-    /// report an entry as modified after it was deleted: a UUID reported deleted stays deleted.
-    func refresh(_ request: SearchRequest, cookie: String?, shouldStop: () -> Bool = { false }) throws -> ContentSyncResult {
+    /// 389 DS reports modified entries as added (either way they are ``ContentRefresh/changed``).
+    /// With `dialect389` (the root DSE's vendorName says 389 DS) two of its ways are allowed for:
+    /// it ends every refresh with refreshDeletes FALSE although it names its deletions (so only a
+    /// refresh that named present entries is a present phase), and it may report an entry as
+    /// modified after it was deleted (so a UUID reported deleted stays deleted). Elsewhere RFC 4533
+    /// holds as OpenLDAP implements it: refreshDeletes FALSE is a present phase even when no
+    /// unchanged entry remains, and an entry sent as changed is present.
+    func refresh(
+        _ request: SearchRequest, cookie: String?, dialect389: Bool = false, shouldStop: () -> Bool = { false }
+    ) throws -> ContentSyncResult {
         let operation = "content sync (RFC 4533) of \(request.base) for \(request.filter) on \(url)"
         logger.debug("content sync refresh", metadata: ["base": "\(request.base)", "filter": "\(request.filter)"])
         var limit = timeval(seconds: timeout)
@@ -117,14 +123,18 @@ extension DirectoryConnection {
                     }
                     // refreshDeletes FALSE means a present phase (RFC 4533 3.4), whose unnamed entries are
                     // gone. 389 DS sends FALSE after every refresh, with its deletions named and no entry
-                    // present: only a refresh that named present entries is taken for a present phase
+                    // present: there only a refresh that named present entries is taken for a present phase
                     // (else an incremental run would find every cached entry gone).
-                    if !refreshDeletes, !result.present.isEmpty, result.deleted.isEmpty { result.usedPresentPhase = true }
+                    if dialect389 {
+                        if !refreshDeletes, !result.present.isEmpty, result.deleted.isEmpty { result.usedPresentPhase = true }
+                    } else {
+                        result.usedPresentPhase = result.usedPresentPhase || !refreshDeletes
+                    }
                 } else {
                     throw DirectoryError(.search, operation: operation, diagnostic: "the result carried no sync done control",
                                          hint: "the server does not offer content synchronisation for this search; dirbridge falls back to modifyTimestamp when the root DSE does not list it")
                 }
-                if !result.deleted.isEmpty { result.changed.removeAll { result.deleted.contains($0.uuid) } }
+                if dialect389, !result.deleted.isEmpty { result.changed.removeAll { result.deleted.contains($0.uuid) } }
                 return .refreshed(result)
             default:
                 continue

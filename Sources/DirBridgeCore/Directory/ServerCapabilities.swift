@@ -9,25 +9,33 @@ public struct ServerCapabilities: Sendable, Equatable {
     public var capabilities: Set<String>
     /// `supportedControl` OIDs.
     public var controls: Set<String>
+    /// `vendorName` (389 DS: "389 Project"; OpenLDAP and Active Directory publish none).
+    public var vendorName: String?
 
     /// `LDAP_CAP_ACTIVE_DIRECTORY_OID` (Windows AD, Samba AD DC) and `LDAP_CAP_ACTIVE_DIRECTORY_ADAM_OID` (AD LDS).
     static let activeDirectoryOIDs: Set<String> = ["1.2.840.113556.1.4.800", "1.2.840.113556.1.4.1851"]
 
-    public init(capabilities: Set<String>, controls: Set<String>) {
+    public init(capabilities: Set<String>, controls: Set<String>, vendorName: String? = nil) {
         self.capabilities = capabilities
         self.controls = controls
+        self.vendorName = vendorName
     }
 
     /// Active Directory (or Samba's AD DC, or AD LDS): offers range retrieval and the in-chain rule.
     public var isActiveDirectory: Bool { !capabilities.isDisjoint(with: Self.activeDirectoryOIDs) }
+
+    /// 389 Directory Server (and so FreeIPA / Red Hat IdM), whose content sync differs from
+    /// RFC 4533 as OpenLDAP implements it (see ``DirectoryConnection/refresh(_:cookie:dialect389:shouldStop:)``).
+    public var isDirectoryServer389: Bool { vendorName?.hasPrefix("389") == true }
 }
 
 extension DirectoryConnection {
-    /// Reads the root DSE's `supportedCapabilities` and `supportedControl`.
+    /// Reads the root DSE's `supportedCapabilities`, `supportedControl` and `vendorName`.
     public func capabilities() throws -> ServerCapabilities {
-        let root = try readEntry("", attributes: ["supportedCapabilities", "supportedControl"])
+        let root = try readEntry("", attributes: ["supportedCapabilities", "supportedControl", "vendorName"])
         return ServerCapabilities(capabilities: Set(root?.strings("supportedcapabilities") ?? []),
-                                  controls: Set(root?.strings("supportedcontrol") ?? []))
+                                  controls: Set(root?.strings("supportedcontrol") ?? []),
+                                  vendorName: root?.strings("vendorname").first)
     }
 
     /// One entry by DN (a base-scope search, answered unpaged): the root DSE (`""`), a naming context.

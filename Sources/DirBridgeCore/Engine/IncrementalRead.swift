@@ -109,13 +109,15 @@ enum IncrementalReader {
         state.lastFull = Date()
         // Cookies are taken before the read: a change made while reading is sent again next time.
         var method = ReadMethod.modifyTimestamp
-        if try connection.capabilities().controls.contains(DirectoryConnection.syncRequestOID) {
+        let capabilities = try connection.capabilities()
+        if capabilities.controls.contains(DirectoryConnection.syncRequestOID) {
             let cookies = try connection.currentCookies(for: [mapping.users.base] + (mapping.groups.map { [$0.base] } ?? []))
             state.usersCookie = cookies[mapping.users.base]
             state.groupsCookie = mapping.groups.flatMap { cookies[$0.base] }
             if state.usersCookie != nil, mapping.groups == nil || state.groupsCookie != nil {
                 method = .contentSync
-            } else if let initial = try initialCookies(mapping, connection: connection, logger: logger, shouldStop: shouldStop) {
+            } else if let initial = try initialCookies(mapping, connection: connection, dialect389: capabilities.isDirectoryServer389,
+                                                       logger: logger, shouldStop: shouldStop) {
                 (state.usersCookie, state.groupsCookie, state.syncKey) = initial
                 method = .contentSync
             } else {
@@ -154,16 +156,32 @@ enum IncrementalReader {
     /// DN, base and filter), asking for the keys only. The entries also tell what the server's sync
     /// UUIDs are: entryUUID, or nsUniqueId (389 DS's default). Nil when that cannot be told (no
     /// entries, or UUIDs that are neither): the run then reads by modifyTimestamp.
+    ///
+    /// A server that lists the control but refuses the refresh (syncprov not on this database:
+    /// result 12; an unpaged refresh over a size limit) is read by modifyTimestamp too: the
+    /// initial refresh is an optimisation, never a reason for the full read to fail.
     private static func initialCookies(
-        _ mapping: Mapping, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
+        _ mapping: Mapping, connection: DirectoryConnection, dialect389: Bool, logger: Logger, shouldStop: () -> Bool
+    ) throws -> (users: String, groups: String?, syncKey: String?)? {
+        do {
+            return try initialRefresh(mapping, connection: connection, dialect389: dialect389, logger: logger, shouldStop: shouldStop)
+        } catch let error as DirectoryError {
+            logger.info("content sync: the initial refresh failed; incremental runs read by modifyTimestamp",
+                        metadata: ["error": "\(error.description)"])
+            return nil
+        }
+    }
+
+    private static func initialRefresh(
+        _ mapping: Mapping, connection: DirectoryConnection, dialect389: Bool, logger: Logger, shouldStop: () -> Bool
     ) throws -> (users: String, groups: String?, syncKey: String?)? {
         let keys = ["entryUUID", "nsUniqueId"]
         let usersRequest = SearchRequest(base: mapping.users.base, scope: mapping.users.scope, filter: mapping.users.filter, attributes: keys)
-        guard case .refreshed(let users) = try connection.refresh(usersRequest, cookie: nil, shouldStop: shouldStop),
+        guard case .refreshed(let users) = try connection.refresh(usersRequest, cookie: nil, dialect389: dialect389, shouldStop: shouldStop),
               let usersCookie = users.cookie else { return nil }
         var groups: ContentRefresh?
         if let request = mapping.groupsSearch(attributes: keys) {
-            guard case .refreshed(let refreshed) = try connection.refresh(request, cookie: nil, shouldStop: shouldStop),
+            guard case .refreshed(let refreshed) = try connection.refresh(request, cookie: nil, dialect389: dialect389, shouldStop: shouldStop),
                   refreshed.cookie != nil else { return nil }
             groups = refreshed
         }
@@ -193,11 +211,14 @@ enum IncrementalReader {
         guard let usersCookie = cache.state.usersCookie else { return nil }
         let extra = DirectoryCacheCollector.cacheAttributes
         let usersRequest = mapping.usersSearch(extra: extra)
-        guard case .refreshed(let userChanges) = try connection.refresh(usersRequest, cookie: usersCookie, shouldStop: shouldStop) else { return nil }
+        let dialect389 = try connection.capabilities().isDirectoryServer389
+        guard case .refreshed(let userChanges) = try connection.refresh(usersRequest, cookie: usersCookie, dialect389: dialect389, shouldStop: shouldStop)
+        else { return nil }
         var groupChanges: ContentRefresh?
         if let request = mapping.groupsSearch(extra: extra) {
             guard let groupsCookie = cache.state.groupsCookie else { return nil }
-            guard case .refreshed(let changes) = try connection.refresh(request, cookie: groupsCookie, shouldStop: shouldStop) else { return nil }
+            guard case .refreshed(let changes) = try connection.refresh(request, cookie: groupsCookie, dialect389: dialect389, shouldStop: shouldStop)
+            else { return nil }
             groupChanges = changes
         }
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false, state: cache.state)

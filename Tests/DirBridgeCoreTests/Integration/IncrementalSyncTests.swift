@@ -193,6 +193,28 @@ struct IncrementalSyncTests {
         #expect(try fixture.user(uid: "u0031")?.title == "Changed")
     }
 
+    @Test("content sync without a session log: a deletion is seen when every other entry changed too (a present phase naming no entry present)")
+    func presentPhaseWithNothingUnchanged() throws {
+        let fixture = try IncrementalFixture("present-phase-empty", users: 12, sessionlog: false)
+        defer { fixture.slapd.stop() }
+        try fixture.sync()
+        // Every remaining user changes: the refresh names none of them present, only changed. On
+        // OpenLDAP the present phase is taken all the same (syncprov signals it; only 389 DS's
+        // refreshDeletes FALSE after every refresh needs the named-present rule).
+        var ldif = "dn: uid=u0005,ou=people,dc=example,dc=com\nchangetype: delete\n\n"
+        for number in 1...12 where number != 5 {
+            ldif += "dn: uid=u\(String(format: "%04d", number)),ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Everyone Changed\n\n"
+        }
+        try fixture.slapd.modify(ldif)
+        let delta = try fixture.sync()
+        #expect(delta.method == .contentSync)
+        #expect(delta.entriesRead >= 11)
+        #expect(delta.plan.userChanges.filter { $0.action == .disable }.map(\.email) == ["u0005@example.com"])
+        #expect(try fixture.user(uid: "u0005")?.enabled == false)
+        #expect(try fixture.user(uid: "u0012")?.title == "Everyone Changed")
+        #expect(try fixture.sync().plan.isEmpty)
+    }
+
     @Test("without syncprov: modifyTimestamp high-water marks find changes; the next full reconcile finds the deletion")
     func highWaterMarks() throws {
         let fixture = try IncrementalFixture("high-water", users: 30, syncprov: false)
