@@ -214,7 +214,7 @@ struct GroupIndex {
     init(mapping: Mapping, groups: some Collection<EntryAttributes>, members: Set<String>? = nil) {
         self.init(mapping: mapping)
         if var wanted = members {
-            for entry in groups { if let dn = try? DistinguishedName(entry.dn) { wanted.insert(dn.normalized) } }
+            for entry in groups { if let dn = DistinguishedName.canonical(entry.dn) { wanted.insert(dn) } }
             memberFilter = wanted
         }
         for entry in groups { add(entry) }

@@ -220,6 +220,9 @@ private struct ChangeSetWriter {
     /// Users created per statement; 32 rows stay below SQLite's oldest limit of 999 variables.
     private static let userBatch = 32
 
+    /// The statement of a full batch, built once; a last, shorter batch builds its own.
+    private static let fullUserBatchSQL = insertUsersSQL(rows: userBatch)
+
     private static func insertUsersSQL(rows: Int) -> String {
         let row = "(" + repeatElement("?", count: valuesPerUser).joined(separator: ", ") + ")"
         return """
@@ -269,7 +272,7 @@ private struct ChangeSetWriter {
 
     /// One INSERT of `batch`; returns the first row's id.
     private func insertUsers(_ batch: [(user: NewClientUser, groupID: Int64)]) throws -> Int64 {
-        let statement = try db.cachedStatement(sql: Self.insertUsersSQL(rows: batch.count))
+        let statement = try db.cachedStatement(sql: batch.count == Self.userBatch ? Self.fullUserBatchSQL : Self.insertUsersSQL(rows: batch.count))
         var values: [DatabaseValue] = []
         values.reserveCapacity(batch.count * Self.valuesPerUser)
         for (user, groupID) in batch {
@@ -385,7 +388,11 @@ private struct ChangeSetWriter {
     /// They keep their order; ``write(runID:)`` flushes the rest before it returns.
     private var pendingHistory: [PendingHistory] = []
     private static let historyBatch = 64
-    private static let historyColumns = "(client_id, entity, entity_id, action, changes, editor, run_id, at, reason)"
+    private static func insertHistorySQL(rows: Int) -> String {
+        "INSERT INTO history (client_id, entity, entity_id, action, changes, editor, run_id, at, reason) VALUES "
+            + repeatElement("(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+    }
+    private static let fullHistoryBatchSQL = insertHistorySQL(rows: historyBatch)
 
     private struct PendingHistory {
         let entity: String
@@ -398,14 +405,13 @@ private struct ChangeSetWriter {
     private mutating func flushHistory() throws {
         guard !pendingHistory.isEmpty else { return }
         let rows = pendingHistory.count
-        let statement = try db.cachedStatement(sql: "INSERT INTO history \(Self.historyColumns) VALUES "
-            + repeatElement("(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", "))
-        var values: [(any DatabaseValueConvertible)?] = []
+        let statement = try db.cachedStatement(sql: rows == Self.historyBatch ? Self.fullHistoryBatchSQL : Self.insertHistorySQL(rows: rows))
+        var values: [DatabaseValue] = []
         values.reserveCapacity(rows * 9)
+        let (clientID, editor, runID, at) = (changes.clientID.databaseValue, changes.editor.databaseValue, runID.databaseValue, now.databaseValue)
         for row in pendingHistory {
-            values.append(contentsOf: [
-                changes.clientID, row.entity, row.entityID, row.action, row.changes, changes.editor, runID, now, row.reason,
-            ] as [(any DatabaseValueConvertible)?])
+            values += [clientID, row.entity.databaseValue, row.entityID.databaseValue, row.action.databaseValue,
+                       row.changes.databaseValue, editor, runID, at, row.reason.databaseValue]
         }
         statement.setUncheckedArguments(StatementArguments(values))
         try statement.execute()
