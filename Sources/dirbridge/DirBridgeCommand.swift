@@ -34,14 +34,14 @@ struct DirBridgeCommand: AsyncParsableCommand {
 
 /// Options every view of the store shares.
 struct StoreViewOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The portal store (SQLite file) to read.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The portal store to read: an SQLite file, or a postgresql:// URL (password from PGPASSWORD or ~/.pgpass).", valueName: "path"))
     var store: String
 
     @Flag(name: .long, help: "Print a JSON array of objects with stable snake_case keys.")
     var json = false
 
     /// Opens the store for reading; a missing file is an error, never an empty new store.
-    func open() throws(StoreError) -> PortalStore {
-        try PortalStore(path: store, createIfMissing: false)
+    func open() throws(StoreError) -> any PortalStorage {
+        try openPortalStorage(store, createIfMissing: false)
     }
 }

@@ -60,7 +60,7 @@ struct HistoryCommand: ParsableCommand {
                 print(try HistoryListing.json(rows), terminator: "")
             } else if rows.isEmpty, let user,
                       try !store.userListing(clientName: client).contains(where: { $0.email.lowercased() == user.lowercased() }) {
-                print("No client user with email \(user)\(client.map { " in client \($0)" } ?? "") in \(store.path).")
+                print("No client user with email \(user)\(client.map { " in client \($0)" } ?? "") in \(store.location).")
             } else if rows.isEmpty {
                 print("No history entries.")
             } else {

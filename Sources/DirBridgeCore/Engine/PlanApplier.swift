@@ -53,13 +53,13 @@ public enum PlanApplier {
         } catch {
             // An edited plan is refused; the attempt is recorded in the store it names, if there is one.
             if error.kind == .refused, !request.dryRun, let edited = error.document,
-               let store = try? PortalStore(path: request.storePath ?? edited.store.path, createIfMissing: false) {
+               let store = try? openPortalStorage(request.storePath ?? edited.store.path, createIfMissing: false) {
                 try? recordRefusal(error, document: edited, store: store, planHash: nil, startedAt: now)
             }
             throw error
         }
         let plan = document.plan
-        let store = try PortalStore(path: request.storePath ?? document.store.path, createIfMissing: false)
+        let store = try openPortalStorage(request.storePath ?? document.store.path, createIfMissing: false)
         let client = try store.client(named: document.client.name)
         let checked = try preflight(document, request: request, store: store, clientExists: client != nil, now: now)
         var reasons = checked.reasons
@@ -123,7 +123,7 @@ public enum PlanApplier {
     }
 
     /// The checks that need no client state: applied already, age, mapping file, client.
-    private static func preflight(_ document: PlanDocument, request: ApplyRequest, store: PortalStore, clientExists: Bool, now: Date)
+    private static func preflight(_ document: PlanDocument, request: ApplyRequest, store: any PortalStorage, clientExists: Bool, now: Date)
         throws -> (reasons: [String], appliedAlready: Bool)
     {
         var reasons: [String] = []
@@ -150,7 +150,7 @@ public enum PlanApplier {
         if applied != nil {
             // Applied: the client exists now, and that is no news.
         } else if document.store.clientExisted && !clientExists {
-            reasons.append("the client \(document.client.name) is no longer in the store \(store.path)")
+            reasons.append("the client \(document.client.name) is no longer in the store \(store.location)")
         } else if !document.store.clientExisted && clientExists {
             reasons.append("the store changed since the plan was made: the client \(document.client.name) was created")
         }
@@ -158,7 +158,7 @@ public enum PlanApplier {
     }
 
     /// The `refused` sync run: the only row a refused apply writes.
-    private static func recordRefusal(_ refusal: PlanError, document: PlanDocument, store: PortalStore, planHash: String?, startedAt: Date) throws {
+    private static func recordRefusal(_ refusal: PlanError, document: PlanDocument, store: any PortalStorage, planHash: String?, startedAt: Date) throws {
         let client = try store.client(named: document.client.name)
         _ = try store.recordRun(SyncRunRecord(
             clientID: client?.id, mapping: document.mapping.file, directory: document.directory, mode: .apply, status: .refused,

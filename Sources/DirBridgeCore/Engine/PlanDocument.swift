@@ -91,7 +91,7 @@ public struct PlanDocument: Sendable, Codable, Equatable {
         self.mapping = MappingReference(file: mappingPath, sha256: try Self.fileHash(mappingPath), editor: mapping.editor)
         client = ClientReference(name: mapping.client.name, parent: mapping.client.parent, membershipEndDate: mapping.client.membershipEndDate)
         directory = mapping.directory.displayURL
-        store = StoreReference(path: Self.absolutePath(storePath), fingerprint: fingerprint)
+        store = StoreReference(path: isPostgresLocation(storePath) ? storePath : Self.absolutePath(storePath), fingerprint: fingerprint)
         guards = GuardCheck(mapping: mapping, overrides: request.overrides)
         force = request.overrides.force
         dryRunID = outcome.runID

@@ -113,7 +113,7 @@ private struct PlannedRun {
 private struct SyncRun {
     let request: SyncRequest
     let logger: Logger
-    let store: PortalStore
+    let store: any PortalStorage
     /// The client, looked up once the lease is held; nil before its first apply.
     private(set) var client: ClientRecord?
     let started = Date()
@@ -125,7 +125,7 @@ private struct SyncRun {
         self.request = request
         self.logger = logger
         self.recorded = recorded
-        store = try PortalStore(path: try request.resolvedStorePath())
+        store = try request.openStore()
     }
 
     /// The client's lease for an apply, then the client as it stands under the lease (a run
@@ -154,9 +154,12 @@ private struct SyncRun {
         let read: DirectoryRead
         do {
             let connection = try DirectoryConnection.open(mapping.directory, logger: logger)
-            if request.incremental {
+            if request.incremental, !store.keepsDirectoryCache {
+                logger.notice("reading the whole directory: the store keeps no directory cache for incremental reads", metadata: ["store": "\(store.location)"])
+            }
+            if request.incremental, let cached = store as? PortalStore {
                 let result = try IncrementalReader.read(
-                    mapping, store: store, connection: connection, options: request.incrementalOptions, logger: logger,
+                    mapping, store: cached, connection: connection, options: request.incrementalOptions, logger: logger,
                     progress: progress, shouldStop: request.shouldStop)
                 read = DirectoryRead(snapshot: result.snapshot, entriesRead: result.entriesRead, incremental: result)
             } else {
@@ -175,8 +178,8 @@ private struct SyncRun {
 
     /// The plan against the client's state; the empty plan when nothing changed on either side.
     func plan(_ read: inout DirectoryRead) throws -> PlannedRun {
-        if let affected = read.incremental?.affected, let snapshot = read.snapshot, let client {
-            let partial = try store.loadPartialState(clientID: client.id, externalIDs: affected.externalIDs, emails: affected.emails,
+        if let affected = read.incremental?.affected, let snapshot = read.snapshot, let client, let cached = store as? PortalStore {
+            let partial = try cached.loadPartialState(clientID: client.id, externalIDs: affected.externalIDs, emails: affected.emails,
                                                      userIDs: affected.userIDs)
             let reason = request.fingerprintsState ? "a saved plan fingerprints the whole store state"
                 : AffectedPlanning.conflict(snapshot: snapshot, users: partial.state.users)

@@ -45,9 +45,14 @@ public struct SyncRequest: Sendable {
     /// The store file to use, or a usage error when neither `--store` nor `store.sqlite` names one.
     public func resolvedStorePath() throws(SyncError) -> String {
         guard let path = storePath ?? mapping.storePath else {
-            throw SyncError(kind: .usage, message: "no portal store: pass --store PATH or set store: { sqlite: PATH } in \(mapping.file)")
+            throw SyncError(kind: .usage, message: "no portal store: pass --store PATH (or a postgresql:// URL) or set store: { sqlite: PATH } or store: { postgres: URL } in \(mapping.file)")
         }
         return path
+    }
+
+    /// Opens the store this run writes to: `--store`, else the mapping's `store:` section.
+    public func openStore() throws -> any PortalStorage {
+        try openPortalStorage(try resolvedStorePath(), password: mapping.storePassword)
     }
 }
 

@@ -104,7 +104,7 @@ public struct SyncScheduler: Service {
             var delay = options.every
             switch ending {
             case .abandoned:
-                if options.apply { try? PortalStore(path: try request.resolvedStorePath()).releaseOwnLease(client: mapping.client.name) }
+                if options.apply { try? request.openStore().releaseOwnLease(client: mapping.client.name) }
                 logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))", metadata: ["run": "\(number)"])
                 return
             case .finished(.success(let outcome)):

@@ -9,8 +9,11 @@ public struct Mapping: Sendable {
     public var client: ClientSettings
     /// The editor recorded in history rows: `editor:`, default `dirbridge`.
     public var editor: String
-    /// The SQLite store from `store: {sqlite: …}`, made absolute; nil when the file names none.
+    /// The store from `store: {sqlite: …}` (made absolute) or `store: {postgres: URL}`; nil
+    /// when the file names none.
     public var storePath: String?
+    /// Where a PostgreSQL store's password comes from: `store.password_env`, `store.password_file`.
+    public var storePassword = StorePasswordSource()
     /// How to reach and bind to the directory.
     public var directory: DirectoryConfiguration
     /// Where the users are and how their entries become client users.

@@ -54,7 +54,7 @@ public enum MappingLoader {
 enum MappingKeys {
     static let root = ["client", "editor", "store", "directory", "users", "groups", "rules", "deprovision", "guards", "notify"]
     static let client = ["name", "parent", "membership_end_date"]
-    static let store = ["sqlite"]
+    static let store = ["sqlite", "postgres", "password_env", "password_file"]
     static let directory = [
         "url", "start_tls", "ca_file", "tls_verify", "bind_dn", "bind_password_env", "bind_password_file",
         "page_size", "timeout",
@@ -107,7 +107,7 @@ final class MappingReader {
         let client = sections["client"].flatMap { readClient($0.value) }
         if sections["client"] == nil, !reportedMisspelling(of: "client", in: root) { issue(root, "missing `client:` (the portal client this file feeds)") }
         let editor = sections["editor"].flatMap { nonEmptyString($0.value, "editor") } ?? "dirbridge"
-        let storePath = sections["store"].flatMap { readStore($0.value) }
+        let store = sections["store"].flatMap { readStore($0.value) }
         let directory = readDirectory(sections["directory"], root: root)
         let users = sections["users"].flatMap { readUsers($0) }
         if sections["users"] == nil, !reportedMisspelling(of: "users", in: root) { issue(root, "missing `users:` (where the users are and how to map them)") }
@@ -119,8 +119,9 @@ final class MappingReader {
 
         guard issues.isEmpty, let client, let directory, let users else { return nil }
         var mapping = Mapping(
-            file: file, client: client, editor: editor, storePath: storePath, directory: directory, users: users,
+            file: file, client: client, editor: editor, storePath: store?.location, directory: directory, users: users,
             groups: groups, rules: rules, deprovision: deprovision)
+        mapping.storePassword = store?.password ?? StorePasswordSource()
         mapping.guards = guards
         mapping.notify = notify
         mapping.sourceHash = Digests.sha256Hex(Array(yaml.utf8))
@@ -183,12 +184,39 @@ extension MappingReader {
         return year > 1900 && (1...12).contains(month) && (1...31).contains(day)
     }
 
-    func readStore(_ node: Node) -> String? {
+    /// `store: {sqlite: PATH}` or `store: {postgres: URL, password_env: VAR | password_file: PATH}`.
+    func readStore(_ node: Node) -> (location: String, password: StorePasswordSource)? {
         guard let keys = entries(node, "`store`", MappingKeys.store) else { return nil }
-        guard let sqlite = keys["sqlite"] else {
-            issue(node, "`store` needs `sqlite: PATH`")
+        switch (keys["sqlite"], keys["postgres"]) {
+        case (let sqlite?, nil):
+            for key in ["password_env", "password_file"] where keys[key] != nil {
+                issue(keys[key]!.key, "`store.\(key)` is for a PostgreSQL store; an SQLite file has no password")
+            }
+            return nonEmptyString(sqlite.value, "store.sqlite").map { (path($0), StorePasswordSource()) }
+        case (nil, let postgres?):
+            guard let url = nonEmptyString(postgres.value, "store.postgres") else { return nil }
+            guard isPostgresLocation(url), URLComponents(string: url)?.host != nil else {
+                issue(postgres.value, "`store.postgres` takes a URL: postgresql://USER@HOST:PORT/DATABASE")
+                return nil
+            }
+            if URLComponents(string: url)?.password != nil {
+                issue(postgres.value, "`store.postgres` must not hold the password: use password_env, password_file, PGPASSWORD or ~/.pgpass")
+                return nil
+            }
+            if keys["password_env"] != nil && keys["password_file"] != nil {
+                issue(node, "`store` takes password_env or password_file, not both")
+                return nil
+            }
+            let password = StorePasswordSource(
+                environmentVariable: keys["password_env"].flatMap { nonEmptyString($0.value, "store.password_env") },
+                file: keys["password_file"].flatMap { nonEmptyString($0.value, "store.password_file") }.map(path))
+            return (url, password)
+        case (_?, _?):
+            issue(node, "`store` takes sqlite or postgres, not both")
+            return nil
+        case (nil, nil):
+            issue(node, "`store` needs `sqlite: PATH` or `postgres: URL`")
             return nil
         }
-        return nonEmptyString(sqlite.value, "store.sqlite").map(path)
     }
 }

@@ -60,7 +60,7 @@ struct CacheRow: Sendable {
 
 /// What one sync changes in the client's directory cache and sync state; written in the
 /// transaction of its apply, so the cache never runs ahead of (or behind) the store.
-struct DirectoryCacheUpdate: Sendable {
+public struct DirectoryCacheUpdate: Sendable {
     var client: String
     /// A full reconcile replaces the whole cache; an incremental run patches it.
     var replaceAll: Bool

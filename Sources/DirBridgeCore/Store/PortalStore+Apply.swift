@@ -9,21 +9,13 @@ extension PortalStore {
     /// one `history` row, and finally the run's `finished_at` and `summary` (the counts of
     /// history actions written, overridden by any count in `run.summary`). If anything
     /// throws, nothing is left behind, not even the run row.
-    public func apply(_ changes: ChangeSet, run: SyncRunRecord) throws(StoreError) -> Int64 {
-        do {
-            return try write(changes, run: run, lease: nil, extra: nil, readingState: false) { _ -> Never? in nil }.get()
-        } catch {
-            throw StoreError.from(error)
-        }
-    }
-
     /// ``apply(_:run:)`` under a lease, with `extra` written in the same transaction (the
     /// incremental sync's directory cache and cookie). A lost lease writes nothing.
     ///
     /// With `creating`, the client (and its Default User Group) is created in the same
     /// transaction, and the change set and run are bound to it: a first apply that fails
     /// leaves no empty client behind.
-    func apply(
+    public func apply(
         _ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease?, extra: DirectoryCacheUpdate? = nil,
         creating newClient: (spec: ClientSpec, editor: String)? = nil
     ) throws -> Int64 {

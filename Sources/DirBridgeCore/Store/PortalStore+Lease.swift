@@ -42,10 +42,10 @@ public struct LeaseError: DirBridgeFailure {
 public final class StoreLease: Sendable {
     public let client: String
     public let token: String
-    let store: PortalStore
+    let store: any PortalStorage
     private let released = Mutex(false)
 
-    init(store: PortalStore, client: String, token: String) {
+    init(store: any PortalStorage, client: String, token: String) {
         self.store = store
         self.client = client
         self.token = token
@@ -60,29 +60,28 @@ public final class StoreLease: Sendable {
             return value
         }
         guard !wasReleased else { return }
-        _ = try? store.pool.write { db in
-            try db.execute(sql: "DELETE FROM leases WHERE client = ? AND token = ?", arguments: [client, token])
-        }
+        store.releaseLease(client: client, token: token)
     }
 
     /// Pushes the expiry `ttl` seconds ahead; fails if the lease was taken over meanwhile.
     public func renew(ttl: TimeInterval) throws(StoreError) {
         try storeOperation("renewing the lease of client \(client)") {
-            try store.pool.write { db in try self.verify(db, renewing: ttl) }
+            try store.renewLease(client: client, token: token, ttl: ttl)
         }
     }
 
-    /// Inside a write transaction: throws unless the lease row is still this lease's.
-    func verify(_ db: Database, renewing ttl: TimeInterval? = nil) throws {
+    /// The message of a lease lost before a write.
+    static func lost(client: String, holder: LeaseHolder?) -> LeaseError {
+        LeaseError(client: client, holder: holder,
+                   message: "this run lost its lease on client \(client) (it expired and another dirbridge took it); nothing was written")
+    }
+
+    /// Inside an SQLite write transaction: throws unless the lease row is still this lease's.
+    func verify(_ db: Database) throws {
         guard let token = try String.fetchOne(db, sql: "SELECT token FROM leases WHERE client = ?", arguments: [client]),
               token == self.token
         else {
-            throw LeaseError(client: client, holder: try PortalStore.leaseHolder(client: client, db: db),
-                             message: "this run lost its lease on client \(client) (it expired and another dirbridge took it); nothing was written")
-        }
-        if let ttl {
-            try db.execute(sql: "UPDATE leases SET expires_at = ? WHERE client = ?",
-                           arguments: [StoreTime.text(Date().addingTimeInterval(ttl)), client])
+            throw Self.lost(client: client, holder: try PortalStore.leaseHolder(client: client, db: db))
         }
     }
 }
@@ -92,34 +91,29 @@ extension PortalStore {
     /// lease left by a process on another host that died is free again after this.
     public static let defaultLeaseDuration: TimeInterval = 10 * 60
 
-    /// Takes the lease on `client`'s writes for `holder`, or throws ``LeaseError`` naming
-    /// who has it. A lease whose process is gone (same host) or whose expiry has passed is
-    /// taken over. With `wait`, polls every `pollInterval` until free or `shouldStop()`.
-    public func acquireLease(
-        client: String, holder: String, ttl: TimeInterval = PortalStore.defaultLeaseDuration,
-        wait: Bool = false, pollInterval: TimeInterval = 1, shouldStop: () -> Bool = { false },
-        onWait: (LeaseHolder) -> Void = { _ in }
-    ) throws -> StoreLease {
-        var told = false
-        while true {
-            switch try tryLease(client: client, holder: holder, ttl: ttl) {
-            case .success(let lease):
-                return lease
-            case .failure(let error):
-                guard wait, !shouldStop() else { throw error }
-                if !told, let current = error.holder { onWait(current); told = true }
-                Thread.sleep(forTimeInterval: pollInterval)
-            }
+    public func releaseLease(client: String, token: String) {
+        _ = try? pool.write { db in
+            try db.execute(sql: "DELETE FROM leases WHERE client = ? AND token = ?", arguments: [client, token])
         }
     }
 
-    private func tryLease(client: String, holder: String, ttl: TimeInterval) throws(StoreError) -> Result<StoreLease, LeaseError> {
+    public func renewLease(client: String, token: String, ttl: TimeInterval) throws {
+        try pool.write { db in
+            guard let current = try String.fetchOne(db, sql: "SELECT token FROM leases WHERE client = ?", arguments: [client]), current == token else {
+                throw StoreLease.lost(client: client, holder: try Self.leaseHolder(client: client, db: db))
+            }
+            try db.execute(sql: "UPDATE leases SET expires_at = ? WHERE client = ?",
+                           arguments: [StoreTime.text(Date().addingTimeInterval(ttl)), client])
+        }
+    }
+
+    public func tryLease(client: String, holder: String, ttl: TimeInterval) throws(StoreError) -> Result<StoreLease, LeaseError> {
         let token = UUID().uuidString
         let host = ProcessInfo.processInfo.hostName
         let pid = getpid()
         return try storeOperation("taking the lease of client \(client)") {
             try pool.write { db -> Result<StoreLease, LeaseError> in
-                if let current = try Self.leaseHolder(client: client, db: db), !Self.isStale(current) {
+                if let current = try Self.leaseHolder(client: client, db: db), !current.isStale() {
                     return .failure(.held(client: client, by: current))
                 }
                 let now = Date()
@@ -157,12 +151,15 @@ extension PortalStore {
             .map { LeaseHolder(holder: $0[0], pid: $0[1], host: $0[2], acquiredAt: $0[3], expiresAt: $0[4]) }
     }
 
+}
+
+extension LeaseHolder {
     /// A lease is stale once it expired, or when its process is gone on this very host.
-    static func isStale(_ lease: LeaseHolder, now: Date = Date()) -> Bool {
-        if let expiry = StoreTime.date(lease.expiresAt), expiry <= now { return true }
-        if lease.host == ProcessInfo.processInfo.hostName, lease.pid != getpid() {
-            if kill(lease.pid, 0) != 0 { return errno == ESRCH }
-            return isZombie(lease.pid)
+    func isStale(now: Date = Date()) -> Bool {
+        if let expiry = StoreTime.date(expiresAt), expiry <= now { return true }
+        if host == ProcessInfo.processInfo.hostName, pid != getpid() {
+            if kill(pid, 0) != 0 { return errno == ESRCH }
+            return Self.isZombie(pid)
         }
         return false
     }

@@ -2,20 +2,9 @@ import Foundation
 import GRDB
 
 extension PortalStore {
-    /// The client named `name`, or a ``StoreError/Code/unknownClient`` error listing the
-    /// store's clients.
-    public func requireClient(named name: String) throws(StoreError) -> ClientRecord {
-        if let client = try client(named: name) { return client }
-        let names = try clients().map(\.name)
-        throw StoreError(
-            .unknownClient,
-            "no client named \(name) in \(path)"
-                + (names.isEmpty ? " (the store has no clients)" : "; clients: \(names.joined(separator: ", "))"))
-    }
-
     /// The client users of one client (or of every client when `clientName` is nil), with
     /// their user group's and client's names, in email order.
-    public func userListing(clientName: String? = nil) throws(StoreError) -> [UserListingRow] {
+    public func userListing(clientName: String?) throws(StoreError) -> [UserListingRow] {
         let clientID = try clientName.map { name throws(StoreError) in try requireClient(named: name).id }
         return try storeOperation("listing users") {
             try pool.read { db in
@@ -41,7 +30,7 @@ extension PortalStore {
 
     /// History entries, oldest first: of the users with this email (any client, or only
     /// `clientName`'s), of one sync run, or all.
-    public func historyListing(userEmail: String? = nil, runID: Int64? = nil, clientName: String? = nil)
+    public func historyListing(userEmail: String?, runID: Int64?, clientName: String?)
         throws(StoreError) -> [HistoryListingRow]
     {
         let clientID = try clientName.map { name throws(StoreError) in try requireClient(named: name).id }

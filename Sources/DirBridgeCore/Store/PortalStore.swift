@@ -14,9 +14,11 @@ import GRDB
 /// let client = try store.ensureClient(ClientSpec(name: "Acme Corp"))
 /// let state = try store.loadState(clientID: client.id)
 /// ```
-public final class PortalStore: Sendable {
+public final class PortalStore: PortalStorage {
     /// The store file's path.
     public let path: String
+    public var location: String { path }
+    public var keepsDirectoryCache: Bool { true }
     let pool: DatabasePool
 
     /// Opens the store at `path`, creating it when `createIfMissing` (read-only views pass
@@ -88,7 +90,7 @@ public final class PortalStore: Sendable {
     /// or parent is updated, one left out of the spec is kept.
     ///
     /// Each creation or update writes a `history` row (entity `client`, no run).
-    public func ensureClient(_ spec: ClientSpec, editor: String = "dirbridge") throws(StoreError) -> ClientRecord {
+    public func ensureClient(_ spec: ClientSpec, editor: String) throws(StoreError) -> ClientRecord {
         try storeOperation("client \(spec.name)") {
             try pool.write { db in try Self.ensureClient(spec, editor: editor, db: db) }
         }

@@ -28,6 +28,8 @@ public struct StoreError: DirBridgeFailure, Equatable {
         case invalidChange
         /// Any other SQLite failure.
         case sqlite
+        /// Any other PostgreSQL failure.
+        case postgres
     }
 
     /// What kind of store failure this is.

@@ -283,18 +283,21 @@ extension HistoryListingRow: FetchableRecord {
 
 extension RunListingRow: FetchableRecord {
     public init(row: Row) {
-        id = row[CodingKeys.id.rawValue]
-        client = row[CodingKeys.client.rawValue]
-        mapping = row[CodingKeys.mapping.rawValue]
-        directory = row[CodingKeys.directory.rawValue]
-        mode = row[CodingKeys.mode.rawValue]
-        status = row[CodingKeys.status.rawValue]
-        startedAt = row[CodingKeys.startedAt.rawValue]
-        finishedAt = row[CodingKeys.finishedAt.rawValue]
-        let summaryText: String = row[CodingKeys.summary.rawValue]
-        summary = (try? JSONDecoder().decode([String: Int].self, from: Data(summaryText.utf8))) ?? [:]
-        error = row[CodingKeys.error.rawValue]
-        entriesRead = row[CodingKeys.entriesRead.rawValue]
+        self.init(id: row[CodingKeys.id.rawValue], client: row[CodingKeys.client.rawValue], mapping: row[CodingKeys.mapping.rawValue],
+                  directory: row[CodingKeys.directory.rawValue], mode: row[CodingKeys.mode.rawValue], status: row[CodingKeys.status.rawValue],
+                  startedAt: row[CodingKeys.startedAt.rawValue], finishedAt: row[CodingKeys.finishedAt.rawValue],
+                  summaryJSON: row[CodingKeys.summary.rawValue], error: row[CodingKeys.error.rawValue],
+                  entriesRead: row[CodingKeys.entriesRead.rawValue])
+    }
+}
+
+extension RunListingRow {
+    /// A run from its columns, `summary` as stored (a JSON object of counts).
+    init(id: Int64, client: String?, mapping: String, directory: String, mode: String, status: String, startedAt: String,
+         finishedAt: String?, summaryJSON: String, error: String?, entriesRead: Int?) {
+        (self.id, self.client, self.mapping, self.directory, self.mode, self.status) = (id, client, mapping, directory, mode, status)
+        (self.startedAt, self.finishedAt, self.error, self.entriesRead) = (startedAt, finishedAt, error, entriesRead)
+        summary = (try? JSONDecoder().decode([String: Int].self, from: Data(summaryJSON.utf8))) ?? [:]
         if let start = StoreTime.date(startedAt), let finish = finishedAt.flatMap(StoreTime.date) {
             durationSeconds = max(0, Int(finish.timeIntervalSince(start).rounded()))
         }
