@@ -15,7 +15,9 @@ struct RunCommand: AsyncParsableCommand {
             is retried with backoff (15s, 30s, … never later than the next tick). Without --apply every \
             run is a dry run. With several mappings (files, or folders of *.yaml), each client runs on its own \
             schedule from a random start offset, with its own lease; one client's failure or refusal never stops \
-            the others; at most --concurrency syncs run at once.
+            the others; at most --concurrency syncs run at once. Several run processes (workers) may share one \
+            PostgreSQL store and the same clients: ticks fall at the same moments in all of them, and each client \
+            is synced by one worker per tick (the lease); a killed worker's clients are taken over.
             """)
 
     @Argument(help: "The mapping files, or folders holding them (*.yaml, *.yml).")
@@ -42,7 +44,7 @@ struct RunCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Only plan (the default); each run writes its sync_runs row.")
     var dryRun = false
 
-    @Option(name: .long, help: ArgumentHelp("The portal store (SQLite file); overrides the mapping's store.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The portal store (an SQLite file, or a postgresql:// URL); overrides the mapping's store.", valueName: "path"))
     var store: String?
 
     @Option(name: .long, help: ArgumentHelp("Stop after this many runs.", valueName: "count"))
@@ -100,11 +102,14 @@ struct RunCommand: AsyncParsableCommand {
                 apply: apply, storePath: store, maxRuns: runs)
             options.gate = gate
             if watch { options.watch = WatchOptions(batchWindow: batchWindow.seconds) }
+            // Workers sharing a PostgreSQL store agree on ticks; a tick another worker synced is skipped.
+            options.sharedTicks = apply && !watch && (store ?? mapping.storePath).map(isPostgresLocation) == true
             // Several clients: spread their first runs over the first tick (at most a minute).
             if loaded.count > 1 { options.startOffset = Double.random(in: 0..<min(every.seconds, 60)) }
             var clientLogger = logger
             clientLogger[metadataKey: "client"] = "\(mapping.client.name)"
-            let offset = options.startOffset > 0 ? ", first run in \(String(format: "%.1f", options.startOffset))s" : ""
+            let offset = options.sharedTicks ? ", ticks shared with the other workers of this store"
+                : options.startOffset > 0 ? ", first run in \(String(format: "%.1f", options.startOffset))s" : ""
             let cadence = watch ? "watching for changes (batch window \(batchWindow), at least every \(every))" : "every \(every)"
             clientLogger.notice("dirbridge run: \(mapping.client.name) \(cadence), full reconcile every \(fullEvery), \(apply ? "applying" : "dry runs")\(offset)")
             services.append(.init(service: SyncScheduler(mapping: mapping, options: options, logger: clientLogger),

@@ -18,6 +18,9 @@ struct UsersCommand: ParsableCommand {
     @Option(name: .long, help: "Only this client's users (name, case-insensitive).")
     var client: String?
 
+    @Flag(name: .long, help: "With --client PARENT: the parent account's view, its users and those of every client under it (with a Client column).")
+    var withChildren = false
+
     @Option(name: .long, help: ArgumentHelp("Sort by this column: \(UserSortColumn.names).", valueName: "column"))
     var sort: String = UserSortColumn.email.rawValue
 
@@ -28,6 +31,7 @@ struct UsersCommand: ParsableCommand {
     var asOf: Moment?
 
     func validate() throws {
+        if withChildren && client == nil { throw ValidationError("--with-children needs --client PARENT") }
         guard UserSortColumn(rawValue: sort) != nil else {
             throw ValidationError("--sort \(sort) is not a column; use one of: \(UserSortColumn.names)")
         }
@@ -38,22 +42,22 @@ struct UsersCommand: ParsableCommand {
             let store = try options.open()
             let column = UserSortColumn(rawValue: sort) ?? .email
             if let asOf {
-                let view = AccessView.asOf(asOf.storeText, timelines: try store.userTimelines(clientName: client))
+                let view = AccessView.asOf(asOf.storeText, timelines: try store.userTimelines(clientName: client, withChildren: withChildren))
                 let rows = UserListing.sorted(view.rows, by: column, descending: desc)
                 if options.json {
                     print(try AccessView.json(view, rows: rows), terminator: "")
                 } else {
-                    print(AccessView.text(view, rows: rows, showClient: client == nil), terminator: "")
+                    print(AccessView.text(view, rows: rows, showClient: client == nil || withChildren), terminator: "")
                 }
                 return
             }
-            let rows = UserListing.sorted(try store.userListing(clientName: client), by: column, descending: desc)
+            let rows = UserListing.sorted(try store.userListing(clientName: client, withChildren: withChildren), by: column, descending: desc)
             if options.json {
                 print(try UserListing.json(rows), terminator: "")
             } else if rows.isEmpty {
                 print("No client users.")
             } else {
-                print(UserListing.text(rows, showClient: client == nil), terminator: "")
+                print(UserListing.text(rows, showClient: client == nil || withChildren), terminator: "")
             }
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 
 /// Runs the main job: read the directory, map, plan, guard, and (with `apply`) write.
@@ -141,6 +142,9 @@ private struct SyncRun {
         do {
             if request.shouldStop() { throw SyncStopped() }
             client = try store.client(named: mapping.client.name)
+            if let since = request.skipIfSyncedSince, let client, let last = try store.lastSync(clientID: client.id), last.startedAt >= since {
+                throw SyncSkipped(last: last)
+            }
         } catch {
             lease?.release()
             throw error
@@ -154,8 +158,9 @@ private struct SyncRun {
         let read: DirectoryRead
         do {
             let connection = try DirectoryConnection.open(mapping.directory, logger: logger)
-            if request.incremental, !store.keepsDirectoryCache {
-                logger.notice("reading the whole directory: the store keeps no directory cache for incremental reads", metadata: ["store": "\(store.location)"])
+            if request.incremental, !store.keepsDirectoryCache, fullReadsNoticed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+                logger.notice("reading the whole directory on every run: the PostgreSQL store keeps no directory cache for incremental reads yet",
+                              metadata: ["store": "\(store.location)"])
             }
             if request.incremental, let cached = store as? PortalStore {
                 let result = try IncrementalReader.read(
@@ -301,3 +306,6 @@ extension Plan {
                     summary: summary, onboarding: [])
     }
 }
+
+/// Whether this process said once that its store keeps no directory cache.
+private let fullReadsNoticed = Atomic<Bool>(false)

@@ -15,6 +15,9 @@ public struct SyncRequest: Sendable {
     public var holder: String
     /// Queue behind another run holding the lease instead of exiting 5.
     public var waitForLease: Bool
+    /// Workers sharing a store: once the lease is held, a client synced (by any worker) since
+    /// this moment is skipped (``SyncSkipped``) instead of synced twice in one tick.
+    public var skipIfSyncedSince: Date?
     /// A scheduler's handle to stop the run: asked between pages and before writing.
     public var control: RunControl?
     /// A dry run computes the ``SyncOutcome/stateFingerprint`` a saved plan needs.
@@ -90,4 +93,9 @@ public struct SyncError: DirBridgeFailure {
     }
 
     public var description: String { message }
+}
+
+/// A scheduled run not made: another worker already synced the client in this tick.
+public struct SyncSkipped: Error, Sendable {
+    public var last: LastSync
 }

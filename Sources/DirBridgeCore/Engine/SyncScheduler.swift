@@ -21,6 +21,10 @@ public struct ScheduleOptions: Sendable {
     public var gate: RunGate? = nil
     /// `run --watch`: between ticks, a change the server pushes starts a run (after the batch window).
     public var watch: WatchOptions? = nil
+    /// Workers sharing a store (PostgreSQL): ticks fall at the same moments in every worker
+    /// (multiples of `every` plus an offset derived from the client's name), and a tick whose
+    /// client another worker has synced or is syncing is skipped.
+    public var sharedTicks = false
 
     public init(every: TimeInterval, incremental: IncrementalOptions = IncrementalOptions(), apply: Bool = false,
                 storePath: String? = nil, firstRetry: TimeInterval = 15, maxRuns: Int? = nil) {
@@ -83,14 +87,14 @@ public struct SyncScheduler: Service {
         defer { watcher?.stop() }
         /// The pushed changes that started the coming run.
         var batch: [PersistNotice] = []
-        if options.startOffset > 0 {
+        if options.startOffset > 0 && !options.sharedTicks {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(options.startOffset)) }
         }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             number += 1
             let started = Date()
             let control = RunControl()
-            let request = SyncRequest(
+            var request = SyncRequest(
                 mapping: mapping, storePath: options.storePath, apply: options.apply, incremental: true,
                 incrementalOptions: options.incremental, holder: "run", control: control)
             await options.gate?.acquire()
@@ -98,6 +102,10 @@ public struct SyncScheduler: Service {
                 await options.gate?.release()
                 break
             }
+            // Shared ticks: the tick this run falls in (once the gate let it start: a run that
+            // waited into the next tick is that tick's run); the next one starts `every` after it.
+            let tick = options.sharedTicks ? SharedTicks.start(of: Date(), every: options.every, client: mapping.client.name) : started
+            if options.sharedTicks { request.skipIfSyncedSince = tick }
             let ending = await runOnce(request, control: control)
             await options.gate?.release()
             let seconds = Date().timeIntervalSince(started)
@@ -110,12 +118,18 @@ public struct SyncScheduler: Service {
             case .finished(.success(let outcome)):
                 failures = 0
                 var line = SchedulerLog.line(number: number, outcome: outcome, apply: options.apply, seconds: seconds,
-                                             next: options.maxRuns.map { number >= $0 } == true ? nil : started.addingTimeInterval(delay))
+                                             next: options.maxRuns.map { number >= $0 } == true ? nil : tick.addingTimeInterval(delay))
                 if let pushed = SchedulerLog.watchLag(batch, committed: Date()) {
                     line += "; " + pushed.text
                     RunMetrics.recordWatchLag(client: mapping.client.name, seconds: pushed.lag)
                 }
                 logger.notice("\(line)", metadata: ["run": "\(number)", "run_id": "\(outcome.runID)"])
+            case .finished(.failure(let error as SyncSkipped)):
+                failures = 0
+                logger.notice("\(SchedulerLog.skipped(number: number, by: error.last, next: tick.addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
+            case .finished(.failure(let error as LeaseError)) where options.sharedTicks:
+                failures = 0
+                logger.notice("\(SchedulerLog.skipped(number: number, holder: error.holder, next: tick.addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
             case .finished(.failure(let error)):
                 if error is SyncStopped {
                     logger.notice("\(SchedulerLog.stopped(number: number, seconds: seconds))")
@@ -127,7 +141,7 @@ public struct SyncScheduler: Service {
             }
             batch = []
             if let maxRuns = options.maxRuns, number >= maxRuns { return }
-            let wait = max(0, started.addingTimeInterval(delay).timeIntervalSinceNow)
+            let wait = max(0, tick.addingTimeInterval(delay).timeIntervalSinceNow)
             if failures > 0 { delay = wait }
             if let watch = options.watch {
                 if watcher == nil {
@@ -273,7 +287,36 @@ enum SchedulerLog {
             + text.replacingOccurrences(of: "\n", with: " ") + "; retry at \(StoreTime.text(retry))"
     }
 
+    static func skipped(number: Int, by last: LastSync, next: Date) -> String {
+        "run \(number): skipped, sync run \(last.runID) by \(last.worker ?? "another worker") at \(StoreTime.text(last.startedAt)) "
+            + "already synced this tick; next run at \(StoreTime.text(next))"
+    }
+
+    static func skipped(number: Int, holder: LeaseHolder?, next: Date) -> String {
+        "run \(number): skipped, \(holder.map { "\($0.host):\($0.pid)" } ?? "another worker") is syncing this client; next run at \(StoreTime.text(next))"
+    }
+
     static func stopped(number: Int, seconds: TimeInterval) -> String {
         "run \(number): stopped by a signal after \(String(format: "%.2f", seconds))s before writing; nothing written, lease released"
+    }
+}
+
+/// The ticks of workers sharing a store: the same moments in every worker, so that "synced
+/// this tick" means the same to all of them.
+enum SharedTicks {
+    /// The client's offset within a tick, in whole seconds: spread over the first minute (or
+    /// the tick, if shorter), the same for every worker (derived from the name, not random).
+    static func offset(client: String, every: TimeInterval) -> TimeInterval {
+        let span = max(1, Int(min(every, 60)))
+        let hash = client.lowercased().utf8.reduce(UInt64(14_695_981_039_346_656_037)) { ($0 ^ UInt64($1)) &* 1_099_511_628_211 }
+        return TimeInterval(hash % UInt64(span))
+    }
+
+    /// The start of the tick that `moment` falls in, to the whole second (sync_runs' resolution).
+    static func start(of moment: Date, every: TimeInterval, client: String) -> Date {
+        let offset = offset(client: client, every: every)
+        let seconds = moment.timeIntervalSince1970 - offset
+        let start = (seconds / every).rounded(.down) * every + offset
+        return Date(timeIntervalSince1970: start.rounded(.down))
     }
 }

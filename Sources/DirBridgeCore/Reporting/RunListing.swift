@@ -44,14 +44,17 @@ public enum RunListing {
 
 /// The `dirbridge clients` view.
 public enum ClientListing {
-    /// Aligned text: name, parent, membership end date, users, locations, active, created.
+    /// Aligned text: name, parent, membership end date, users, locations, active, created, the
+    /// last run (start, status, worker) and the worker holding the lease now.
     public static func text(_ rows: [ClientListingRow]) -> String {
         let cells = rows.map { row in
             [row.name, row.parent ?? "", row.membershipEndDate ?? "", String(row.users), String(row.locations),
-             tick(row.active), row.createdAt]
+             tick(row.active), row.createdAt,
+             row.lastRunAt.map { "\($0) \(row.lastRunStatus ?? "")" + (row.lastRunWorker.map { " by \($0)" } ?? "") } ?? "",
+             row.leaseWorker ?? ""]
         }
         return TextTable(
-            headers: ["Client", "Parent", "Membership ends", "Users", "Locations", "Active", "Created"],
+            headers: ["Client", "Parent", "Membership ends", "Users", "Locations", "Active", "Created", "Last run", "Syncing now"],
             rows: cells, rightAligned: [3, 4]
         ).render()
     }

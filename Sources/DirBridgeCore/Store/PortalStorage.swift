@@ -80,6 +80,16 @@ public protocol PortalStorage: AnyObject, Sendable {
     func appliedRun(planHash: String) throws(StoreError) -> (id: Int64, finishedAt: String?)?
     /// The client's change counter (bumped by every write to its users and user groups).
     func changeCounter(clientID: Int64) throws(StoreError) -> Int64
+    /// The client's last apply that synced it (succeeded, or refused by a guard), by any worker.
+    func lastSync(clientID: Int64) throws(StoreError) -> LastSync?
+}
+
+/// A client's last apply run, as workers sharing a store see it.
+public struct LastSync: Sendable, Equatable {
+    public var runID: Int64
+    public var startedAt: Date
+    /// `host:pid` of the process that ran it (nil for runs of dirbridge before 0.5).
+    public var worker: String?
 }
 
 extension PortalStorage {
@@ -108,6 +118,35 @@ extension PortalStorage {
     public func userTimelines() throws(StoreError) -> [UserTimeline] { try userTimelines(clientName: nil) }
     public func historyListing(userEmail: String? = nil, runID: Int64? = nil) throws(StoreError) -> [HistoryListingRow] {
         try historyListing(userEmail: userEmail, runID: runID, clientName: nil)
+    }
+
+    /// A parent account and every client under it (children, their children, …), by name.
+    public func family(of parentName: String) throws(StoreError) -> [ClientRecord] {
+        let parent = try requireClient(named: parentName)
+        let all = try clients()
+        var family = [parent]
+        var frontier: Set<Int64> = [parent.id]
+        while !frontier.isEmpty {
+            let children = all.filter { client in client.parentID.map(frontier.contains) == true && !family.contains { $0.id == client.id } }
+            family += children
+            frontier = Set(children.map(\.id))
+        }
+        return family
+    }
+
+    /// ``userListing(clientName:)``; with `withChildren`, the users of the client and of every
+    /// client under it: a parent account's view.
+    public func userListing(clientName: String?, withChildren: Bool) throws(StoreError) -> [UserListingRow] {
+        guard withChildren, let clientName else { return try userListing(clientName: clientName) }
+        let names = Set(try family(of: clientName).map(\.name))
+        return try userListing(clientName: nil).filter { names.contains($0.client) }
+    }
+
+    /// ``userTimelines(clientName:)``, with the children's users as for ``userListing(clientName:withChildren:)``.
+    public func userTimelines(clientName: String?, withChildren: Bool) throws(StoreError) -> [UserTimeline] {
+        guard withChildren, let clientName else { return try userTimelines(clientName: clientName) }
+        let names = Set(try family(of: clientName).map(\.name))
+        return try userTimelines(clientName: nil).filter { names.contains($0.client) }
     }
 
     /// The client named `name`, or a ``StoreError/Code/unknownClient`` error listing the

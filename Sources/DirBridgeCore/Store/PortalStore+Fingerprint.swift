@@ -113,6 +113,18 @@ public struct StoreFingerprint: Sendable, Equatable, Codable {
 }
 
 extension PortalStore {
+    public func lastSync(clientID: Int64) throws(StoreError) -> LastSync? {
+        try storeOperation("looking up sync runs") {
+            try pool.read { db in
+                try Row.fetchOne(db, sql: """
+                    SELECT id, started_at, worker FROM sync_runs
+                    WHERE client_id = ? AND mode = 'apply' AND status IN ('succeeded', 'refused') ORDER BY id DESC LIMIT 1
+                    """, arguments: [clientID]
+                ).flatMap { row in StoreTime.date(row["started_at"]).map { LastSync(runID: row["id"], startedAt: $0, worker: row["worker"]) } }
+            }
+        }
+    }
+
     /// The succeeded apply that executed the plan with this hash, if any: its run id and finish time.
     public func appliedRun(planHash: String) throws(StoreError) -> (id: Int64, finishedAt: String?)? {
         try storeOperation("looking up sync runs") {

@@ -93,10 +93,13 @@ extension PortalStore {
                                (SELECT COUNT(*) FROM client_users u WHERE u.client_id = c.id) AS users,
                                (SELECT COUNT(DISTINCT LOWER(TRIM(u.location))) FROM client_users u
                                 WHERE u.client_id = c.id AND TRIM(COALESCE(u.location, '')) <> '') AS locations,
-                               c.active, c.created_at
+                               c.active, c.created_at, r.started_at AS last_run_at, r.status AS last_run_status,
+                               r.worker AS last_run_worker,
+                               (SELECT l.host || ':' || l.pid FROM leases l WHERE l.client = c.name COLLATE NOCASE AND l.expires_at > ?) AS lease_worker
                         FROM clients c LEFT JOIN clients p ON p.id = c.parent_id
+                        LEFT JOIN sync_runs r ON r.id = (SELECT max(id) FROM sync_runs WHERE client_id = c.id)
                         ORDER BY c.name
-                        """
+                        """, arguments: [StoreTime.text(Date())]
                 ).map(ClientListingRow.init(row:))
             }
         }

@@ -256,13 +256,13 @@ public final class PortalStore: PortalStorage {
         try db.execute(
             sql: """
                 INSERT INTO sync_runs (client_id, mapping, directory, mode, status, started_at, finished_at,
-                                       summary, error, entries_read, plan_hash, incremental, dirbridge_version)
-                VALUES (?, ?, ?, ?, ?, ?, NULL, '{}', ?, ?, ?, ?, ?)
+                                       summary, error, entries_read, plan_hash, incremental, dirbridge_version, worker)
+                VALUES (?, ?, ?, ?, ?, ?, NULL, '{}', ?, ?, ?, ?, ?, ?)
                 """,
             arguments: [
                 run.clientID, run.mapping, run.directory, run.mode.rawValue, run.status.rawValue,
                 StoreTime.text(run.startedAt), run.error, run.entriesRead, run.planHash, run.incremental,
-                DirBridge.version,
+                DirBridge.version, StoreSchema.worker,
             ])
         return db.lastInsertedRowID
     }

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 
 /// The portal store's schema: the portal's tables (clients, user_groups, client_users, history, invitations, sync_runs; their columns are a contract others read) and dirbridge's own additions,
@@ -23,8 +24,12 @@ public enum StoreSchema {
     /// email) and `store_touches`, the log of portal-side edits since the last incremental apply.
     public static let affectedPlanning = "v4-affected-planning"
 
-    /// Every migration identifier this build knows.
-    public static let knownIdentifiers: Set<String> = [portalSchema, dirbridgeExtras, incrementalSync, affectedPlanning]
+    /// Several workers: `sync_runs.worker`, the process (`host:pid`) that ran each sync.
+    public static let workers = "v5-workers"
+
+    /// Every migration identifier this build knows, in order.
+    public static let identifiers = [portalSchema, dirbridgeExtras, incrementalSync, affectedPlanning, workers]
+    public static let knownIdentifiers = Set(identifiers)
 
 
     /// The message of the trigger refusing Global Admin outside the Default User Group.
@@ -70,6 +75,7 @@ public enum StoreSchema {
         registerDirbridgeExtras(in: &migrator)
         registerIncrementalSync(in: &migrator)
         registerAffectedPlanning(in: &migrator)
+        migrator.registerMigration(workers) { db in try db.execute(sql: workersSQL) }
         return migrator
     }
 
@@ -267,6 +273,12 @@ public enum StoreSchema {
             }
         }
     }
+
+    /// The fifth migration, the same on both stores.
+    static let workersSQL = "ALTER TABLE sync_runs ADD COLUMN worker TEXT"
+
+    /// The worker a run records: `host:pid`.
+    static var worker: String { "\(ProcessInfo.processInfo.hostName):\(getpid())" }
 
     /// Registers the fourth migration: what lets an incremental run plan only the users a
     /// change can affect.

@@ -144,10 +144,17 @@ public struct ClientListingRow: Sendable, Equatable, Encodable {
     public var locations: Int
     public var active: Bool
     public var createdAt: String
+    /// The client's last sync run: its start, status and the worker (`host:pid`) that ran it.
+    public var lastRunAt: String? = nil
+    public var lastRunStatus: String? = nil
+    public var lastRunWorker: String? = nil
+    /// The worker (`host:pid`) holding the client's lease now, if its lease has not expired.
+    public var leaseWorker: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case name, parent, users, locations, active
         case membershipEndDate = "membership_end_date", createdAt = "created_at"
+        case lastRunAt = "last_run_at", lastRunStatus = "last_run_status", lastRunWorker = "last_run_worker", leaseWorker = "lease_worker"
     }
 
     /// Every key is present; a missing value is `null`.
@@ -160,6 +167,10 @@ public struct ClientListingRow: Sendable, Equatable, Encodable {
         try container.encode(locations, forKey: .locations)
         try container.encode(active, forKey: .active)
         try container.encode(createdAt, forKey: .createdAt)
+        try container.encode(lastRunAt, forKey: .lastRunAt)
+        try container.encode(lastRunStatus, forKey: .lastRunStatus)
+        try container.encode(lastRunWorker, forKey: .lastRunWorker)
+        try container.encode(leaseWorker, forKey: .leaseWorker)
     }
 }
 
@@ -313,5 +324,9 @@ extension ClientListingRow: FetchableRecord {
         locations = row[CodingKeys.locations.rawValue]
         active = row[CodingKeys.active.rawValue]
         createdAt = row[CodingKeys.createdAt.rawValue]
+        lastRunAt = row[CodingKeys.lastRunAt.rawValue]
+        lastRunStatus = row[CodingKeys.lastRunStatus.rawValue]
+        lastRunWorker = row[CodingKeys.lastRunWorker.rawValue]
+        leaseWorker = row[CodingKeys.leaseWorker.rawValue]
     }
 }

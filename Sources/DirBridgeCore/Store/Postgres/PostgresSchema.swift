@@ -13,6 +13,7 @@ enum PostgresSchema {
         (StoreSchema.dirbridgeExtras, dirbridgeExtras),
         (StoreSchema.incrementalSync, incrementalSync),
         (StoreSchema.affectedPlanning, affectedPlanning),
+        (StoreSchema.workers, StoreSchema.workersSQL),
     ]
 
     /// The table recording applied migrations (GRDB's `grdb_migrations` on SQLite).

@@ -78,14 +78,19 @@ extension PostgresStore {
                            (SELECT count(*) FROM client_users u WHERE u.client_id = c.id) AS users,
                            (SELECT count(DISTINCT lower(trim(u.location))) FROM client_users u
                             WHERE u.client_id = c.id AND trim(coalesce(u.location, '')) <> '') AS locations,
-                           c.active, \(Self.iso("c.created_at", as: "created_at"))
+                           c.active, \(Self.iso("c.created_at", as: "created_at")), \(Self.iso("r.started_at", as: "last_run_at")),
+                           r.status AS last_run_status, r.worker AS last_run_worker,
+                           (SELECT l.host || ':' || l.pid FROM leases l WHERE lower(l.client) = lower(c.name) AND l.expires_at > now()) AS lease_worker
                     FROM clients c LEFT JOIN clients p ON p.id = c.parent_id
+                    LEFT JOIN sync_runs r ON r.id = (SELECT max(id) FROM sync_runs WHERE client_id = c.id)
                     ORDER BY c.name
                     """).map { row in
                     ClientListingRow(
                         name: try row.text("name"), parent: try row.optionalText("parent"),
                         membershipEndDate: try row.optionalText("membership_end_date"), users: Int(try row.int("users")),
-                        locations: Int(try row.int("locations")), active: try row.flag("active"), createdAt: try row.text("created_at"))
+                        locations: Int(try row.int("locations")), active: try row.flag("active"), createdAt: try row.text("created_at"),
+                        lastRunAt: try row.optionalText("last_run_at"), lastRunStatus: try row.optionalText("last_run_status"),
+                        lastRunWorker: try row.optionalText("last_run_worker"), leaseWorker: try row.optionalText("lease_worker"))
                 }
             }
         }

@@ -247,10 +247,11 @@ public final class PostgresStore: PortalStorage {
     static func insertRun(_ run: SyncRunRecord, db: PostgresSession.Statements) throws -> Int64 {
         guard let id = try db.row("""
             INSERT INTO sync_runs (client_id, mapping, directory, mode, status, started_at, finished_at,
-                                   summary, error, entries_read, plan_hash, incremental, dirbridge_version)
-            VALUES ($1, $2, $3, $4, $5, $6, NULL, '{}', $7, $8, $9, $10, $11) RETURNING id
+                                   summary, error, entries_read, plan_hash, incremental, dirbridge_version, worker)
+            VALUES ($1, $2, $3, $4, $5, $6, NULL, '{}', $7, $8, $9, $10, $11, $12) RETURNING id
             """, PostgresBindings([run.clientID, run.mapping, run.directory, run.mode.rawValue, run.status.rawValue, run.startedAt,
-                                   run.error, run.entriesRead.map(Int64.init), run.planHash, run.incremental, DirBridge.version]))?.int("id")
+                                   run.error, run.entriesRead.map(Int64.init), run.planHash, run.incremental, DirBridge.version,
+                                   StoreSchema.worker]))?.int("id")
         else { throw StoreError(.postgres, "inserting the sync run returned no id") }
         return id
     }
@@ -262,6 +263,19 @@ public final class PostgresStore: PortalStorage {
                     SELECT id, \(Self.iso("finished_at")) FROM sync_runs
                     WHERE plan_hash = $1 AND mode = 'apply' AND status = 'succeeded' ORDER BY id LIMIT 1
                     """, PostgresBindings([planHash])).map { (id: try $0.int("id"), finishedAt: try $0.optionalText("finished_at")) }
+            }
+        }
+    }
+
+    public func lastSync(clientID: Int64) throws(StoreError) -> LastSync? {
+        try operation("looking up sync runs") {
+            try session.exclusive { db in
+                try db.row("""
+                    SELECT id, started_at, worker FROM sync_runs
+                    WHERE client_id = $1 AND mode = 'apply' AND status IN ('succeeded', 'refused') ORDER BY id DESC LIMIT 1
+                    """, PostgresBindings([clientID])).map {
+                    LastSync(runID: try $0.int("id"), startedAt: try $0.decode("started_at", as: Date.self), worker: try $0.optionalText("worker"))
+                }
             }
         }
     }
