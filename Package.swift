@@ -62,6 +62,7 @@ let package = Package(
             dependencies: [
                 "DirBridgeCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             resources: [.copy("Fixtures")]
         ),

@@ -231,10 +231,12 @@ public enum Doctor {
     /// The store: where it is, that it can be written, its schema, and who holds a lease.
     private static func storeChecks(mapping: Mapping, storePath: String?) -> [DoctorCheck] {
         guard let path = storePath ?? mapping.storePath else {
-            return [DoctorCheck(check: "store", status: .failed, side: .store, detail: "no store: the mapping has no store.sqlite and no --store was given",
-                                next: "add store: { sqlite: /var/lib/dirbridge/portal.sqlite } to the mapping, or pass --store")]
+            return [DoctorCheck(check: "store", status: .failed, side: .store, detail: "no store: the mapping has no store section and no --store was given",
+                                next: "add store: { sqlite: /var/lib/dirbridge/portal.sqlite } (or { postgres: URL }) to the mapping, or pass --store")]
         }
-        let health = StoreHealth.check(path: path, client: mapping.client.name)
+        let health = isPostgresLocation(path)
+            ? StoreHealth.checkPostgres(url: path, password: mapping.storePassword, client: mapping.client.name)
+            : StoreHealth.check(path: path, client: mapping.client.name)
         return [DoctorCheck(check: "store", status: health.problem == nil ? (health.warning == nil ? .ok : .warning) : .failed, side: .store,
                             detail: health.problem ?? health.warning ?? health.summary, next: health.next)]
     }

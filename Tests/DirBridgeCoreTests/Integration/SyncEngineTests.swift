@@ -4,18 +4,19 @@ import GRDB
 import Logging
 import Testing
 
-/// A slapd loaded with the engine fixture company, an empty store and the engine mapping.
+/// A slapd loaded with the engine fixture company, an empty store (an SQLite file or a new
+/// PostgreSQL database) and the engine mapping.
 struct EngineFixture: SyncFixture {
     let slapd: TestSlapd
     let storePath: String
     let mappingPath: String
     let mapping: Mapping
 
-    init(_ label: String, mappingText: ((String) -> String)? = nil) throws {
+    init(_ label: String, store: StoreKind = .sqlite, mappingText: ((String) -> String)? = nil) throws {
         _ = testBindPassword
         slapd = try TestSlapd(label: label, fixtures: ["ldif/engine.ldif"])
         let directory = try makeTemporaryDirectory("engine-\(label)")
-        storePath = directory.appendingPathComponent("portal.sqlite").path
+        storePath = try store.newLocation(in: directory, label: label)
         var text = try String(contentsOf: fixtureURL("mappings/engine.yaml"), encoding: .utf8)
         if let mappingText { text = mappingText(text) }
         mappingPath = directory.appendingPathComponent("engine.yaml").path
@@ -28,9 +29,9 @@ struct EngineFixture: SyncFixture {
 
 @Suite("Sync engine on a real slapd")
 struct SyncEngineTests {
-    @Test("the first apply creates the expected users, groups, flags, invitations and history; a second run plans nothing")
-    func firstApply() throws {
-        let fixture = try EngineFixture("first")
+    @Test("the first apply creates the expected users, groups, flags, invitations and history; a second run plans nothing", arguments: StoreKind.allCases)
+    func firstApply(store: StoreKind) throws {
+        let fixture = try EngineFixture("first", store: store)
         let outcome = try fixture.sync()
         #expect(outcome.applied)
         #expect(outcome.plan.skipped.map(\.dn) == ["uid=nomail,ou=people,dc=example,dc=com"])
@@ -61,7 +62,7 @@ struct SyncEngineTests {
         #expect(try fixture.int("SELECT count(*) FROM history WHERE action = 'created' AND entity = 'user'") == 12)
         #expect(try fixture.int("SELECT count(*) FROM history WHERE action = 'group_created'") == 4)
         #expect(try fixture.int("SELECT count(*) FROM history WHERE entity = 'user' AND (run_id IS NULL OR reason IS NULL OR editor != 'dirbridge')") == 0)
-        let history = try #require(try fixture.rows("SELECT changes, reason FROM history WHERE entity = 'user' AND entity_id = ?", [lead["id"] as Int64]).first)
+        let history = try #require(try fixture.rows("SELECT CAST(changes AS TEXT) AS changes, reason FROM history WHERE entity = 'user' AND entity_id = ?", [lead["id"] as Int64]).first)
         let changes = try #require(try JSONSerialization.jsonObject(with: Data((history["changes"] as String).utf8)) as? [String: [Any]])
         #expect(changes["title"]?.last as? String == "Sales Lead")
         #expect((history["reason"] as String).contains("cn=sales-leads,ou=groups,dc=example,dc=com"))
@@ -73,9 +74,9 @@ struct SyncEngineTests {
         #expect(try fixture.int("SELECT count(*) FROM history WHERE run_id = ?", [second.runID]) == 0)
     }
 
-    @Test("each directory change gives the right plan and history")
-    func directoryChanges() throws {
-        let fixture = try EngineFixture("changes")
+    @Test("each directory change gives the right plan and history", arguments: StoreKind.allCases)
+    func directoryChanges(store: StoreKind) throws {
+        let fixture = try EngineFixture("changes", store: store)
         try fixture.sync()
         let renamedBefore = try #require(try fixture.user("s2@example.com"))
         try fixture.slapd.modify(String(contentsOf: fixtureURL("ldif/engine-changes.ldif"), encoding: .utf8))
@@ -132,9 +133,9 @@ struct SyncEngineTests {
         #expect(try fixture.sync().plan.isEmpty)
     }
 
-    @Test("a dry run writes only its run row; --detailed-exitcode exits 2 on changes, 0 without; --json is the same plan")
-    func dryRunContract() throws {
-        let fixture = try EngineFixture("dry-run")
+    @Test("a dry run writes only its run row; --detailed-exitcode exits 2 on changes, 0 without; --json is the same plan", arguments: StoreKind.allCases)
+    func dryRunContract(store: StoreKind) throws {
+        let fixture = try EngineFixture("dry-run", store: store)
         try fixture.sync()
         let before = try fixture.portalContents()
         let clean = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--detailed-exitcode"])
@@ -155,9 +156,9 @@ struct SyncEngineTests {
         #expect(try fixture.int("SELECT count(*) FROM sync_runs WHERE mode = 'dry-run' AND status = 'succeeded'") == 3)
     }
 
-    @Test("disabling more than max_disable is refused with exit 5; nothing is written but the refused run")
-    func maxDisableRefused() throws {
-        let fixture = try EngineFixture("max-disable")
+    @Test("disabling more than max_disable is refused with exit 5; nothing is written but the refused run", arguments: StoreKind.allCases)
+    func maxDisableRefused(store: StoreKind) throws {
+        let fixture = try EngineFixture("max-disable", store: store)
         try fixture.sync()
         let before = try fixture.portalContents()
         try fixture.slapd.modify(["s1", "s2", "s3", "e1"].map { "dn: uid=\($0),ou=people,dc=example,dc=com\nchangetype: delete\n" }.joined(separator: "\n"))
@@ -172,15 +173,15 @@ struct SyncEngineTests {
         // An explicit override lets it through.
         let forced = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--max-disable", "4"])
         #expect(forced.status == 0, "\(forced.stderr)")
-        #expect(try fixture.int("SELECT count(*) FROM client_users WHERE enabled = 0") == 4)
+        #expect(try fixture.int("SELECT count(*) FROM client_users WHERE NOT enabled") == 4)
     }
 
-    @Test("an empty read is refused: a bind account that sees nothing never disables the company")
-    func emptyReadRefused() throws {
-        let fixture = try EngineFixture("empty")
+    @Test("an empty read is refused: a bind account that sees nothing never disables the company", arguments: StoreKind.allCases)
+    func emptyReadRefused(store: StoreKind) throws {
+        let fixture = try EngineFixture("empty", store: store)
         try fixture.sync()
         let before = try fixture.portalContents()
-        let blind = try EngineFixture("empty-blind-mapping") { $0.replacingOccurrences(of: "cn=sync,ou=services", with: "cn=blind,ou=services") }
+        let blind = try EngineFixture("empty-blind-mapping", store: store) { $0.replacingOccurrences(of: "cn=sync,ou=services", with: "cn=blind,ou=services") }
         setenv("DIRBRIDGE_TEST_BIND_PASSWORD_BLIND", "blind-secret", 1)
         var mapping = try MappingLoader.load(path: blind.mappingPath, environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
         mapping.directory.password = .environment("DIRBRIDGE_TEST_BIND_PASSWORD_BLIND")
@@ -194,9 +195,9 @@ struct SyncEngineTests {
         blind.slapd.stop()
     }
 
-    @Test("removing the last Global Admin is refused; a protected user is never disabled or demoted")
-    func lastAdminAndProtected() throws {
-        let fixture = try EngineFixture("admins") { $0.replacingOccurrences(of: "max_demote: 3", with: "max_demote: 10") }
+    @Test("removing the last Global Admin is refused; a protected user is never disabled or demoted", arguments: StoreKind.allCases)
+    func lastAdminAndProtected(store: StoreKind) throws {
+        let fixture = try EngineFixture("admins", store: store) { $0.replacingOccurrences(of: "max_demote: 3", with: "max_demote: 10") }
         try fixture.sync()
         try fixture.slapd.modify("""
             dn: cn=portal-admins,ou=groups,dc=example,dc=com
@@ -217,7 +218,7 @@ struct SyncEngineTests {
         #expect(try fixture.user("it-breakglass@example.com")?["enabled"] as Int? == 1)
 
         // Without a protected admin, losing every Global Admin is refused.
-        let strict = try EngineFixture("admins-strict") { $0.replacingOccurrences(of: "protected: [it-breakglass@example.com]", with: "protected: []") }
+        let strict = try EngineFixture("admins-strict", store: store) { $0.replacingOccurrences(of: "protected: [it-breakglass@example.com]", with: "protected: []") }
         try strict.sync()
         let before = try strict.portalContents()
         try strict.slapd.modify("""
@@ -233,9 +234,9 @@ struct SyncEngineTests {
         #expect(try strict.portalContents() == before)
     }
 
-    @Test("two entries with the same email are both reported by DN and skipped; the rest is applied")
-    func duplicateEmails() throws {
-        let fixture = try EngineFixture("duplicates")
+    @Test("two entries with the same email are both reported by DN and skipped; the rest is applied", arguments: StoreKind.allCases)
+    func duplicateEmails(store: StoreKind) throws {
+        let fixture = try EngineFixture("duplicates", store: store)
         try fixture.slapd.modify("""
             dn: uid=s1,ou=people,dc=example,dc=com
             changetype: modify
@@ -250,13 +251,13 @@ struct SyncEngineTests {
         #expect(try fixture.int("SELECT count(*) FROM client_users") == 10)
     }
 
-    @Test("a portal-created user is untouched, then adopted with adopt_existing: email")
-    func portalUserAdoption() throws {
-        let fixture = try EngineFixture("adopt") { $0.replacingOccurrences(of: "adopt_existing: email", with: "adopt_existing: none") }
+    @Test("a portal-created user is untouched, then adopted with adopt_existing: email", arguments: StoreKind.allCases)
+    func portalUserAdoption(store: StoreKind) throws {
+        let fixture = try EngineFixture("adopt", store: store) { $0.replacingOccurrences(of: "adopt_existing: email", with: "adopt_existing: none") }
         // The portal created e2 before any sync, plus a portal-only user.
-        let store = try PortalStore(path: fixture.storePath)
-        let client = try store.ensureClient(ClientSpec(name: "Engine Corp"))
-        _ = try store.apply(ChangeSet(clientID: client.id, editor: "portal", groupCreations: [], groupRenames: [],
+        let portal = try openPortalStorage(fixture.storePath)
+        let client = try portal.ensureClient(ClientSpec(name: "Engine Corp"))
+        _ = try portal.apply(ChangeSet(clientID: client.id, editor: "portal", groupCreations: [], groupRenames: [],
                                       userCreations: [NewClientUser(email: "E2@example.com", fields: [.firstName: "Emil", .title: "Portal title"], source: .portal),
                                                       NewClientUser(email: "portal-only@example.com", fields: [.firstName: "Pat"], source: .portal)],
                                       userUpdates: [], invitations: []),
@@ -266,7 +267,7 @@ struct SyncEngineTests {
         #expect(try fixture.user("e2@example.com")?["title"] as String? == "Portal title")
         #expect(try fixture.user("e2@example.com")?["source"] as String? == "portal")
 
-        let adopting = try EngineFixture("adopt-on", mappingText: nil)
+        let adopting = try EngineFixture("adopt-on", store: store, mappingText: nil)
         var mapping = adopting.mapping
         mapping.directory.urls = [fixture.slapd.ldapURL]
         let adopted = try SyncEngine.run(SyncRequest(mapping: mapping, storePath: fixture.storePath, apply: true), logger: Logger(label: "test"))
@@ -283,9 +284,9 @@ struct SyncEngineTests {
         adopting.slapd.stop()
     }
 
-    @Test("sync --verbose logs each stage's duration with the process's memory at its end")
-    func verboseStages() throws {
-        let fixture = try EngineFixture("verbose-stages")
+    @Test("sync --verbose logs each stage's duration with the process's memory at its end", arguments: StoreKind.allCases)
+    func verboseStages(store: StoreKind) throws {
+        let fixture = try EngineFixture("verbose-stages", store: store)
         let result = try runDirbridge(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--verbose"],
                                       environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
         #expect(result.status == 0, "\(result.stderr)")
@@ -300,9 +301,9 @@ struct SyncEngineTests {
         fixture.slapd.stop()
     }
 
-    @Test("a wrong bind password and a server stopped mid-read exit 3 with nothing written")
-    func directoryFailuresWriteNothing() throws {
-        let fixture = try EngineFixture("failures")
+    @Test("a wrong bind password and a server stopped mid-read exit 3 with nothing written", arguments: StoreKind.allCases)
+    func directoryFailuresWriteNothing(store: StoreKind) throws {
+        let fixture = try EngineFixture("failures", store: store)
         try fixture.sync()
         let before = try fixture.portalContents()
         let wrong = try runDirbridge(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply"],
@@ -320,7 +321,7 @@ struct SyncEngineTests {
             }
         }
         #expect(stopped)
-        let engineRead = try EngineFixture("failures-midread")
+        let engineRead = try EngineFixture("failures-midread", store: store)
         try engineRead.sync()
         let beforeMidRead = try engineRead.portalContents()
         try engineRead.slapd.modify("dn: uid=s1,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Changed\n")

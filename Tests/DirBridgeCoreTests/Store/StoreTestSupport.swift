@@ -2,36 +2,46 @@ import Foundation
 import GRDB
 @testable import DirBridgeCore
 
-/// A temporary folder for one test's store files, removed when the test ends.
-final class TemporaryStore {
+/// One test's store, removed when the test ends: an SQLite file in a temporary folder, or a
+/// new database on the test PostgreSQL server (``TestPostgres``).
+final class TemporaryStore: PortalStoreReading {
     let directory: URL
+    let kind: StoreKind
+    /// The SQLite file's path or the PostgreSQL URL.
     let path: String
+    var storePath: String { path }
 
-    init() throws {
+    init(_ kind: StoreKind = .sqlite) throws {
+        self.kind = kind
         directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("dirbridge-store-tests-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        path = directory.appendingPathComponent("portal.sqlite").path
+        path = try kind.newLocation(in: directory, label: "store")
     }
 
     deinit {
         try? FileManager.default.removeItem(at: directory)
     }
 
+    /// Opens (and on first use creates) the store.
+    func open() throws -> any PortalStorage {
+        try openPortalStorage(path)
+    }
+
     /// Opens the store and ensures the client `Acme Corp`.
-    func openWithClient() throws -> (PortalStore, ClientRecord) {
-        let store = try PortalStore(path: path)
+    func openWithClient() throws -> (any PortalStorage, ClientRecord) {
+        let store = try open()
         let client = try store.ensureClient(ClientSpec(name: "Acme Corp", membershipEndDate: "2027-12-31"))
         return (store, client)
     }
 
-    /// A connection of its own, to inspect the file with SQL as the portal would.
+    /// A connection of its own to the SQLite file, to inspect it as the portal would.
     func sql() throws -> DatabaseQueue {
         try DatabaseQueue(path: path)
     }
 
     func count(_ table: String) throws -> Int {
-        try sql().read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM \(table)") ?? -1 }
+        try int("SELECT COUNT(*) FROM \(table)")
     }
 }
 
@@ -45,4 +55,9 @@ func applyRun(clientID: Int64) -> SyncRunRecord {
 func parseChanges(_ text: String) throws -> [String: [Any]] {
     let object = try JSONSerialization.jsonObject(with: Data(text.utf8))
     return object as? [String: [Any]] ?? [:]
+}
+
+/// Parses a JSON object of counts (`sync_runs.summary`).
+func parseCounts(_ text: String) throws -> [String: Int] {
+    try JSONDecoder().decode([String: Int].self, from: Data(text.utf8))
 }

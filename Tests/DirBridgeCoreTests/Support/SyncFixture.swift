@@ -38,11 +38,8 @@ extension SyncFixture {
     /// Everything a sync writes but `sync_runs` and the cache: proves a refused, failed or
     /// stopped run wrote nothing else.
     func portalContents() throws -> String {
-        try database().read { db in
-            try ["clients", "user_groups", "client_users", "history", "invitations"].map { table in
-                let rows = try Row.fetchAll(db, sql: "SELECT * FROM \(table) ORDER BY id")
-                return "\(table):\(rows.map(\.description).joined(separator: "|"))"
-            }.joined(separator: "\n")
-        }
+        try ["clients", "user_groups", "client_users", "history", "invitations"].map { table in
+            "\(table):\(try rows("SELECT * FROM \(table) ORDER BY id").map(\.description).joined(separator: "|"))"
+        }.joined(separator: "\n")
     }
 }

@@ -1,0 +1,427 @@
+import Foundation
+import Testing
+@testable import DirBridgeCore
+
+/// What every portal store must do, on SQLite and on PostgreSQL alike: one suite, each test
+/// run once per store. What only one store has (SQLite's file, pragmas and GRDB migrations)
+/// is in ``PortalStoreTests``.
+@Suite("Portal store contract, on SQLite and PostgreSQL")
+struct StoreContractTests {
+    static let specColumns: [String: [String]] = [
+        "clients": ["id", "name", "parent_id", "membership_end_date", "active", "created_at"],
+        "user_groups": ["id", "client_id", "name", "is_default", "source", "external_id", "created_at"],
+        "client_users": [
+            "id", "client_id", "email", "first_name", "last_name", "title", "cell_phone", "office_phone",
+            "extension", "location", "role", "user_group_id", "global_admin", "group_manager", "has_login",
+            "enabled", "source", "external_id", "external_dn", "created_at", "updated_at",
+        ],
+        "history": ["id", "client_id", "entity", "entity_id", "action", "changes", "editor", "run_id", "at"],
+        "invitations": ["id", "client_id", "user_id", "email", "created_at", "sent_at"],
+        "sync_runs": [
+            "id", "client_id", "mapping", "directory", "mode", "status", "started_at", "finished_at", "summary",
+            "error",
+        ],
+    ]
+
+    @Test("the schema has every table and column of SPEC section 2, and dirbridge's additions", arguments: StoreKind.allCases)
+    func schemaMatchesSpec(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let store = try temp.open()
+        #expect(try store.appliedMigrations() == StoreSchema.identifiers)
+        func columns(_ table: String) throws -> [String] {
+            switch kind {
+            case .sqlite: try temp.rows("SELECT name FROM pragma_table_info('\(table)')").map { $0["name"] as String }
+            case .postgres: try temp.rows("SELECT column_name AS name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table])
+                .map { $0["name"] as String }
+            }
+        }
+        for (table, expected) in Self.specColumns {
+            #expect(Array(try columns(table).prefix(expected.count)) == expected, "\(table)")
+        }
+        #expect(try columns("history").contains("reason"))
+        let runs = try columns("sync_runs")
+        #expect(runs.contains("entries_read") && runs.contains("plan_hash") && runs.contains("incremental"))
+        #expect(try columns("sync_state") == ["client", "key", "value", "updated_at"])
+        #expect(try columns("leases") == ["client", "holder", "token", "pid", "host", "acquired_at", "expires_at"])
+        #expect(try columns("directory_cache") == ["client", "kind", "key", "entry", "external_id", "dn", "email"])
+        #expect(try columns("store_touches") == ["client_id", "entity", "entity_id", "external_id"])
+        // Opening again migrates nothing and keeps the data.
+        _ = try temp.openWithClient()
+        #expect(try temp.open().clients().map(\.name) == ["Acme Corp"])
+    }
+
+    @Test("a new client gets its Default User Group and a created history row, once", arguments: StoreKind.allCases)
+    func ensureClientCreatesDefaultGroup(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let again = try store.ensureClient(ClientSpec(name: "Acme Corp", membershipEndDate: "2027-12-31"))
+        #expect(again == client)
+        let state = try store.loadState(clientID: client.id)
+        #expect(state.userGroups.map(\.name) == ["Default User Group"])
+        #expect(state.defaultUserGroup?.isDefault == true)
+        let history = try temp.rows("SELECT entity, action, CAST(changes AS TEXT) AS changes, run_id FROM history")
+        #expect(history.count == 1)
+        #expect(history.first?["entity"] == "client")
+        #expect(history.first?["action"] == "created")
+        let changes = try parseChanges(history.first?["changes"] ?? "")
+        #expect(changes["name"]?.last as? String == "Acme Corp")
+        #expect(changes["membership_end_date"]?.last as? String == "2027-12-31")
+        #expect(try store.client(named: "acme corp")?.id == client.id)
+        #expect(client.createdAt.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/) != nil)
+    }
+
+    @Test("a child client names its parent, which is created if missing", arguments: StoreKind.allCases)
+    func ensureClientWithParent(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let store = try temp.open()
+        let child = try store.ensureClient(ClientSpec(name: "Acme Labs", parentName: "Acme Holding"))
+        let parent = try #require(try store.client(named: "Acme Holding"))
+        #expect(child.parentID == parent.id)
+        #expect(try temp.count("user_groups") == 2)
+        let moved = try store.ensureClient(ClientSpec(name: "ACME LABS", membershipEndDate: "2028-06-30"))
+        #expect(moved.id == child.id && moved.name == "Acme Labs")
+        #expect(moved.parentID == parent.id && moved.membershipEndDate == "2028-06-30")
+        #expect(try store.clients().count == 2)
+        #expect(try store.client(named: "Acme Labs")?.membershipEndDate == "2028-06-30")
+        let update: String? = try temp.value("SELECT CAST(changes AS TEXT) FROM history WHERE action = 'updated' AND entity = 'client'")
+        #expect(try parseChanges(update ?? "")["membership_end_date"]?.last as? String == "2028-06-30")
+        #expect(try store.clientListing().map { "\($0.name)<\($0.parent ?? "")" } == ["Acme Holding<", "Acme Labs<Acme Holding"])
+    }
+
+    @Test("emails are unique per client, case-insensitively", arguments: StoreKind.allCases)
+    func emailUniqueCaseInsensitive(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        _ = try store.apply(
+            ChangeSet(clientID: client.id, userCreations: [NewClientUser(email: "Ann.Lee@acme.example", externalID: "1")]),
+            run: applyRun(clientID: client.id))
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(
+                ChangeSet(clientID: client.id, userCreations: [NewClientUser(email: "ann.lee@ACME.example", externalID: "2")]),
+                run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .duplicate)
+        #expect(error?.message.contains("ann.lee@ACME.example") == true)
+        #expect(try temp.count("client_users") == 1)
+    }
+
+    @Test("user group names are unique per client, case-insensitively", arguments: StoreKind.allCases)
+    func groupNameUniqueCaseInsensitive(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        _ = try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")]),
+                            run: applyRun(clientID: client.id))
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "SALES")]),
+                            run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .duplicate)
+        let raw = #expect(throws: TestSQLError.self) {
+            try temp.execute("""
+                INSERT INTO user_groups (client_id, name, is_default, source, created_at)
+                VALUES (?, 'default user group', false, 'portal', '2026-01-01T00:00:00Z')
+                """, [client.id])
+        }
+        #expect(raw?.unique == true)
+    }
+
+    @Test("Global Admin outside the Default User Group is refused by the API", arguments: StoreKind.allCases)
+    func globalAdminRuleThroughAPI(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(
+                ChangeSet(
+                    clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")],
+                    userCreations: [NewClientUser(email: "boss@acme.example", userGroupName: "sales", globalAdmin: true)]),
+                run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .invariantViolation)
+        #expect(error?.message.contains(StoreSchema.globalAdminRule) == true)
+        #expect(error?.message.contains("boss@acme.example") == true)
+        #expect(try temp.count("user_groups") == 1)
+        #expect(try temp.count("sync_runs") == 0)
+    }
+
+    @Test("Group Manager in the Default User Group is refused by the API", arguments: StoreKind.allCases)
+    func groupManagerRuleThroughAPI(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(
+                ChangeSet(clientID: client.id, userCreations: [NewClientUser(email: "lead@acme.example", groupManager: true)]),
+                run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .invariantViolation)
+        #expect(error?.message.contains(StoreSchema.groupManagerRule) == true)
+        #expect(try temp.count("client_users") == 0)
+    }
+
+    @Test("the flag rules hold for raw SQL updates too (triggers)", arguments: StoreKind.allCases)
+    func flagRulesThroughRawSQL(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        _ = try store.apply(
+            ChangeSet(
+                clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")],
+                userCreations: [
+                    NewClientUser(email: "default@acme.example", externalID: "d"),
+                    NewClientUser(email: "custom@acme.example", userGroupName: "Sales", externalID: "c"),
+                ]),
+            run: applyRun(clientID: client.id))
+        let managerInDefault = #expect(throws: TestSQLError.self) {
+            try temp.execute("UPDATE client_users SET group_manager = true WHERE email = 'default@acme.example'")
+        }
+        #expect(managerInDefault?.message == StoreSchema.groupManagerRule)
+        let adminInCustom = #expect(throws: TestSQLError.self) {
+            try temp.execute("UPDATE client_users SET global_admin = true WHERE email = 'custom@acme.example'")
+        }
+        #expect(adminInCustom?.message == StoreSchema.globalAdminRule)
+        #expect(try temp.int("SELECT count(*) FROM client_users WHERE global_admin OR group_manager") == 0)
+        try temp.execute("UPDATE client_users SET global_admin = true WHERE email = 'default@acme.example'")
+        let moveAdmin = #expect(throws: TestSQLError.self) {
+            try temp.execute("""
+                UPDATE client_users SET user_group_id = (SELECT id FROM user_groups WHERE name = 'Sales')
+                WHERE email = 'default@acme.example'
+                """)
+        }
+        #expect(moveAdmin?.message == StoreSchema.globalAdminRule)
+        let defaultMoved = #expect(throws: TestSQLError.self) {
+            try temp.execute("UPDATE user_groups SET is_default = false WHERE name = 'Default User Group'")
+        }
+        #expect(defaultMoved?.message == StoreSchema.defaultGroupRule)
+    }
+
+    @Test("a change set is written with one history row per changed entity", arguments: StoreKind.allCases)
+    func applyWritesHistory(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let firstRun = try store.apply(
+            ChangeSet(
+                clientID: client.id, editor: "acme-sync",
+                groupCreations: [NewUserGroup(name: "Sales", externalID: "g-1", reason: "rule 2: cn=dept-sales")],
+                userCreations: [
+                    NewClientUser(email: "ann@acme.example", fields: [.firstName: "Ann", .lastName: "Lee", .title: "CEO"],
+                                  hasLogin: true, externalID: "u-1", externalDN: "uid=ann,ou=people", invite: true,
+                                  reason: "in ou=people"),
+                    NewClientUser(email: "bob@acme.example", fields: [.firstName: "Bob"], userGroupName: "SALES",
+                                  groupManager: true, externalID: "u-2"),
+                ]),
+            run: applyRun(clientID: client.id))
+        let state = try store.loadState(clientID: client.id)
+        let ann = try #require(state.users.first { $0.email == "ann@acme.example" })
+        let bob = try #require(state.users.first { $0.email == "bob@acme.example" })
+        let sales = try #require(state.userGroups.first { $0.name == "Sales" })
+        #expect(bob.userGroupID == sales.id && bob.groupManager)
+        #expect(ann.hasLogin && ann.externalDN == "uid=ann,ou=people" && ann.role == "Guest")
+        #expect(ann.createdAt.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/) != nil)
+
+        let secondRun = try store.apply(
+            ChangeSet(
+                clientID: client.id, editor: "acme-sync",
+                userUpdates: [
+                    ClientUserUpdate(
+                        userID: bob.id, action: .groupChanged,
+                        fields: [.userGroup: FieldChange(old: "Sales", new: "Default User Group"),
+                                 .groupManager: FieldChange(old: true, new: false),
+                                 .globalAdmin: FieldChange(old: false, new: true),
+                                 .field(.title): FieldChange(old: nil, new: "Head of \"Sales\"")],
+                        reason: "rule 1: cn=portal-admins"),
+                ],
+                invitations: [InvitationRequest(userID: ann.id, reason: "resend")]),
+            run: applyRun(clientID: client.id))
+        #expect(secondRun > firstRun)
+
+        let rows = try temp.rows("""
+            SELECT action, editor, CAST(at AS TEXT) AS at, run_id, reason, entity_id, CAST(changes AS TEXT) AS changes
+            FROM history WHERE run_id IS NOT NULL ORDER BY id
+            """)
+        #expect(rows.map { $0["action"] as String } == ["group_created", "created", "created", "group_changed", "invited"])
+        #expect(rows.allSatisfy { ($0["editor"] as String) == "acme-sync" })
+        #expect(rows.map { $0["run_id"] as Int64 } == [firstRun, firstRun, firstRun, secondRun, secondRun])
+        #expect(rows[0]["reason"] == "rule 2: cn=dept-sales")
+        let listed = try store.historyListing(userEmail: nil, runID: nil, clientName: "Acme Corp").filter { $0.runID != nil }
+        #expect(listed.allSatisfy { $0.at.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ/) != nil })
+        #expect(listed.map(\.subject) == ["Sales", "ann@acme.example", "bob@acme.example", "bob@acme.example", "ann@acme.example"])
+
+        let created = try parseChanges(rows[1]["changes"])
+        #expect(created["email"]?.first is NSNull)
+        #expect(created["email"]?.last as? String == "ann@acme.example")
+        #expect(created["user_group"]?.last as? String == "Default User Group")
+        #expect(created["has_login"]?.last as? Bool == true)
+        #expect(created["invited"]?.last as? Bool == true)
+        #expect(created["cell_phone"] == nil)
+
+        let changed = try parseChanges(rows[3]["changes"])
+        #expect(changed["global_admin"]?.map { $0 as? Bool } == [false, true])
+        #expect(changed["group_manager"]?.map { $0 as? Bool } == [true, false])
+        #expect(changed["title"]?.last as? String == "Head of \"Sales\"")
+        #expect(changed["user_group"]?.first as? String == "Sales")
+        #expect(rows[3]["entity_id"] == bob.id)
+
+        let movedBob = try #require(try store.loadState(clientID: client.id).users.first { $0.id == bob.id })
+        #expect(movedBob.globalAdmin && !movedBob.groupManager && movedBob[.title] == "Head of \"Sales\"")
+        #expect(movedBob.userGroupID == state.defaultUserGroup?.id)
+
+        #expect(try temp.count("invitations") == 2)
+        let runs = try temp.rows("SELECT status, mode, CAST(summary AS TEXT) AS summary, entries_read, finished_at FROM sync_runs ORDER BY id")
+        #expect(try parseCounts(runs[0]["summary"]) == ["created": 2, "group_created": 1])
+        #expect(try parseCounts(runs[1]["summary"]) == ["group_changed": 1, "invited": 1])
+        #expect(runs[0]["mode"] as String == "apply")
+        #expect(runs[0]["status"] as String == "succeeded")
+        #expect(runs[0]["entries_read"] as Int == 3)
+        #expect((runs[0]["finished_at"] as String?) != nil)
+        #expect(try store.runListing().map(\.summary) == [["created": 2, "group_created": 1], ["group_changed": 1, "invited": 1]])
+    }
+
+    @Test("users created in batches: each history row and invitation belongs to its user, across batch boundaries", arguments: StoreKind.allCases)
+    func batchedCreationsKeepTheirIDs(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        // 1,075 users: full batches on either store and a rest; every seventh is invited.
+        let creations = (0..<1_075).map { index in
+            NewClientUser(email: "user\(index)@acme.example", fields: [.title: "Title \(index)"],
+                          externalID: "ext-\(index)", invite: index % 7 == 0)
+        }
+        _ = try store.apply(ChangeSet(clientID: client.id, userCreations: creations), run: applyRun(clientID: client.id))
+        let users = try temp.rows("SELECT id, email, title, external_id FROM client_users ORDER BY id")
+        #expect(users.count == 1_075)
+        #expect(users.map { $0["email"] as String } == creations.map(\.user.email))
+        let history = try temp.rows("SELECT entity_id, CAST(changes AS TEXT) AS changes FROM history WHERE entity = 'user' AND action = 'created' ORDER BY id")
+        #expect(history.count == 1_075)
+        let emailByID = Dictionary(uniqueKeysWithValues: users.map { ($0["id"] as Int64, $0["email"] as String) })
+        for row in history {
+            let changes = try parseChanges(row["changes"])
+            let email = try #require(emailByID[row["entity_id"]])
+            #expect(changes["email"]?.last as? String == email)
+            let index = try #require(Int(email.dropFirst(4).prefix { $0.isNumber }))
+            #expect(changes["title"]?.last as? String == "Title \(index)")
+            #expect((changes["invited"] != nil) == (index % 7 == 0))
+        }
+        let invited = try temp.rows("SELECT i.email AS invited, u.email AS owner FROM invitations i JOIN client_users u ON u.id = i.user_id")
+        #expect(invited.count == 154)
+        #expect(invited.allSatisfy { ($0["invited"] as String) == ($0["owner"] as String) })
+    }
+
+    @Test("a duplicate in the middle of a batch is named in the error and nothing is written", arguments: StoreKind.allCases)
+    func duplicateInsideABatchIsNamed(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let before = try ["sync_runs", "client_users", "history", "invitations"].map(temp.count)
+        var creations = (0..<40).map { NewClientUser(email: "user\($0)@acme.example", externalID: "ext-\($0)", invite: true) }
+        creations[37] = NewClientUser(email: "USER3@acme.example", externalID: "ext-37")
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(ChangeSet(clientID: client.id, userCreations: creations), run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .duplicate)
+        #expect(error?.message.contains("USER3@acme.example") == true)
+        #expect(try ["sync_runs", "client_users", "history", "invitations"].map(temp.count) == before)
+    }
+
+    @Test("a change set that fails half-way leaves nothing behind, not even the run", arguments: StoreKind.allCases)
+    func failedApplyRollsBack(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let before = try ["sync_runs", "client_users", "user_groups", "history", "invitations"].map(temp.count)
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(
+                ChangeSet(
+                    clientID: client.id, groupCreations: [NewUserGroup(name: "Engineering")],
+                    userCreations: [
+                        NewClientUser(email: "first@acme.example", externalID: "1", invite: true),
+                        NewClientUser(email: "FIRST@acme.example", externalID: "2"),
+                    ]),
+                run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .duplicate)
+        #expect(error?.kind.exitCode == 4)
+        let after = try ["sync_runs", "client_users", "user_groups", "history", "invitations"].map(temp.count)
+        #expect(after == before)
+        // The store is still usable after the rolled-back transaction.
+        _ = try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Engineering")]), run: applyRun(clientID: client.id))
+        #expect(try temp.count("user_groups") == 2)
+    }
+
+    @Test("an update naming an unknown field, user or group is refused", arguments: StoreKind.allCases)
+    func invalidUpdatesRefused(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let cases: [(ClientUserUpdate, StoreError.Code)] = [
+            (ClientUserUpdate(userID: 999, action: .updated, fields: [.field(.title): FieldChange(old: nil, new: "x")]), .unknownUser),
+            (ClientUserUpdate(userID: 1, action: .updated, fields: [.field(.email): FieldChange(old: "x@acme.example", new: nil)]), .invalidChange),
+            (ClientUserUpdate(userID: 1, action: .groupChanged, fields: [.userGroup: FieldChange(old: nil, new: "Nope")]), .unknownUserGroup),
+        ]
+        for (update, code) in cases {
+            let error = #expect(throws: StoreError.self) {
+                try store.apply(ChangeSet(clientID: client.id, userUpdates: [update]), run: applyRun(clientID: client.id))
+            }
+            #expect(error?.code == code)
+        }
+        #expect(try temp.count("sync_runs") == 0)
+    }
+
+    @Test("a dry run records only its sync run", arguments: StoreKind.allCases)
+    func recordRunWritesOnlyTheRun(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        var run = applyRun(clientID: client.id)
+        run.mode = .dryRun
+        run.summary = ["create": 12, "update": 3]
+        let id = try store.recordRun(run)
+        let row = try #require(try temp.rows("SELECT mode, CAST(summary AS TEXT) AS summary FROM sync_runs WHERE id = ?", [id]).first)
+        #expect(row["mode"] == "dry-run")
+        #expect(try parseCounts(row["summary"]) == ["create": 12, "update": 3])
+        #expect(try store.runListing().first?.startedAt == "2026-11-18T11:06:40Z")
+        #expect(try temp.count("history") == 1)
+    }
+
+    @Test("a lease is one holder's at a time; a lost lease writes nothing; a released one is free", arguments: StoreKind.allCases)
+    func leases(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let first = try store.acquireLease(client: "acme corp", holder: "run")
+        let refused = #expect(throws: LeaseError.self) { try temp.open().acquireLease(client: "Acme Corp", holder: "sync --apply") }
+        #expect(refused?.holder?.holder == "run")
+        #expect(try store.leaseHolder(client: "ACME CORP")?.pid == getpid())
+        try first.renew(ttl: 60)
+        // Another worker takes the lease over once it has expired: the first one can no longer write.
+        try temp.execute("UPDATE leases SET expires_at = '2020-01-01T00:00:00Z'")
+        let second = try temp.open().acquireLease(client: "Acme Corp", holder: "run")
+        let lost = #expect(throws: LeaseError.self) {
+            try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Late")]), run: applyRun(clientID: client.id),
+                            within: first, extra: nil, creating: nil)
+        }
+        #expect(lost?.message.contains("lost its lease") == true)
+        #expect(try temp.count("sync_runs") == 0)
+        _ = try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "On time")]), run: applyRun(clientID: client.id),
+                            within: second, extra: nil, creating: nil)
+        first.release()  // a taken-over lease's release leaves the new holder's alone
+        #expect(try store.leaseHolder(client: "Acme Corp") != nil)
+        second.release()
+        #expect(try store.leaseHolder(client: "Acme Corp") == nil)
+    }
+
+    @Test("a parent account's view: users --client PARENT --with-children lists its users and its children's", arguments: StoreKind.allCases)
+    func parentAccountView(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let store = try temp.open()
+        for (name, parent) in [("Acme Holding", nil), ("Acme Labs", "Acme Holding"), ("Acme Retail", "Acme Holding"), ("Labs Europe", "Acme Labs"), ("Other Co", nil)] as [(String, String?)] {
+            let client = try store.ensureClient(ClientSpec(name: name, parentName: parent))
+            let user = name.lowercased().replacingOccurrences(of: " ", with: ".")
+            _ = try store.apply(ChangeSet(clientID: client.id, userCreations: [NewClientUser(email: "\(user)@example.com", externalID: user)]),
+                                run: applyRun(clientID: client.id))
+        }
+        let family = try store.userListing(clientName: "acme holding", withChildren: true)
+        #expect(Set(family.map(\.client)) == ["Acme Holding", "Acme Labs", "Acme Retail", "Labs Europe"])
+        #expect(try store.userListing(clientName: "Acme Labs", withChildren: true).map(\.client).sorted() == ["Acme Labs", "Labs Europe"])
+        #expect(try store.userListing(clientName: "Acme Holding", withChildren: false).map(\.client) == ["Acme Holding"])
+        let cli = try runDirbridge(["users", "--store", temp.path, "--client", "Acme Holding", "--with-children"])
+        #expect(cli.status == 0, "\(cli.stderr)")
+        #expect(cli.stdout.contains("Labs Europe") && cli.stdout.contains("Client") && !cli.stdout.contains("Other Co"))
+        let clients = try runDirbridge(["clients", "--store", temp.path, "--json"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(clients.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.first { $0["name"] as? String == "Labs Europe" }?["parent"] as? String == "Acme Labs")
+        let missing = try runDirbridge(["users", "--store", temp.path, "--with-children"])
+        #expect(missing.status == 1 && missing.stderr.contains("--with-children needs --client"))
+    }
+}
