@@ -28,7 +28,7 @@ struct CacheDelta {
     }
 
     /// Applies an RFC 4533 refresh of the users' search.
-    mutating func patchUsers(with changes: ContentRefresh, store: PortalStore, mapping: Mapping, update: inout DirectoryCacheUpdate) throws {
+    mutating func patchUsers(with changes: ContentRefresh, store: any DirectoryCacheStoring, mapping: Mapping, update: inout DirectoryCacheUpdate) throws {
         var gone = changes.deleted
         if changes.usedPresentPhase {
             // Every cached entry the server named neither present nor changed is gone.
@@ -39,7 +39,7 @@ struct CacheDelta {
     }
 
     /// Applies an RFC 4533 refresh of the groups' search.
-    mutating func patchGroups(with changes: ContentRefresh, store: PortalStore, mapping: Mapping, update: inout DirectoryCacheUpdate) throws {
+    mutating func patchGroups(with changes: ContentRefresh, store: any DirectoryCacheStoring, mapping: Mapping, update: inout DirectoryCacheUpdate) throws {
         var gone = changes.deleted
         if changes.usedPresentPhase {
             let named = changes.present.union(changes.changed.map(\.uuid))
@@ -50,7 +50,7 @@ struct CacheDelta {
 
     /// Records the `gone` keys that are cached, then the `changed` entries that differ from
     /// their cached version (the cache rows to write go into `update`).
-    mutating func patch(kind: EntryKind, changed: [(String, EntryAttributes)], gone: Set<String>, store: PortalStore, mapping: Mapping,
+    mutating func patch(kind: EntryKind, changed: [(String, EntryAttributes)], gone: Set<String>, store: any DirectoryCacheStoring, mapping: Mapping,
                         update: inout DirectoryCacheUpdate) throws {
         if kind == .group {
             for key in gone where groups.removeValue(forKey: key) != nil {
@@ -137,7 +137,7 @@ enum AffectedPlanning {
     static let maxShare = 0.2
 
     static func prepare(
-        _ mapping: Mapping, store: PortalStore, state: SyncState, delta: CacheDelta, entriesRead: Int, references: Int, logger: Logger
+        _ mapping: Mapping, store: any DirectoryCacheStoring, state: SyncState, delta: CacheDelta, entriesRead: Int, references: Int, logger: Logger
     ) throws -> Preparation {
         guard !mapping.sourceHash.isEmpty, state.mappingHash == mapping.sourceHash else {
             return .everyone("the mapping file changed since the last applied run")

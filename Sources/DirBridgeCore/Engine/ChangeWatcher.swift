@@ -49,7 +49,7 @@ final class ChangeWatcher: Sendable {
                     mailbox.post(.unsupported("the server does not offer content synchronisation (RFC 4533)"))
                     return
                 }
-                let state = try storePath.map { try openPortalStorage($0, password: mapping.storePassword) as? PortalStore }??.directoryCache(client: mapping.client.name)?.state
+                let state = try storePath.map { try openPortalStorage($0, password: mapping.storePassword) as? any DirectoryCacheStoring }??.directoryCache(client: mapping.client.name)?.state
                 var searches = [(request: mapping.usersSearch(), cookie: state?.usersCookie)]
                 if let groups = mapping.groupsSearch() { searches.append((groups, state?.groupsCookie)) }
                 mailbox.post(.listening)

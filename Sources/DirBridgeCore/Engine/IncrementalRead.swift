@@ -54,7 +54,7 @@ struct FullReadNeeded: Error {
 /// not change, and a user who left the base or filter is seen as gone.
 enum IncrementalReader {
     static func read(
-        _ mapping: Mapping, store: PortalStore, connection: DirectoryConnection, options: IncrementalOptions,
+        _ mapping: Mapping, store: any DirectoryCacheStoring, connection: DirectoryConnection, options: IncrementalOptions,
         logger: Logger, progress: ((Int) -> Void)?, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult {
         let client = mapping.client.name
@@ -206,7 +206,7 @@ enum IncrementalReader {
     /// Applies an RFC 4533 refresh of users and groups to the cache; nil when the server
     /// asks for a full refresh.
     private static func contentSyncDelta(
-        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
+        _ mapping: Mapping, store: any DirectoryCacheStoring, cache: DirectoryCache, connection: DirectoryConnection, logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult? {
         guard let usersCookie = cache.state.usersCookie else { return nil }
         let extra = DirectoryCacheCollector.cacheAttributes
@@ -267,7 +267,7 @@ enum IncrementalReader {
     /// replace their cached copy, those that fell out of the filter leave. Deletions and moves out
     /// of the base are seen at the next full reconcile. Nil when another DC answers (a full read).
     private static func timestampDelta(
-        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, connection: DirectoryConnection, options: IncrementalOptions,
+        _ mapping: Mapping, store: any DirectoryCacheStoring, cache: DirectoryCache, connection: DirectoryConnection, options: IncrementalOptions,
         logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult? {
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false, state: cache.state)
@@ -326,7 +326,7 @@ enum IncrementalReader {
     /// applied run (and the mapping file is the same), the knowledge that the plan is empty.
     /// Where it can, the view holds only the users the changes affect (``AffectedPlanning``).
     private static func finish(
-        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, delta: CacheDelta, update: DirectoryCacheUpdate,
+        _ mapping: Mapping, store: any DirectoryCacheStoring, cache: DirectoryCache, delta: CacheDelta, update: DirectoryCacheUpdate,
         method: ReadMethod, entriesRead: Int, references: Int, connection: DirectoryConnection, logger: Logger
     ) throws -> IncrementalReadResult {
         if update.encodedUpserts.isEmpty, update.deletions.isEmpty,
@@ -355,7 +355,7 @@ enum IncrementalReader {
     /// The result of a run whose directory read changed nothing, when the store has not moved
     /// since the last applied run either (its change counter) and the mapping file is the same.
     private static func unchangedShortcut(
-        _ mapping: Mapping, store: PortalStore, cache: DirectoryCache, update: DirectoryCacheUpdate, method: ReadMethod,
+        _ mapping: Mapping, store: any DirectoryCacheStoring, cache: DirectoryCache, update: DirectoryCacheUpdate, method: ReadMethod,
         entriesRead: Int, logger: Logger
     ) throws -> IncrementalReadResult? {
         // With `nested: server` the server resolves nesting through groups that may lie outside

@@ -1,5 +1,4 @@
 import Foundation
-import Synchronization
 import Logging
 
 /// Runs the main job: read the directory, map, plan, guard, and (with `apply`) write.
@@ -158,11 +157,7 @@ private struct SyncRun {
         let read: DirectoryRead
         do {
             let connection = try DirectoryConnection.open(mapping.directory, logger: logger)
-            if request.incremental, !store.keepsDirectoryCache, fullReadsNoticed.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
-                logger.notice("reading the whole directory on every run: the PostgreSQL store keeps no directory cache for incremental reads yet",
-                              metadata: ["store": "\(store.location)"])
-            }
-            if request.incremental, let cached = store as? PortalStore {
+            if request.incremental, let cached = store as? any DirectoryCacheStoring {
                 let result = try IncrementalReader.read(
                     mapping, store: cached, connection: connection, options: request.incrementalOptions, logger: logger,
                     progress: progress, shouldStop: request.shouldStop)
@@ -183,7 +178,7 @@ private struct SyncRun {
 
     /// The plan against the client's state; the empty plan when nothing changed on either side.
     func plan(_ read: inout DirectoryRead) throws -> PlannedRun {
-        if let affected = read.incremental?.affected, let snapshot = read.snapshot, let client, let cached = store as? PortalStore {
+        if let affected = read.incremental?.affected, let snapshot = read.snapshot, let client, let cached = store as? any DirectoryCacheStoring {
             let partial = try cached.loadPartialState(clientID: client.id, externalIDs: affected.externalIDs, emails: affected.emails,
                                                      userIDs: affected.userIDs)
             let reason = request.fingerprintsState ? "a saved plan fingerprints the whole store state"
@@ -306,6 +301,3 @@ extension Plan {
                     summary: summary, onboarding: [])
     }
 }
-
-/// Whether this process said once that its store keeps no directory cache.
-private let fullReadsNoticed = Atomic<Bool>(false)

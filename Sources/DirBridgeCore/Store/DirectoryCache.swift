@@ -11,11 +11,11 @@ import GRDB
 public final class DirectoryCache {
     /// The client's sync state: cookies, high-water marks, the last full reconcile.
     public let state: SyncState
-    private let store: PortalStore
+    private let store: any DirectoryCacheStoring
     private let client: String
     private var loaded: (users: [String: EntryAttributes], groups: [String: EntryAttributes])?
 
-    init(state: SyncState, store: PortalStore, client: String) {
+    init(state: SyncState, store: any DirectoryCacheStoring, client: String) {
         self.state = state
         self.store = store
         self.client = client
@@ -142,7 +142,7 @@ extension PortalStore {
     }
 
     /// Cached entries of one kind, by key: all of them (`keys` nil) or those keys.
-    func cachedEntries(client: String, kind: EntryKind, keys: Set<String>? = nil) throws(StoreError) -> [String: EntryAttributes] {
+    func cachedEntries(client: String, kind: EntryKind, keys: Set<String>?) throws(StoreError) -> [String: EntryAttributes] {
         try storeOperation("reading the directory cache of client \(client)") {
             try pool.read { db in
                 var result: [String: EntryAttributes] = [:]

@@ -11,10 +11,6 @@ public protocol PortalStorage: AnyObject, Sendable {
     /// (without a password).
     var location: String { get }
 
-    /// Whether this store keeps the directory cache that incremental runs patch; a store
-    /// without one gets full reads (logged) where an incremental run was asked for.
-    var keepsDirectoryCache: Bool { get }
-
     /// The migrations applied to this store, in order.
     func appliedMigrations() throws(StoreError) -> [String]
 
@@ -82,6 +78,35 @@ public protocol PortalStorage: AnyObject, Sendable {
     func changeCounter(clientID: Int64) throws(StoreError) -> Int64
     /// The client's last apply that synced it (succeeded, or refused by a guard), by any worker.
     func lastSync(clientID: Int64) throws(StoreError) -> LastSync?
+}
+
+/// A store that keeps the directory cache and sync state of incremental runs, and the log of
+/// portal-side edits they plan against (both stores do).
+protocol DirectoryCacheStoring: PortalStorage {
+    /// ``PortalStorage/changeCounter(clientID:)`` by client name (0 for a client not in the store).
+    func changeCounter(client: String) throws(StoreError) -> Int64
+    /// The client's cached directory and sync state; nil when there is none yet.
+    func directoryCache(client: String) throws(StoreError) -> DirectoryCache?
+    /// Cached entries of one kind, by key: all of them (`keys` nil) or those keys.
+    func cachedEntries(client: String, kind: EntryKind, keys: Set<String>?) throws(StoreError) -> [String: EntryAttributes]
+    /// Every cached entry of the client, users and groups.
+    func cachedEntries(client: String) throws(StoreError) -> (users: [String: EntryAttributes], groups: [String: EntryAttributes])
+    /// Keys of cached user entries whose `column` is one of `values`, with that value.
+    func cachedUserKeys(client: String, column: CacheLookup, values: Set<String>) throws(StoreError) -> [(key: String, value: String)]
+    /// Every key of one kind in the client's cache (nothing decoded).
+    func cachedKeys(client: String, kind: EntryKind) throws(StoreError) -> [String]
+    /// How many user entries the client's cache holds.
+    func cachedUserCount(client: String) throws(StoreError) -> Int
+    /// The portal-side edits logged since the client's last incremental apply.
+    func touches(clientID: Int64) throws(StoreError) -> StoreTouches
+    /// The part of a client's state an affected-only plan needs, in one transaction.
+    func loadPartialState(clientID: Int64, externalIDs: Set<String>, emails: Set<String>, userIDs: Set<Int64>) throws(StoreError) -> PartialClientState
+}
+
+extension DirectoryCacheStoring {
+    func cachedEntries(client: String, kind: EntryKind) throws(StoreError) -> [String: EntryAttributes] {
+        try cachedEntries(client: client, kind: kind, keys: nil)
+    }
 }
 
 /// A client's last apply run, as workers sharing a store see it.

@@ -14,11 +14,10 @@ import GRDB
 /// let client = try store.ensureClient(ClientSpec(name: "Acme Corp"))
 /// let state = try store.loadState(clientID: client.id)
 /// ```
-public final class PortalStore: PortalStorage {
+public final class PortalStore: PortalStorage, DirectoryCacheStoring {
     /// The store file's path.
     public let path: String
     public var location: String { path }
-    public var keepsDirectoryCache: Bool { true }
     let pool: DatabasePool
 
     /// Opens the store at `path`, creating it when `createIfMissing` (read-only views pass

@@ -45,9 +45,9 @@ struct AffectedPlanningTests {
         #expect(recheck.plan.userChanges.map(\.email) == [])
     }
 
-    @Test("a group change plans exactly the members it added or removed, through nested groups; the store equals a full sync's")
-    func groupChanges() throws {
-        let fixture = try IncrementalFixture("affected-groups", users: 200)
+    @Test("a group change plans exactly the members it added or removed, through nested groups; the store equals a full sync's", arguments: StoreKind.allCases)
+    func groupChanges(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("affected-groups", users: 200, store: store)
         defer { fixture.slapd.stop() }
         try fixture.sync()
         // u0005 moves from engineering to sales, u0150 joins sales, u0100's title changes; a new
@@ -118,15 +118,13 @@ struct AffectedPlanningTests {
         try expectNothingLeft(fixture)
     }
 
-    @Test("portal-side edits are found through the edit log and overwritten; the log is empty after the apply")
-    func portalEdits() throws {
-        let fixture = try IncrementalFixture("affected-portal", users: 200)
+    @Test("portal-side edits are found through the edit log and overwritten; the log is empty after the apply", arguments: StoreKind.allCases)
+    func portalEdits(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("affected-portal", users: 200, store: store)
         defer { fixture.slapd.stop() }
         try fixture.sync()
-        try fixture.database().write { db in
-            try db.execute(sql: "UPDATE client_users SET title = 'Edited in the portal' WHERE email = 'u0050@example.com'")
-            try db.execute(sql: "DELETE FROM client_users WHERE email = 'u0060@example.com'")
-        }
+        try fixture.execute("UPDATE client_users SET title = 'Edited in the portal' WHERE email = 'u0050@example.com'")
+        try fixture.execute("DELETE FROM client_users WHERE email = 'u0060@example.com'")
         try fixture.slapd.modify("""
             dn: uid=u0100,ou=people,dc=example,dc=com
             changetype: modify
@@ -144,15 +142,15 @@ struct AffectedPlanningTests {
         try expectSameAsFullSync(fixture)
 
         // An edit with no directory change at all is planned the same way.
-        try fixture.database().write { try $0.execute(sql: "UPDATE client_users SET title = 'Again' WHERE email = 'u0070@example.com'") }
+        try fixture.execute("UPDATE client_users SET title = 'Again' WHERE email = 'u0070@example.com'")
         let again = try fixture.sync()
         #expect(again.affectedDNs == [dn("u0070")])
         #expect(try fixture.user(uid: "u0070")?.title == "Engineer 0")
     }
 
-    @Test("the guards give the same verdicts as the plan of every user: max_disable refuses both, then --max-disable applies")
-    func guardsMatchFullPlan() throws {
-        let fixture = try IncrementalFixture("affected-guards", users: 200)
+    @Test("the guards give the same verdicts as the plan of every user: max_disable refuses both, then --max-disable applies", arguments: StoreKind.allCases)
+    func guardsMatchFullPlan(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("affected-guards", users: 200, store: store)
         defer { fixture.slapd.stop() }
         try fixture.sync()
         let gone = (101...111).map { String(format: "u%04d", $0) }
@@ -166,15 +164,15 @@ struct AffectedPlanningTests {
         #expect(affected.plan.userChanges.map(\.email) == full.plan.userChanges.map(\.email))
         #expect(affected.plan.summary.line == full.plan.summary.line)
         #expect(throws: SyncError.self) { try fixture.sync() }
-        #expect(try fixture.value("SELECT COUNT(*) FROM client_users WHERE enabled = 0") == 0)
+        #expect(try fixture.value("SELECT COUNT(*) FROM client_users WHERE NOT enabled") == 0)
         let forced = try fixture.sync(overrides: GuardOverrides(maxDisable: Threshold(parsing: "11")!))
         #expect(forced.plan.summary.disable == 11)
         try expectNothingLeft(fixture)
     }
 
-    @Test("an email shared with an entry no change affects makes the run plan every user, as the full plan decides such ties")
-    func sharedEmailPlansEveryone() throws {
-        let fixture = try IncrementalFixture("affected-email", users: 200)
+    @Test("an email shared with an entry no change affects makes the run plan every user, as the full plan decides such ties", arguments: StoreKind.allCases)
+    func sharedEmailPlansEveryone(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("affected-email", users: 200, store: store)
         defer { fixture.slapd.stop() }
         try fixture.sync()
         try fixture.slapd.modify("""

@@ -52,13 +52,13 @@ struct IncrementalFixture: SyncFixture {
     let mappingPath: String
     let mapping: Mapping
 
-    init(_ label: String, users: Int, syncprov: Bool = true, sessionlog: Bool = true) throws {
+    init(_ label: String, users: Int, syncprov: Bool = true, sessionlog: Bool = true, store: StoreKind = .sqlite) throws {
         _ = testBindPassword
         let directory = try makeTemporaryDirectory("incremental-\(label)")
         let ldif = directory.appendingPathComponent("company.ldif")
         try incrementalCompanyLDIF(users: users).write(to: ldif, atomically: true, encoding: .utf8)
         slapd = try TestSlapd(label: label, ldif: [ldif], syncprov: syncprov, sessionlog: sessionlog)
-        storePath = directory.appendingPathComponent("portal.sqlite").path
+        storePath = try store.newLocation(in: directory, label: label)
         mappingPath = fixtureURL("mappings/incremental.yaml").path
         mapping = try MappingLoader.load(path: mappingPath, environment: ["DIRBRIDGE_URL": slapd.ldapURL])
     }
@@ -74,9 +74,9 @@ struct IncrementalFixture: SyncFixture {
 
 @Suite("Incremental sync on a real slapd")
 struct IncrementalSyncTests {
-    @Test("content sync (RFC 4533): 1,000 users, then only the changed entries are read and exactly their changes planned")
-    func contentSyncReadsOnlyChanges() throws {
-        let fixture = try IncrementalFixture("content-sync", users: 1000)
+    @Test("content sync (RFC 4533): 1,000 users, then only the changed entries are read and exactly their changes planned", arguments: StoreKind.allCases)
+    func contentSyncReadsOnlyChanges(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("content-sync", users: 1000, store: store)
         defer { fixture.slapd.stop() }
         let first = try fixture.sync()
         #expect(first.method == .full)
@@ -91,7 +91,7 @@ struct IncrementalSyncTests {
 
         // A portal-side edit to a mapped field moves the store's change counter: the run plans
         // again (it cannot take the "nothing changed" shortcut) and the directory's value wins.
-        try fixture.database().write { try $0.execute(sql: "UPDATE client_users SET title = 'Edited in the portal' WHERE email = 'u0001@example.com'") }
+        try fixture.execute("UPDATE client_users SET title = 'Edited in the portal' WHERE email = 'u0001@example.com'")
         let overwrite = try fixture.sync()
         #expect(overwrite.entriesRead == 0)
         #expect(overwrite.plan.userChanges.map(\.email) == ["u0001@example.com"])
@@ -170,9 +170,9 @@ struct IncrementalSyncTests {
         #expect(try fixture.sync().plan.isEmpty)
     }
 
-    @Test("content sync without a session log: the present phase still reveals the deletion")
-    func presentPhase() throws {
-        let fixture = try IncrementalFixture("present-phase", users: 40, sessionlog: false)
+    @Test("content sync without a session log: the present phase still reveals the deletion", arguments: StoreKind.allCases)
+    func presentPhase(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("present-phase", users: 40, sessionlog: false, store: store)
         defer { fixture.slapd.stop() }
         try fixture.sync()
         try fixture.slapd.modify("""
@@ -193,9 +193,9 @@ struct IncrementalSyncTests {
         #expect(try fixture.user(uid: "u0031")?.title == "Changed")
     }
 
-    @Test("content sync without a session log: a deletion is seen when every other entry changed too (a present phase naming no entry present)")
-    func presentPhaseWithNothingUnchanged() throws {
-        let fixture = try IncrementalFixture("present-phase-empty", users: 12, sessionlog: false)
+    @Test("content sync without a session log: a deletion is seen when every other entry changed too (a present phase naming no entry present)", arguments: StoreKind.allCases)
+    func presentPhaseWithNothingUnchanged(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("present-phase-empty", users: 12, sessionlog: false, store: store)
         defer { fixture.slapd.stop() }
         try fixture.sync()
         // Every remaining user changes: the refresh names none of them present, only changed. On
@@ -215,9 +215,9 @@ struct IncrementalSyncTests {
         #expect(try fixture.sync().plan.isEmpty)
     }
 
-    @Test("without syncprov: modifyTimestamp high-water marks find changes; the next full reconcile finds the deletion")
-    func highWaterMarks() throws {
-        let fixture = try IncrementalFixture("high-water", users: 30, syncprov: false)
+    @Test("without syncprov: modifyTimestamp high-water marks find changes; the next full reconcile finds the deletion", arguments: StoreKind.allCases)
+    func highWaterMarks(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("high-water", users: 30, syncprov: false, store: store)
         defer { fixture.slapd.stop() }
         let first = try fixture.sync()
         #expect(first.method == .full)
@@ -246,9 +246,9 @@ struct IncrementalSyncTests {
         #expect(try fixture.value("SELECT incremental FROM sync_runs ORDER BY id DESC LIMIT 1") == 0)
     }
 
-    @Test("a rename within the base makes the run read everything; the portal user keeps its row and groups")
-    func renameForcesFullRead() throws {
-        let fixture = try IncrementalFixture("rename", users: 30)
+    @Test("a rename within the base makes the run read everything; the portal user keeps its row and groups", arguments: StoreKind.allCases)
+    func renameForcesFullRead(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("rename", users: 30, store: store)
         defer { fixture.slapd.stop() }
         try fixture.sync()
         let before: Int64? = try fixture.value("SELECT id FROM client_users WHERE email = 'u0009@example.com'")
@@ -268,9 +268,9 @@ struct IncrementalSyncTests {
         #expect(try fixture.sync().method == .contentSync)
     }
 
-    @Test("the shortcut compares the mapping text a run parsed, not the file as it is later")
-    func editedMappingIsPlanned() throws {
-        let fixture = try IncrementalFixture("edited-mapping", users: 25)
+    @Test("the shortcut compares the mapping text a run parsed, not the file as it is later", arguments: StoreKind.allCases)
+    func editedMappingIsPlanned(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("edited-mapping", users: 25, store: store)
         defer { fixture.slapd.stop() }
         let directory = try makeTemporaryDirectory("edited-mapping")
         let path = directory.appendingPathComponent("mapping.yaml").path
@@ -291,9 +291,9 @@ struct IncrementalSyncTests {
         #expect(try fixture.user(uid: "u0011")?.group == "Field Sales")
     }
 
-    @Test("sync --incremental on the command line says how it read")
-    func commandLine() throws {
-        let fixture = try IncrementalFixture("cli", users: 12)
+    @Test("sync --incremental on the command line says how it read", arguments: StoreKind.allCases)
+    func commandLine(store: StoreKind) throws {
+        let fixture = try IncrementalFixture("cli", users: 12, store: store)
         defer { fixture.slapd.stop() }
         let first = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--incremental"])
         #expect(first.status == 0, "\(first.stderr)")

@@ -117,6 +117,27 @@ struct MappingLoaderTests {
         #expect(mapping.directory.password == .file("/srv/mappings/secret"))
     }
 
+    @Test("store: postgres with a password source; a password in the URL, both stores, or a password key on SQLite are errors")
+    func postgresStoreKeys() throws {
+        let mapping = try Self.load(Self.minimal + "\nstore:\n  postgres: postgresql://dirbridge@db.acme.example:5432/portal?sslmode=verify-full\n  password_file: db.password")
+        #expect(mapping.storePath == "postgresql://dirbridge@db.acme.example:5432/portal?sslmode=verify-full")
+        #expect(mapping.storePassword == StorePasswordSource(file: "/srv/mappings/db.password"))
+        let withEnv = try Self.load(Self.minimal + "\nstore: { postgres: \"postgresql://dirbridge@db/portal\", password_env: DB_PASSWORD }")
+        #expect(withEnv.storePassword == StorePasswordSource(environmentVariable: "DB_PASSWORD"))
+        let cases = [
+            ("store: { postgres: \"postgresql://dirbridge:hunter2@db/portal\" }", "must not hold the password"),
+            ("store: { sqlite: portal.sqlite, postgres: \"postgresql://db/portal\" }", "sqlite or postgres, not both"),
+            ("store: { sqlite: portal.sqlite, password_env: X }", "an SQLite file has no password"),
+            ("store: { postgres: \"mysql://db/portal\" }", "takes a URL: postgresql://"),
+            ("store: { postgres: \"postgresql://db/portal\", password_env: A, password_file: b }", "password_env or password_file, not both"),
+        ]
+        for (yaml, fragment) in cases {
+            let errors = #expect(throws: MappingErrors.self) { try Self.load(Self.minimal + "\n" + yaml) }
+            #expect(errors?.issues.contains { $0.message.contains(fragment) } == true, "\(yaml): \(errors?.issues.map(\.message) ?? [])")
+            #expect(errors?.description.contains("hunter2") != true)
+        }
+    }
+
     /// Each broken mapping in `Fixtures/broken-mappings`, with where and what its error is.
     static let broken: [(file: String, line: Int, column: Int, fragment: String)] = [
         ("bad-indentation", 11, 9, "YAML syntax error: mapping values are not allowed"),

@@ -22,8 +22,12 @@ extension PortalStoreReading {
     func rows(_ sql: String, _ arguments: [(any DatabaseValueConvertible)?] = []) throws -> [TestRow] {
         if isPostgres {
             let store = try PostgresStore(url: storePath)
-            return try store.session.exclusive { db in
-                try db.rows(numberedPlaceholders(sql), postgresBindings(arguments)).map(TestRow.init)
+            do {
+                return try store.session.exclusive { db in
+                    try db.rows(numberedPlaceholders(sql), postgresBindings(arguments)).map(TestRow.init)
+                }
+            } catch let error as PSQLError {
+                throw TestSQLError(message: "\(error.serverInfo?[.message] ?? "\(error.code)") in: \(sql)", unique: false)
             }
         }
         return try database().read { db in

@@ -6,24 +6,21 @@ extension PostgresStore {
         _ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease?, extra: DirectoryCacheUpdate?,
         creating newClient: (spec: ClientSpec, editor: String)?
     ) throws -> Int64 {
-        guard extra == nil else {
-            throw StoreError(.invalidChange, "the PostgreSQL store keeps no directory cache: an incremental apply cannot write one")
-        }
-        return try write(changes, run: run, lease: lease, newClient: newClient, readingState: false) { _ -> Never? in nil }.get()
+        try write(changes, run: run, lease: lease, extra: extra, newClient: newClient, readingState: false) { _ -> Never? in nil }.get()
     }
 
     public func apply<Objection: Error>(
         _ changes: ChangeSet, run: SyncRunRecord, within lease: StoreLease?,
         creating newClient: (spec: ClientSpec, editor: String)?, unless objection: (ClientState) -> Objection?
     ) throws -> Result<Int64, Objection> {
-        try write(changes, run: run, lease: lease, newClient: newClient, readingState: true, unless: objection)
+        try write(changes, run: run, lease: lease, extra: nil, newClient: newClient, readingState: true, unless: objection)
     }
 
     /// The one writer of change sets, in one transaction: the lease checked (and its row
     /// locked until the commit), the client created if asked, the state checked if asked, the
-    /// changes, the run. Anything thrown rolls all of it back.
+    /// changes, the run, the directory cache. Anything thrown rolls all of it back.
     private func write<Objection: Error>(
-        _ changes: ChangeSet, run: SyncRunRecord, lease: StoreLease?, newClient: (spec: ClientSpec, editor: String)?,
+        _ changes: ChangeSet, run: SyncRunRecord, lease: StoreLease?, extra: DirectoryCacheUpdate?, newClient: (spec: ClientSpec, editor: String)?,
         readingState: Bool, unless objection: (ClientState) -> Objection?
     ) throws -> Result<Int64, Objection> {
         if let runClient = run.clientID, runClient != changes.clientID {
@@ -33,11 +30,18 @@ extension PostgresStore {
             return try session.transaction { db -> Result<Int64, Objection> in
                 if let lease { try Self.verify(lease, db: db) }
                 var changes = changes
+                var extra = extra
                 if let newClient {
                     changes.clientID = try Self.ensureClient(newClient.spec, editor: newClient.editor, db: db).id
+                    if extra != nil {
+                        // The client's first writes are this transaction's own.
+                        extra?.countingClientID = changes.clientID
+                        extra?.expectedCounter = try Self.counter(clientID: changes.clientID, db: db)
+                    }
                 }
                 // Writers of one client queue here: the state checked below stays the state written to.
                 try db.execute("SELECT id FROM clients WHERE id = $1 FOR UPDATE", PostgresBindings([changes.clientID]))
+                let counterBefore = try extra?.countingClientID.map { try Self.counter(clientID: $0, db: db) }
                 if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db)) {
                     // Thrown, not returned: the transaction rolls back (a client created above included).
                     throw ObjectedWrite(value: objected)
@@ -47,8 +51,15 @@ extension PostgresStore {
                 runRecord.clientID = changes.clientID
                 let runID = try Self.insertRun(runRecord, db: db)
                 try writer.write(runID: runID)
-                // The edit log serves incremental runs only, which this store does not keep yet.
-                try db.execute("DELETE FROM store_touches WHERE client_id = $1", PostgresBindings([changes.clientID]))
+                if let extra {
+                    try Self.write(extra, db: db, counterBefore: counterBefore)
+                } else {
+                    // The edit log serves incremental runs only: a client without one keeps no log.
+                    try db.execute("""
+                        DELETE FROM store_touches WHERE client_id = $1 AND NOT EXISTS (
+                            SELECT 1 FROM sync_state s JOIN clients c ON lower(c.name) = lower(s.client) WHERE c.id = $1)
+                        """, PostgresBindings([changes.clientID]))
+                }
                 let summary = writer.counts.merging(run.summary) { _, given in given }
                 try db.execute("UPDATE sync_runs SET finished_at = $1, summary = $2::jsonb WHERE id = $3",
                                PostgresBindings([run.finishedAt ?? Date(), ChangesJSON.counts(summary), runID]))

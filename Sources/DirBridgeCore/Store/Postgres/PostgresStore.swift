@@ -8,11 +8,9 @@ import PostgresNIO
 /// Several dirbridge processes, on one host or several, may share one PostgreSQL store: the
 /// migrations run under an advisory lock, clients are created under one, and the lease rows
 /// are locked by the transaction that checks them, so one client is synced by one process at
-/// a time. The directory cache of incremental runs is not kept here yet
-/// (``keepsDirectoryCache`` is false): runs read the whole directory.
+/// a time. The directory cache of incremental runs is kept as on SQLite.
 public final class PostgresStore: PortalStorage {
     public let location: String
-    public var keepsDirectoryCache: Bool { false }
     let session: PostgresSession
 
     /// Connects to `url` and migrates the database (creating the tables on first use).
@@ -224,11 +222,13 @@ public final class PostgresStore: PortalStorage {
     }
 
     public func changeCounter(clientID: Int64) throws(StoreError) -> Int64 {
-        try operation {
-            try session.exclusive { db in
-                try db.row("SELECT counter FROM store_changes WHERE client_id = $1", PostgresBindings([clientID]))?.int("counter") ?? 0
-            }
+        try operation("reading the change counter of client \(clientID)") {
+            try session.exclusive { db in try Self.counter(clientID: clientID, db: db) }
         }
+    }
+
+    static func counter(clientID: Int64, db: PostgresSession.Statements) throws -> Int64 {
+        try db.row("SELECT counter FROM store_changes WHERE client_id = $1", PostgresBindings([clientID]))?.int("counter") ?? 0
     }
 
     // MARK: runs

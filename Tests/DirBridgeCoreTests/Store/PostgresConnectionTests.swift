@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+@testable import DirBridgeCore
+
+/// Reaching a PostgreSQL store: TLS as `sslmode` says, the password sources, and errors that
+/// say what to do and never hold the password. A real server (``TestPostgres``).
+@Suite("PostgreSQL store connections")
+struct PostgresConnectionTests {
+    @Test("sslmode verify-full against the test CA connects over TLS; an unrelated CA is refused with a store error")
+    func tls() throws {
+        let server = try TestPostgres.server()
+        let database = try server.createDatabase("tls")
+        let verified = try PostgresStore(url: server.url(database, query: "sslmode=verify-full&sslrootcert=\(server.caFile)"))
+        let ssl = try verified.session.exclusive { db in
+            try db.row("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")?.flag("ssl")
+        }
+        #expect(ssl == true)
+        #expect(verified.location.hasSuffix("?sslmode=verify-full"))
+        let plain = try PostgresStore(url: server.url(database, query: "sslmode=disable"))
+        #expect(try plain.session.exclusive { db in try db.row("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")?.flag("ssl") } == false)
+        let foreign = #expect(throws: StoreError.self) {
+            try PostgresStore(url: server.url(database, query: "sslmode=verify-full&sslrootcert=\(server.otherCAFile)"))
+        }
+        #expect(foreign?.code == .cannotOpen)
+        #expect(foreign?.message.contains("cannot connect to the portal store postgresql://dirbridge@127.0.0.1:\(server.port)/\(database)") == true, "\(foreign?.message ?? "")")
+    }
+
+    @Test("the password from password_env, password_file (0600 only) or ~/.pgpass; a wrong one fails without showing it")
+    func passwordSources() throws {
+        let server = try TestPostgres.server()
+        let database = try server.createDatabase("passwords")
+        let url = server.url(database)
+        let folder = try makeTemporaryDirectory("pg-passwords")
+        // password_env
+        setenv("DIRBRIDGE_TEST_DB_PASSWORD", server.password, 1)
+        _ = try PostgresStore(url: url, password: StorePasswordSource(environmentVariable: "DIRBRIDGE_TEST_DB_PASSWORD"))
+        let unset = #expect(throws: StoreError.self) {
+            try PostgresStore(url: url, password: StorePasswordSource(environmentVariable: "DIRBRIDGE_TEST_UNSET_DB_PASSWORD"))
+        }
+        #expect(unset?.message.contains("DIRBRIDGE_TEST_UNSET_DB_PASSWORD, which is not set") == true)
+        // password_file, refused while others may read it
+        let file = folder.appendingPathComponent("db.password").path
+        try (server.password + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file)
+        let readable = #expect(throws: StoreError.self) { try PostgresStore(url: url, password: StorePasswordSource(file: file)) }
+        #expect(readable?.message.contains("chmod 600") == true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: file)
+        _ = try PostgresStore(url: url, password: StorePasswordSource(file: file))
+        // A wrong password: exit 4, what to check, and never the password itself.
+        let wrongFile = folder.appendingPathComponent("wrong.password").path
+        try "not-the-password-7f3a\n".write(toFile: wrongFile, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: wrongFile)
+        let wrong = #expect(throws: StoreError.self) { try PostgresStore(url: url, password: StorePasswordSource(file: wrongFile)) }
+        #expect(wrong?.kind.exitCode == 4)
+        #expect(wrong?.message.contains("password") == true)
+        #expect(wrong?.message.contains("not-the-password-7f3a") == false)
+        // libpq's ~/.pgpass (PGPASSFILE), used when nothing else names a password.
+        let pgpass = folder.appendingPathComponent("pgpass").path
+        try "# test\n127.0.0.1:\(server.port):*:dirbridge:\(server.password)\n".write(toFile: pgpass, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: pgpass)
+        let address = try PostgresAddress(url: url, password: StorePasswordSource(), environment: ["PGPASSFILE": pgpass])
+        #expect(address.password == server.password)
+        let none = try PostgresAddress(url: url, password: StorePasswordSource(), environment: [:])
+        #expect(none.password == nil)
+    }
+
+    @Test("the CLI: sync --store postgresql://… with a wrong password exits 4 and prints neither password")
+    func cliWrongPassword() throws {
+        let server = try TestPostgres.server()
+        let database = try server.createDatabase("cli")
+        let fixture = try EngineFixture("pg-cli", store: .sqlite)
+        defer { fixture.slapd.stop() }
+        let result = try runDirbridge(["sync", fixture.mappingPath, "--store", server.url(database), "--apply"],
+                                      environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL, "PGPASSWORD": "wrong-db-password-91"])
+        #expect(result.status == 4, "\(result.stderr)")
+        #expect(result.stderr.contains("postgresql://dirbridge@127.0.0.1:\(server.port)/\(database)"))
+        #expect(!result.stderr.contains("wrong-db-password-91") && !result.stdout.contains("wrong-db-password-91"))
+        #expect(!result.stderr.contains("sync-secret"))
+        let doctor = try runDirbridge(["doctor", fixture.mappingPath, "--store", server.url(database)],
+                                      environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
+        #expect(doctor.stdout.contains("reachable without TLS, writable"), "\(doctor.stdout)\n\(doctor.stderr)")
+    }
+}
