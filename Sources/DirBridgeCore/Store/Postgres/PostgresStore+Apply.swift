@@ -121,6 +121,7 @@ private struct PostgresChangeSetWriter {
             try Self.context("invitation of client user \(invitation.userID)") { try invite(invitation) }
         }
         try Self.context("history of run \(runID)") { try flushHistory() }
+        try Self.context("invitations of run \(runID)") { try flushInvitations() }
     }
 
     private static func context<Result>(_ what: String, _ body: () throws -> Result) throws -> Result {
@@ -311,9 +312,30 @@ private struct PostgresChangeSetWriter {
         try history(entity: "user", id: invitation.userID, action: .invited, fields: [], reason: invitation.reason)
     }
 
-    private func insertInvitation(userID: Int64, email: String) throws {
-        try db.execute("INSERT INTO invitations (client_id, user_id, email, created_at, sent_at) VALUES ($1, $2, $3, $4, NULL)",
-                       PostgresBindings([changes.clientID, userID, email, now]))
+    /// Invitations wait here and go 1,000 at a time in one multi-row insert (one statement per
+    /// invited user cost a round trip each).
+    private var pendingInvitations: [(userID: Int64, email: String)] = []
+
+    private mutating func insertInvitation(userID: Int64, email: String) throws {
+        pendingInvitations.append((userID, email))
+        if pendingInvitations.count == 1_000 { try flushInvitations() }
+    }
+
+    private mutating func flushInvitations() throws {
+        guard !pendingInvitations.isEmpty else { return }
+        var binds = PostgresBindings(capacity: pendingInvitations.count * 4)
+        var values: [String] = []
+        values.reserveCapacity(pendingInvitations.count)
+        for (offset, invitation) in pendingInvitations.enumerated() {
+            let base = offset * 4
+            values.append("($\(base + 1), $\(base + 2), $\(base + 3), $\(base + 4), NULL)")
+            binds.append(changes.clientID)
+            binds.append(invitation.userID)
+            binds.append(invitation.email)
+            binds.append(now)
+        }
+        try db.execute("INSERT INTO invitations (client_id, user_id, email, created_at, sent_at) VALUES " + values.joined(separator: ", "), binds)
+        pendingInvitations.removeAll(keepingCapacity: true)
     }
 
     // MARK: history
