@@ -154,3 +154,63 @@ extension ChangeSet {
             userCreations: creations, userUpdates: updates)
     }
 }
+
+/// What both stores' writers make of a change set, apart from the SQL: the history fields of a
+/// created user, and the checked column assignments and history fields of an update.
+enum ChangeSetRules {
+    /// A column's new value in an update.
+    enum NewValue {
+        case null
+        case value(FieldValue)
+        case userGroup(Int64)
+    }
+
+    /// The `created` history row's fields: every set attribute (`user_group` by name), and
+    /// `invited` when the user was invited.
+    static func createdFields(_ user: NewClientUser, groupName: String) -> [ChangesJSON.Entry] {
+        var fields: [ChangesJSON.Entry] = []
+        fields.reserveCapacity(UserAttribute.allCases.count + 1)
+        for attribute in UserAttribute.allCases {
+            let value = attribute == .userGroup ? .text(groupName) : user[attribute]
+            if let value { fields.append((attribute.name, .null, ChangesJSON.Value(value))) }
+        }
+        if user.invite { fields.append(("invited", .null, .flag(true))) }
+        return fields
+    }
+
+    /// The update's columns (from the catalogue) with their new values, and its history fields;
+    /// throws on a change the store refuses (no field, a required one set to null, a flag given
+    /// text, an unknown user group or source).
+    static func update(
+        _ update: ClientUserUpdate, groupID: (String) throws -> Int64, groupName: (Int64) -> String?
+    ) throws -> (columns: [(column: String, value: NewValue)], history: [ChangesJSON.Entry]) {
+        guard !update.fields.isEmpty else { throw StoreError(.invalidChange, "an update with no changed field") }
+        var columns: [(column: String, value: NewValue)] = []
+        var history: [ChangesJSON.Entry] = []
+        for (attribute, change) in update.fields.map({ ($0.attribute, $0.change) }) {
+            let old = change.old.map(ChangesJSON.Value.init) ?? .null
+            guard let new = change.new else {
+                if attribute.isRequired { throw StoreError(.invalidChange, "\(attribute) cannot be null") }
+                columns.append((attribute.column, .null))
+                history.append((attribute.name, old, .null))
+                continue
+            }
+            guard (new.flag != nil) == attribute.isFlag, change.old.map({ ($0.flag != nil) == attribute.isFlag }) ?? true else {
+                throw StoreError(.invalidChange, "\(attribute) takes \(attribute.isFlag ? "1 or 0" : "text"), not \(new)")
+            }
+            var stored = new
+            switch attribute {
+            case .userGroup:
+                let id = try groupID(new.description)
+                columns.append((attribute.column, .userGroup(id)))
+                stored = .text(groupName(id) ?? new.description)
+            case .source where RecordSource(rawValue: new.description) == nil:
+                throw StoreError(.invalidChange, "source is directory or portal, not \(new)")
+            default:
+                columns.append((attribute.column, .value(new)))
+            }
+            history.append((attribute.name, old, ChangesJSON.Value(stored)))
+        }
+        return (columns, history)
+    }
+}

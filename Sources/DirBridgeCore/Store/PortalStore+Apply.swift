@@ -287,14 +287,8 @@ private struct ChangeSetWriter {
     private mutating func finishCreation(_ user: NewClientUser, groupID: Int64, userID: Int64) throws {
         if user.invite { try insertInvitation(userID: userID, email: user.email) }
         // One history row per created user: every set attribute, the user group by name.
-        var fields: [ChangesJSON.Entry] = []
-        fields.reserveCapacity(Self.createdAttributes.count + 1)
-        for attribute in Self.createdAttributes {
-            let value = attribute == .userGroup ? .text(groupNames[groupID]?.name ?? "") : user[attribute]
-            if let value { fields.append((attribute.name, .null, ChangesJSON.Value(value))) }
-        }
-        if user.invite { fields.append(("invited", .null, .flag(true))) }
-        try history(entity: "user", id: userID, action: .created, fields: fields, reason: user.reason)
+        try history(entity: "user", id: userID, action: .created,
+                    fields: ChangeSetRules.createdFields(user, groupName: groupNames[groupID]?.name ?? ""), reason: user.reason)
     }
 
     private static func databaseValue(_ value: FieldValue?) -> DatabaseValue {
@@ -306,35 +300,19 @@ private struct ChangeSetWriter {
     }
 
     private mutating func update(_ update: ClientUserUpdate) throws {
-        guard !update.fields.isEmpty else {
-            throw StoreError(.invalidChange, "an update with no changed field")
-        }
+        let names = groupNames
+        let planned = try ChangeSetRules.update(update, groupID: { try self.groupID(named: $0) }, groupName: { names[$0]?.name })
         var assignments: [String] = []
         var arguments = StatementArguments()
-        var fields: [ChangesJSON.Entry] = []
-        for (attribute, change) in update.fields.map({ ($0.attribute, $0.change) }) {
-            guard let new = change.new else {
-                if attribute.isRequired { throw StoreError(.invalidChange, "\(attribute) cannot be null") }
-                assignments.append("\(attribute.column) = NULL")
-                fields.append((attribute.name, change.old.map(ChangesJSON.Value.init) ?? .null, .null))
+        for (column, value) in planned.columns {
+            switch value {
+            case .null:
+                assignments.append("\(column) = NULL")
                 continue
+            case .value(let new): _ = arguments.append(contentsOf: [Self.databaseValue(new)])
+            case .userGroup(let id): _ = arguments.append(contentsOf: [id])
             }
-            guard (new.flag != nil) == attribute.isFlag, change.old.map({ ($0.flag != nil) == attribute.isFlag }) ?? true else {
-                throw StoreError(.invalidChange, "\(attribute) takes \(attribute.isFlag ? "1 or 0" : "text"), not \(new)")
-            }
-            var stored = new
-            switch attribute {
-            case .userGroup:
-                let newID = try groupID(named: new.description)
-                _ = arguments.append(contentsOf: [newID])
-                stored = .text(groupNames[newID]?.name ?? new.description)
-            case .source where RecordSource(rawValue: new.description) == nil:
-                throw StoreError(.invalidChange, "source is directory or portal, not \(new)")
-            default:
-                _ = arguments.append(contentsOf: [Self.databaseValue(new)])
-            }
-            assignments.append("\(attribute.column) = ?")
-            fields.append((attribute.name, change.old.map(ChangesJSON.Value.init) ?? .null, ChangesJSON.Value(stored)))
+            assignments.append("\(column) = ?")
         }
         assignments.append("updated_at = ?")
         _ = arguments.append(contentsOf: [now, update.userID, changes.clientID])
@@ -344,7 +322,7 @@ private struct ChangeSetWriter {
         guard db.changesCount == 1 else {
             throw StoreError(.unknownUser, "no such client user in client \(changes.clientID)")
         }
-        try history(entity: "user", id: update.userID, action: update.action, fields: fields, reason: update.reason)
+        try history(entity: "user", id: update.userID, action: update.action, fields: planned.history, reason: update.reason)
     }
 
     private mutating func invite(_ invitation: InvitationRequest) throws {

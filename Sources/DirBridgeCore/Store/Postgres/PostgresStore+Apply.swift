@@ -254,44 +254,23 @@ private struct PostgresChangeSetWriter {
 
     private mutating func finishCreation(_ user: NewClientUser, groupID: Int64, userID: Int64) throws {
         if user.invite { try insertInvitation(userID: userID, email: user.email) }
-        var fields: [ChangesJSON.Entry] = []
-        fields.reserveCapacity(Self.createdAttributes.count + 1)
-        for attribute in Self.createdAttributes {
-            let value = attribute == .userGroup ? .text(groupNames[groupID]?.name ?? "") : user[attribute]
-            if let value { fields.append((attribute.name, .null, ChangesJSON.Value(value))) }
-        }
-        if user.invite { fields.append(("invited", .null, .flag(true))) }
-        try history(entity: "user", id: userID, action: .created, fields: fields, reason: user.reason)
+        try history(entity: "user", id: userID, action: .created,
+                    fields: ChangeSetRules.createdFields(user, groupName: groupNames[groupID]?.name ?? ""), reason: user.reason)
     }
 
     private mutating func update(_ update: ClientUserUpdate) throws {
-        guard !update.fields.isEmpty else { throw StoreError(.invalidChange, "an update with no changed field") }
+        let planned = try ChangeSetRules.update(update, groupID: groupID(named:), groupName: { groupNames[$0]?.name })
         var assignments: [String] = []
         var binds = PostgresBindings()
-        var fields: [ChangesJSON.Entry] = []
-        for (attribute, change) in update.fields.map({ ($0.attribute, $0.change) }) {
-            guard let new = change.new else {
-                if attribute.isRequired { throw StoreError(.invalidChange, "\(attribute) cannot be null") }
-                assignments.append("\(attribute.column) = NULL")
-                fields.append((attribute.name, change.old.map(ChangesJSON.Value.init) ?? .null, .null))
+        for (column, value) in planned.columns {
+            switch value {
+            case .null:
+                assignments.append("\(column) = NULL")
                 continue
+            case .value(let new): Self.bind(new, to: &binds)
+            case .userGroup(let id): binds.append(id)
             }
-            guard (new.flag != nil) == attribute.isFlag, change.old.map({ ($0.flag != nil) == attribute.isFlag }) ?? true else {
-                throw StoreError(.invalidChange, "\(attribute) takes \(attribute.isFlag ? "1 or 0" : "text"), not \(new)")
-            }
-            var stored = new
-            switch attribute {
-            case .userGroup:
-                let newID = try groupID(named: new.description)
-                binds.append(newID)
-                stored = .text(groupNames[newID]?.name ?? new.description)
-            case .source where RecordSource(rawValue: new.description) == nil:
-                throw StoreError(.invalidChange, "source is directory or portal, not \(new)")
-            default:
-                Self.bind(new, to: &binds)
-            }
-            assignments.append("\(attribute.column) = $\(binds.count)")
-            fields.append((attribute.name, change.old.map(ChangesJSON.Value.init) ?? .null, ChangesJSON.Value(stored)))
+            assignments.append("\(column) = $\(binds.count)")
         }
         binds.append(now)
         assignments.append("updated_at = $\(binds.count)")
@@ -301,7 +280,7 @@ private struct PostgresChangeSetWriter {
         let changed = try db.execute(
             "UPDATE client_users SET \(assignments.joined(separator: ", ")) WHERE id = $\(binds.count - 1) AND client_id = $\(binds.count)", binds)
         guard changed == 1 else { throw StoreError(.unknownUser, "no such client user in client \(changes.clientID)") }
-        try history(entity: "user", id: update.userID, action: update.action, fields: fields, reason: update.reason)
+        try history(entity: "user", id: update.userID, action: update.action, fields: planned.history, reason: update.reason)
     }
 
     private mutating func invite(_ invitation: InvitationRequest) throws {
