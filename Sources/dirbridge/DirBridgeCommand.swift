@@ -42,6 +42,6 @@ struct StoreViewOptions: ParsableArguments {
 
     /// Opens the store for reading; a missing file is an error, never an empty new store.
     func open() throws(StoreError) -> any PortalStorage {
-        try openPortalStorage(store, createIfMissing: false)
+        try openPortalStorage(store, createIfMissing: false, readOnly: true)
     }
 }

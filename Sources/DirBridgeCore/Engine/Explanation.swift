@@ -52,7 +52,7 @@ public enum Explainer {
         let memberships = index.memberships(of: entry)
         let outcome = RuleEvaluator(rules: mapping.rules).evaluate(user: entry, memberships: memberships)
         var stored: [String: String]?
-        if let path = storePath ?? mapping.storePath, let store = try? openPortalStorage(path, createIfMissing: false, password: mapping.storePassword),
+        if let path = storePath ?? mapping.storePath, let store = try? openPortalStorage(path, createIfMissing: false, readOnly: true, password: mapping.storePassword),
            let client = try store.client(named: mapping.client.name) {
             let state = try store.loadState(clientID: client.id)
             if let user = state.users.first(where: { $0.externalID == mapped.externalID || $0.email.lowercased() == email.lowercased() }) {

@@ -53,13 +53,15 @@ public enum PlanApplier {
         } catch {
             // An edited plan is refused; the attempt is recorded in the store it names, if there is one.
             if error.kind == .refused, !request.dryRun, let edited = error.document,
-               let store = try? openPortalStorage(request.storePath ?? edited.store.path, createIfMissing: false) {
+               let store = try? openPortalStorage(request.storePath ?? edited.store.path, createIfMissing: false,
+                                                  password: edited.store.password ?? StorePasswordSource()) {
                 try? recordRefusal(error, document: edited, store: store, planHash: nil, startedAt: now)
             }
             throw error
         }
         let plan = document.plan
-        let store = try openPortalStorage(request.storePath ?? document.store.path, createIfMissing: false)
+        let store = try openPortalStorage(request.storePath ?? document.store.path, createIfMissing: false,
+                                          password: document.store.password ?? StorePasswordSource())
         let client = try store.client(named: document.client.name)
         let checked = try preflight(document, request: request, store: store, clientExists: client != nil, now: now)
         var reasons = checked.reasons

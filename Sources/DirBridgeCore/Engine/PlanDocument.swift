@@ -71,6 +71,14 @@ public struct PlanDocument: Sendable, Codable, Equatable {
         /// Absolute path of the SQLite file; `apply` uses it unless `--store` is given.
         public var path: String
         public var fingerprint: StoreFingerprint
+        /// A PostgreSQL store's password source from the mapping (a variable's name or a
+        /// file's path, never the password), so that `apply` finds the password the sync did.
+        public var password: StorePasswordSource?
+
+        enum CodingKeys: String, CodingKey {
+            case path, fingerprint
+            case password = "password_source"
+        }
         /// Whether the client existed: a plan for a new client creates it.
         public var clientExisted: Bool { fingerprint.entities["client"].map { $0 != StoreFingerprint.absent } ?? false }
     }
@@ -91,7 +99,9 @@ public struct PlanDocument: Sendable, Codable, Equatable {
         self.mapping = MappingReference(file: mappingPath, sha256: try Self.fileHash(mappingPath), editor: mapping.editor)
         client = ClientReference(name: mapping.client.name, parent: mapping.client.parent, membershipEndDate: mapping.client.membershipEndDate)
         directory = mapping.directory.displayURL
-        store = StoreReference(path: isPostgresLocation(storePath) ? storePath : Self.absolutePath(storePath), fingerprint: fingerprint)
+        let postgres = isPostgresLocation(storePath)
+        store = StoreReference(path: postgres ? storePath : Self.absolutePath(storePath), fingerprint: fingerprint,
+                               password: postgres && mapping.storePassword != StorePasswordSource() ? mapping.storePassword : nil)
         guards = GuardCheck(mapping: mapping, overrides: request.overrides)
         force = request.overrides.force
         dryRunID = outcome.runID

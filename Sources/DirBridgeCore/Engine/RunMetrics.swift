@@ -54,6 +54,12 @@ public enum RunMetrics {
         Gauge(label: "dirbridge_watch_lag_seconds", dimensions: [("client", client)]).record(seconds)
     }
 
+    /// A shared tick another worker took: counted apart from runs, and no webhook.
+    static func recordSkip(client: String, now: Date = Date()) {
+        Counter(label: "dirbridge_ticks_skipped_total", dimensions: [("client", client)]).increment()
+        RunHealth.shared.skipped(client: client, at: now)
+    }
+
     static func recordLeaseWait(client: String) {
         Counter(label: "dirbridge_lease_waits_total", dimensions: [("client", client)]).increment()
     }
@@ -73,6 +79,15 @@ public final class RunHealth: Sendable {
 
     func started(client: String, at: Date) {
         state.withLock { $0.clients[client, default: Client()].runningSince = at }
+    }
+
+    /// A tick this worker left to another (shared ticks): a sign of life that says nothing
+    /// about whether syncs succeed, so the last run's verdict stands.
+    func skipped(client: String, at: Date) {
+        state.withLock { state in
+            state.clients[client, default: Client()].runningSince = nil
+            state.clients[client, default: Client()].lastEnded = at
+        }
     }
 
     func record(client: String, succeeded: Bool, at: Date) {

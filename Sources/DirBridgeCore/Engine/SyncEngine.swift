@@ -22,6 +22,14 @@ public enum SyncEngine {
             return outcome
         } catch is SyncStopped {
             throw SyncStopped()
+        } catch let skipped as SyncSkipped {
+            // Another worker synced this client in this tick: not a run, so no webhook.
+            RunMetrics.recordSkip(client: client)
+            throw skipped
+        } catch let held as LeaseError where !held.lost && request.skipIfSyncedSince != nil {
+            // Shared ticks: another worker is syncing this client now; this tick is theirs.
+            RunMetrics.recordSkip(client: client)
+            throw held
         } catch {
             let refusal = (error as? SyncError).flatMap { $0.kind == .refused ? $0 : nil }
             RunMetrics.recordRun(client: client, status: refusal == nil ? .failed : .refused, apply: request.apply,

@@ -137,12 +137,15 @@ public struct SyncScheduler: Service {
                 }
                 failures += 1
                 delay = min(options.every, options.firstRetry * pow(2, Double(failures - 1)))
-                logger.error("\(SchedulerLog.failure(number: number, error: error, seconds: seconds, retry: Date().addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
+                logger.error("\(SchedulerLog.failure(number: number, error: error, seconds: seconds, retry: min(Date().addingTimeInterval(delay), max(Date(), tick.addingTimeInterval(options.every)))))", metadata: ["run": "\(number)"])
             }
             batch = []
             if let maxRuns = options.maxRuns, number >= maxRuns { return }
-            let wait = max(0, tick.addingTimeInterval(delay).timeIntervalSinceNow)
-            if failures > 0 { delay = wait }
+            // After a success the next run starts `every` after this one's tick; a retry waits its
+            // backoff from now (the failure), but never past the next tick.
+            let wait = failures > 0
+                ? max(0, min(delay, tick.addingTimeInterval(options.every).timeIntervalSinceNow))
+                : max(0, tick.addingTimeInterval(delay).timeIntervalSinceNow)
             if let watch = options.watch {
                 if watcher == nil {
                     // After the first run: the store holds the cookies the watch starts from.

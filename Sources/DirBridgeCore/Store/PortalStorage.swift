@@ -196,6 +196,7 @@ extension PortalStorage {
         while true {
             switch try tryLease(client: client, holder: holder, ttl: ttl) {
             case .success(let lease):
+                lease.keepRenewed(ttl: ttl)
                 return lease
             case .failure(let error):
                 guard wait, !shouldStop() else { throw error }
@@ -215,11 +216,12 @@ public func isPostgresLocation(_ location: String) -> Bool {
 
 /// Opens the store at `location`: a `postgresql://` URL (with `password` saying where its
 /// password comes from) or an SQLite file's path (created when `createIfMissing`).
+/// `readOnly` (the views): a PostgreSQL store is never migrated, only checked.
 public func openPortalStorage(
-    _ location: String, createIfMissing: Bool = true, password: StorePasswordSource = StorePasswordSource()
+    _ location: String, createIfMissing: Bool = true, readOnly: Bool = false, password: StorePasswordSource = StorePasswordSource()
 ) throws(StoreError) -> any PortalStorage {
     if isPostgresLocation(location) {
-        return try PostgresStore(url: location, password: password)
+        return try PostgresStore(url: location, password: password, migrating: !readOnly)
     }
     return try PortalStore(path: location, createIfMissing: createIfMissing)
 }
@@ -230,6 +232,12 @@ public func openPortalStorage(
 public struct StorePasswordSource: Sendable, Equatable, Codable {
     public var environmentVariable: String?
     public var file: String?
+
+    /// Spelled as in the mapping's `store:` section (a plan records them).
+    enum CodingKeys: String, CodingKey {
+        case environmentVariable = "password_env"
+        case file = "password_file"
+    }
 
     public init(environmentVariable: String? = nil, file: String? = nil) {
         self.environmentVariable = environmentVariable

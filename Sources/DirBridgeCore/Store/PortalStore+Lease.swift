@@ -10,6 +10,9 @@ public struct LeaseHolder: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var acquiredAt: String
     public var expiresAt: String
+    /// The holder's boot and PID namespace (``LeaseHolder/currentProcess``); nil in a lease an
+    /// older dirbridge took.
+    public var process: String? = nil
 
     public var description: String {
         "`dirbridge \(holder)` (pid \(pid) on \(host), since \(acquiredAt), lease expires \(expiresAt))"
@@ -21,6 +24,9 @@ public struct LeaseError: DirBridgeFailure {
     public var client: String
     public var holder: LeaseHolder?
     public var message: String
+    /// True when this run lost a lease it had (after reading); false when the lease was held
+    /// by another run before this one read anything.
+    public var lost = false
 
     public var kind: FailureKind { .refused }
     public var description: String { message }
@@ -35,7 +41,8 @@ public struct LeaseError: DirBridgeFailure {
 }
 
 /// A lease this process holds on one client's writes; released by ``release()`` (and, as
-/// a safety net, when the value goes away).
+/// a safety net, when the value goes away). ``PortalStorage/acquireLease`` keeps it renewed
+/// while it is held.
 ///
 /// Every write of the sync checks, inside its transaction, that the lease is still this
 /// one (a fencing token), so a process that lost its lease can never write.
@@ -44,6 +51,9 @@ public final class StoreLease: Sendable {
     public let token: String
     let store: any PortalStorage
     private let released = Mutex(false)
+    /// The renewal timer (guarded by `renewalLock`; DispatchSourceTimer is not Sendable).
+    nonisolated(unsafe) private var renewal: (any DispatchSourceTimer)?
+    private let renewalLock = NSLock()
 
     init(store: any PortalStorage, client: String, token: String) {
         self.store = store
@@ -60,7 +70,31 @@ public final class StoreLease: Sendable {
             return value
         }
         guard !wasReleased else { return }
+        renewalLock.withLock {
+            renewal?.cancel()
+            renewal = nil
+        }
         store.releaseLease(client: client, token: token)
+    }
+
+    /// Renews the lease every third of `ttl` until it is released, so that a run longer than
+    /// the lease's duration keeps it (a process that dies stops renewing, and its lease
+    /// expires). A renewal that finds the lease taken over stops; the run's write then
+    /// finds it lost and writes nothing.
+    func keepRenewed(ttl: TimeInterval) {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+        let interval = max(1, ttl / 3)
+        timer.schedule(deadline: .now() + interval, repeating: interval)
+        timer.setEventHandler { [weak self] in
+            guard let self, !released.withLock({ $0 }) else { return }
+            // A failure (taken over, or the store unreachable for now) is left to the fencing
+            // check at the write, which writes nothing unless the lease is still this one.
+            try? renew(ttl: ttl)
+        }
+        renewalLock.withLock {
+            renewal = timer
+            timer.resume()
+        }
     }
 
     /// Pushes the expiry `ttl` seconds ahead; fails if the lease was taken over meanwhile.
@@ -73,7 +107,8 @@ public final class StoreLease: Sendable {
     /// The message of a lease lost before a write.
     static func lost(client: String, holder: LeaseHolder?) -> LeaseError {
         LeaseError(client: client, holder: holder,
-                   message: "this run lost its lease on client \(client) (it expired and another dirbridge took it); nothing was written")
+                   message: "this run lost its lease on client \(client) (it expired and another dirbridge took it); nothing was written",
+                   lost: true)
     }
 
     /// Inside an SQLite write transaction: throws unless the lease row is still this lease's.
@@ -109,23 +144,25 @@ extension PortalStore {
 
     public func tryLease(client: String, holder: String, ttl: TimeInterval) throws(StoreError) -> Result<StoreLease, LeaseError> {
         let token = UUID().uuidString
-        let host = ProcessInfo.processInfo.hostName
-        let pid = getpid()
-        return try storeOperation("taking the lease of client \(client)") {
-            try pool.write { db -> Result<StoreLease, LeaseError> in
+        let result = try storeOperation("taking the lease of client \(client)") {
+            try pool.write { db -> Result<Void, LeaseError> in
                 if let current = try Self.leaseHolder(client: client, db: db), !current.isStale() {
                     return .failure(.held(client: client, by: current))
                 }
                 let now = Date()
                 try db.execute(
                     sql: """
-                        INSERT OR REPLACE INTO leases (client, holder, token, pid, host, acquired_at, expires_at)
-                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        INSERT OR REPLACE INTO leases (client, holder, token, pid, host, process, acquired_at, expires_at)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                         """,
-                    arguments: [client, holder, token, pid, host, StoreTime.text(now), StoreTime.text(now.addingTimeInterval(ttl))])
-                return .success(StoreLease(store: self, client: client, token: token))
+                    arguments: [client, holder, token, getpid(), ProcessInfo.processInfo.hostName, LeaseHolder.currentProcess,
+                                StoreTime.text(now), StoreTime.text(now.addingTimeInterval(ttl))])
+                return .success(())
             }
         }
+        // Built once the transaction committed: a lease object whose row never landed would
+        // try to delete it from inside the failed write.
+        return result.map { StoreLease(store: self, client: client, token: token) }
     }
 
     /// Drops the lease this process holds on `client`, from outside the run that took it: a
@@ -133,8 +170,8 @@ extension PortalStore {
     public func releaseOwnLease(client: String) throws(StoreError) {
         try storeOperation("releasing the lease of client \(client)") {
             try pool.write { db in
-                try db.execute(sql: "DELETE FROM leases WHERE client = ? AND pid = ? AND host = ?",
-                               arguments: [client, getpid(), ProcessInfo.processInfo.hostName])
+                try db.execute(sql: "DELETE FROM leases WHERE client = ? AND pid = ? AND host = ? AND (process IS NULL OR process = ?)",
+                               arguments: [client, getpid(), ProcessInfo.processInfo.hostName, LeaseHolder.currentProcess])
             }
         }
     }
@@ -147,22 +184,39 @@ extension PortalStore {
     }
 
     static func leaseHolder(client: String, db: Database) throws -> LeaseHolder? {
-        try Row.fetchOne(db, sql: "SELECT holder, pid, host, acquired_at, expires_at FROM leases WHERE client = ?", arguments: [client])
-            .map { LeaseHolder(holder: $0[0], pid: $0[1], host: $0[2], acquiredAt: $0[3], expiresAt: $0[4]) }
+        try Row.fetchOne(db, sql: "SELECT holder, pid, host, acquired_at, expires_at, process FROM leases WHERE client = ?", arguments: [client])
+            .map { LeaseHolder(holder: $0[0], pid: $0[1], host: $0[2], acquiredAt: $0[3], expiresAt: $0[4], process: $0[5]) }
     }
 
 }
 
 extension LeaseHolder {
-    /// A lease is stale once it expired, or when its process is gone on this very host.
+    /// A lease is stale once it expired, or when its process is gone.
     func isStale(now: Date = Date()) -> Bool {
         if let expiry = StoreTime.date(expiresAt), expiry <= now { return true }
-        if host == ProcessInfo.processInfo.hostName, pid != getpid() {
-            if kill(pid, 0) != 0 { return errno == ESRCH }
-            return Self.isZombie(pid)
-        }
-        return false
+        return processIsGone
     }
+
+    /// Whether the holding process is known to be gone: it ran in this very boot and PID
+    /// namespace (same host name, same ``currentProcess``) and its pid is dead or a zombie.
+    /// A holder in another namespace (a container sharing the host name) cannot be checked,
+    /// and its lease lasts until it expires.
+    var processIsGone: Bool {
+        guard host == ProcessInfo.processInfo.hostName, pid != getpid() else { return false }
+        if let process, process != Self.currentProcess { return false }
+        if kill(pid, 0) != 0 { return errno == ESRCH }
+        return Self.isZombie(pid)
+    }
+
+    /// This process's boot and PID namespace: `BOOT_ID/pid:[INODE]`, from
+    /// /proc/sys/kernel/random/boot_id and /proc/self/ns/pid (nil where /proc has neither).
+    static let currentProcess: String? = {
+        let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let namespace = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")
+        guard boot != nil || namespace != nil else { return nil }
+        return "\(boot ?? "-")/\(namespace ?? "-")"
+    }()
 
     /// A killed process not yet reaped (its parent is slow, or a container's PID 1 never reaps)
     /// still answers `kill(pid, 0)`; its state in /proc/PID/stat is `Z`.

@@ -27,8 +27,12 @@ public enum StoreSchema {
     /// Several workers: `sync_runs.worker`, the process (`host:pid`) that ran each sync.
     public static let workers = "v5-workers"
 
+    /// Leases name the holder's process beyond `host` and `pid`: the boot and the PID
+    /// namespace (`leases.process`), so that containers sharing a host name are told apart.
+    public static let leaseProcess = "v6-lease-process"
+
     /// Every migration identifier this build knows, in order.
-    public static let identifiers = [portalSchema, dirbridgeExtras, incrementalSync, affectedPlanning, workers]
+    public static let identifiers = [portalSchema, dirbridgeExtras, incrementalSync, affectedPlanning, workers, leaseProcess]
     public static let knownIdentifiers = Set(identifiers)
 
 
@@ -76,6 +80,7 @@ public enum StoreSchema {
         registerIncrementalSync(in: &migrator)
         registerAffectedPlanning(in: &migrator)
         migrator.registerMigration(workers) { db in try db.execute(sql: workersSQL) }
+        migrator.registerMigration(leaseProcess) { db in try db.execute(sql: leaseProcessSQL) }
         return migrator
     }
 
@@ -276,6 +281,9 @@ public enum StoreSchema {
 
     /// The fifth migration, the same on both stores.
     static let workersSQL = "ALTER TABLE sync_runs ADD COLUMN worker TEXT"
+
+    /// The sixth migration, the same on both stores (PostgreSQL adds indexes to it).
+    static let leaseProcessSQL = "ALTER TABLE leases ADD COLUMN process TEXT"
 
     /// The worker a run records: `host:pid`.
     static var worker: String { "\(ProcessInfo.processInfo.hostName):\(getpid())" }

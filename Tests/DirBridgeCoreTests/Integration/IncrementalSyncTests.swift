@@ -1,4 +1,4 @@
-import DirBridgeCore
+@testable import DirBridgeCore
 import Foundation
 import GRDB
 import Logging
@@ -301,6 +301,57 @@ struct IncrementalSyncTests {
         let second = try fixture.cli(["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--incremental"])
         #expect(second.status == 0, "\(second.stderr)")
         #expect(second.stdout.contains("Directory: incremental read (content-sync), 0 entries read."))
+    }
+
+    @Test("PostgreSQL: a portal edit under way while an incremental apply runs is waited for, not lost; the next run overwrites it")
+    func portalEditDuringApply() throws {
+        let fixture = try IncrementalFixture("pg-edit-race", users: 30, store: .postgres)
+        defer { fixture.slapd.stop() }
+        _ = try fixture.sync()
+        try fixture.slapd.modify("""
+            dn: uid=u0002,ou=people,dc=example,dc=com
+            changetype: modify
+            replace: title
+            title: Changed in the directory
+            """)
+        // The portal: an edit of another user, made but not committed yet (it holds the row of
+        // the client's change counter, which its trigger bumped).
+        let address = try PostgresAddress(url: fixture.storePath, password: StorePasswordSource())
+        let portal = try PostgresSession(address)
+        try portal.exclusive { db in
+            _ = try db.execute("BEGIN")
+            _ = try db.execute("UPDATE client_users SET title = 'Edited in the portal' WHERE email = 'u0001@example.com'")
+        }
+        // The apply starts meanwhile, in its own process.
+        let binary = try #require(dirbridgeBinary)
+        let apply = Process()
+        apply.executableURL = binary
+        apply.arguments = ["sync", fixture.mappingPath, "--store", fixture.storePath, "--apply", "--incremental"]
+        apply.environment = ProcessInfo.processInfo.environment.merging(fixture.environment) { $1 }
+        apply.standardOutput = FileHandle.nullDevice
+        apply.standardError = FileHandle.nullDevice
+        try apply.run()
+        // It waits for the portal's transaction: a backend of this database waits on a lock.
+        let watcher = try PostgresSession(address)
+        var waiting = false
+        for _ in 0..<600 where !waiting && apply.isRunning {
+            Thread.sleep(forTimeInterval: 0.1)
+            waiting = try watcher.exclusive { db in
+                try db.row("""
+                    SELECT count(*) AS n FROM pg_stat_activity
+                    WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%store_changes%'
+                    """)?.int("n") ?? 0
+            } > 0
+        }
+        #expect(waiting, "the apply did not wait for the portal's uncommitted edit")
+        try portal.exclusive { db in _ = try db.execute("COMMIT") }
+        apply.waitUntilExit()
+        #expect(apply.terminationStatus == 0)
+        #expect(try fixture.user(uid: "u0002")?.title == "Changed in the directory")
+        // The edit that committed during the apply is known to the next run, which puts the directory's value back.
+        let next = try fixture.sync()
+        #expect(next.plan.userChanges.map(\.email) == ["u0001@example.com"])
+        #expect(try fixture.user(uid: "u0001")?.title == "Engineer 1")
     }
 
     private func ldapsearch(_ fixture: IncrementalFixture, _ arguments: [String]) throws -> String {

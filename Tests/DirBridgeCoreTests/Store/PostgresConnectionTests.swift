@@ -80,4 +80,46 @@ struct PostgresConnectionTests {
                                       environment: ["DIRBRIDGE_URL": fixture.slapd.ldapURL])
         #expect(doctor.stdout.contains("reachable without TLS, writable"), "\(doctor.stdout)\n\(doctor.stderr)")
     }
+
+    @Test("views never migrate an empty database; a password in --store is refused unseen; apply PLAN finds the password where the mapping said")
+    func viewsPlansAndPasswords() throws {
+        let server = try TestPostgres.server()
+        let database = try server.createDatabase("plans")
+        let url = server.url(database)
+        func tables() throws -> Int {
+            let session = try PostgresSession(try PostgresAddress(url: url, password: StorePasswordSource()))
+            return try session.exclusive { db in Int(try db.row("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'")?.int("n") ?? -1) }
+        }
+        // A view on an empty database: no store, and it stays empty (a reporting role may lack CREATE).
+        let empty = try runDirbridge(["users", "--store", url])
+        #expect(empty.status == 4, "\(empty.stderr)")
+        #expect(empty.stderr.contains("no portal store in postgresql://dirbridge@127.0.0.1:\(server.port)/\(database)"), "\(empty.stderr)")
+        #expect(try tables() == 0)
+        // A password in the URL is refused, and not echoed.
+        let withPassword = url.replacingOccurrences(of: "://dirbridge@", with: "://dirbridge:secret-in-url-55@")
+        for arguments in [["users", "--store", withPassword], ["clients", "--store", withPassword]] {
+            let refused = try runDirbridge(arguments)
+            #expect(refused.status == 4, "\(refused.stderr)")
+            #expect(refused.stderr.contains("holds a password") && !refused.stderr.contains("secret-in-url-55"), "\(refused.stderr)")
+        }
+        // A plan made with the mapping's password_env: the plan names the variable, never the
+        // password, and `apply` finds the password there with no PGPASSWORD around.
+        let fixture = try EngineFixture("pg-plan", store: .sqlite) { text in
+            text + "store:\n  postgres: \"\(url)\"\n  password_env: DIRBRIDGE_TEST_PG_STORE_PASSWORD\n"
+        }
+        defer { fixture.slapd.stop() }
+        let planPath = (fixture.mappingPath as NSString).deletingLastPathComponent + "/plan.json"
+        var environment = fixture.environment
+        environment["DIRBRIDGE_TEST_PG_STORE_PASSWORD"] = server.password
+        environment["PGPASSWORD"] = ""
+        environment["PGPASSFILE"] = "/nonexistent"
+        let planned = try runDirbridge(["sync", fixture.mappingPath, "--plan-out", planPath], environment: environment)
+        #expect(planned.status == 0, "\(planned.stderr)")
+        let planText = try String(contentsOfFile: planPath, encoding: .utf8)
+        #expect(planText.contains("DIRBRIDGE_TEST_PG_STORE_PASSWORD") && !planText.contains(server.password))
+        let applied = try runDirbridge(["apply", planPath], environment: environment)
+        #expect(applied.status == 0, "\(applied.stderr)")
+        let users = try runDirbridge(["users", "--store", url, "--json"])
+        #expect(users.status == 0 && users.stdout.contains("lead1@example.com"), "\(users.stderr)")
+    }
 }

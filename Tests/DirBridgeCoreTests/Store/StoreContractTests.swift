@@ -42,7 +42,7 @@ struct StoreContractTests {
         let runs = try columns("sync_runs")
         #expect(runs.contains("entries_read") && runs.contains("plan_hash") && runs.contains("incremental"))
         #expect(try columns("sync_state") == ["client", "key", "value", "updated_at"])
-        #expect(try columns("leases") == ["client", "holder", "token", "pid", "host", "acquired_at", "expires_at"])
+        #expect(try columns("leases") == ["client", "holder", "token", "pid", "host", "acquired_at", "expires_at", "process"])
         #expect(try columns("directory_cache") == ["client", "kind", "key", "entry", "external_id", "dn", "email"])
         #expect(try columns("store_touches") == ["client_id", "entity", "entity_id", "external_id"])
         // Opening again migrates nothing and keeps the data.
@@ -399,6 +399,55 @@ struct StoreContractTests {
         #expect(try store.leaseHolder(client: "Acme Corp") != nil)
         second.release()
         #expect(try store.leaseHolder(client: "Acme Corp") == nil)
+    }
+
+    @Test("a held lease is renewed until it is released, so a run longer than the lease's duration keeps it", arguments: StoreKind.allCases)
+    func leaseRenewedWhileHeld(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, _) = try temp.openWithClient()
+        // Renewed every third of its 3 s duration: wait for a renewal to push the expiry on.
+        let lease = try store.acquireLease(client: "Acme Corp", holder: "run", ttl: 3)
+        let first = try #require(try store.leaseHolder(client: "Acme Corp")).expiresAt
+        var renewed = false
+        for _ in 0..<120 where !renewed {
+            Thread.sleep(forTimeInterval: 0.25)
+            let now = try #require(try store.leaseHolder(client: "Acme Corp"))
+            #expect(now.pid == getpid())
+            renewed = now.expiresAt > first
+        }
+        #expect(renewed, "the lease's expiry never moved from \(first)")
+        lease.release()
+        #expect(try store.leaseHolder(client: "Acme Corp") == nil)
+        // Released: no renewal brings it back.
+        Thread.sleep(forTimeInterval: 1.5)
+        #expect(try store.leaseHolder(client: "Acme Corp") == nil)
+    }
+
+    @Test("a dead pid's lease is taken over at once only when it ran in this boot and PID namespace", arguments: StoreKind.allCases)
+    func leaseOfAnotherNamespace(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, _) = try temp.openWithClient()
+        let host = ProcessInfo.processInfo.hostName
+        // pid_max is at most 2^22: this pid is never alive here.
+        let deadPid: Int32 = 4_194_400
+        func plant(process: String?) throws {
+            try temp.execute("DELETE FROM leases")
+            try temp.execute("""
+                INSERT INTO leases (client, holder, token, pid, host, process, acquired_at, expires_at)
+                VALUES ('Acme Corp', 'run', 'planted', ?, ?, ?, '2026-01-01T00:00:00Z', '2999-01-01T00:00:00Z')
+                """, [deadPid, host, process])
+        }
+        // A container sharing the host name but not the PID namespace: its pid says nothing here.
+        try plant(process: "another-boot/pid:[4026531836]")
+        let held = #expect(throws: LeaseError.self) { try store.acquireLease(client: "Acme Corp", holder: "run") }
+        #expect(held?.holder?.process == "another-boot/pid:[4026531836]")
+        // The same boot and namespace as this process (or a lease from before leases named it): the pid is gone, so it is taken over.
+        for process in [LeaseHolder.currentProcess, nil] {
+            try plant(process: process)
+            let lease = try store.acquireLease(client: "Acme Corp", holder: "run")
+            #expect(try store.leaseHolder(client: "Acme Corp")?.pid == getpid())
+            lease.release()
+        }
     }
 
     @Test("a parent account's view: users --client PARENT --with-children lists its users and its children's", arguments: StoreKind.allCases)

@@ -21,7 +21,7 @@ extension PortalStoreReading {
 
     func rows(_ sql: String, _ arguments: [(any DatabaseValueConvertible)?] = []) throws -> [TestRow] {
         if isPostgres {
-            let store = try PostgresStore(url: storePath)
+            let store = try PostgresStore(url: storePath, migrating: false)
             do {
                 return try store.session.exclusive { db in
                     try db.rows(numberedPlaceholders(sql), postgresBindings(arguments)).map(TestRow.init)
@@ -39,7 +39,7 @@ extension PortalStoreReading {
     /// with the database's message.
     func execute(_ sql: String, _ arguments: [(any DatabaseValueConvertible)?] = []) throws {
         if isPostgres {
-            let store = try PostgresStore(url: storePath)
+            let store = try PostgresStore(url: storePath, migrating: false)
             do {
                 try store.session.exclusive { db in _ = try db.execute(numberedPlaceholders(sql), postgresBindings(arguments)) }
             } catch let error as PSQLError {

@@ -3,12 +3,11 @@ import NIOSSL
 import PostgresNIO
 
 /// A PostgreSQL store's address as libpq users write it:
-/// `postgresql://user[:password]@host[:port]/database?sslmode=…&sslrootcert=…`.
+/// `postgresql://user@host[:port]/database?sslmode=…&sslrootcert=…` (a password in it is refused).
 ///
-/// The password comes, in this order, from the URL (discouraged: it is in the mapping),
-/// `store.password_env`, `store.password_file` (not readable by group or others), `PGPASSWORD`,
-/// then `PGPASSFILE` or `~/.pgpass` (libpq's format, `host:port:database:user:password`).
-/// It never appears in ``display`` nor in any error.
+/// The password comes, in this order, from `store.password_env`, `store.password_file` (not
+/// readable by group or others), `PGPASSWORD`, then `PGPASSFILE` or `~/.pgpass` (libpq's
+/// format, `host:port:database:user:password`). It never appears in ``display`` nor in any error.
 struct PostgresAddress: Sendable {
     var host: String
     var port: Int
@@ -52,11 +51,13 @@ struct PostgresAddress: Sendable {
         sslMode = mode
         rootCertificate = query["sslrootcert"] ?? environment["PGSSLROOTCERT"]
         if let timeout = query["connect_timeout"].flatMap(Int64.init) { connectTimeout = timeout }
-        if let inURL = components.password {
-            password = inURL
-        } else {
-            password = try Self.password(source, host: host, port: port, database: database, user: user, environment: environment)
+        // A password in the URL would reach shell history, process lists, plan files and logs.
+        if components.password != nil {
+            throw StoreError(.cannotOpen, "\(Self.redacted(text)) holds a password, which dirbridge refuses (it would show in process "
+                + "lists, plans and logs): drop it from the URL and use PGPASSWORD, ~/.pgpass, or the mapping's "
+                + "store.password_env / store.password_file")
         }
+        password = try Self.password(source, host: host, port: port, database: database, user: user, environment: environment)
     }
 
     /// The URL with any password replaced by `***`.

@@ -14,6 +14,7 @@ enum PostgresSchema {
         (StoreSchema.incrementalSync, incrementalSync),
         (StoreSchema.affectedPlanning, affectedPlanning),
         (StoreSchema.workers, StoreSchema.workersSQL),
+        (StoreSchema.leaseProcess, leaseProcess),
     ]
 
     /// The table recording applied migrations (GRDB's `grdb_migrations` on SQLite).
@@ -222,6 +223,16 @@ enum PostgresSchema {
         \(counterTriggers)
         """
     }
+
+    /// The lease's process, and the directory cache's lookup indexes that SQLite has had
+    /// since the fourth migration (a changed group's members and portal-edited users are
+    /// found by index, not by reading the client's whole cache).
+    private static let leaseProcess = StoreSchema.leaseProcessSQL + """
+        ;
+        CREATE INDEX directory_cache_external_id ON directory_cache(lower(client), external_id) WHERE external_id IS NOT NULL;
+        CREATE INDEX directory_cache_dn ON directory_cache(lower(client), dn) WHERE dn IS NOT NULL;
+        CREATE INDEX directory_cache_email ON directory_cache(lower(client), email) WHERE email IS NOT NULL;
+        """
 
     private static let affectedPlanning = """
         ALTER TABLE directory_cache ADD COLUMN external_id text;

@@ -41,8 +41,15 @@ extension PostgresStore {
                 }
                 // Writers of one client queue here: the state checked below stays the state written to.
                 try db.execute("SELECT id FROM clients WHERE id = $1 FOR UPDATE", PostgresBindings([changes.clientID]))
+                // The client's change counter, locked until the commit. Every write to the client's
+                // users and groups bumps it from a trigger, so a portal edit committing meanwhile
+                // waits for this apply: the counter read here, and the edit log emptied below, hold
+                // no edit this apply has not seen (under READ COMMITTED, one could slip in between).
+                try Self.lockCounter(clientID: changes.clientID, db: db)
                 let counterBefore = try extra?.countingClientID.map { try Self.counter(clientID: $0, db: db) }
-                if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db)) {
+                // The state the objection judges, share-locked: a portal edit already under way on
+                // these rows (say, disabling the other Global Admin) cannot commit unseen beside this one.
+                if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db, locking: true)) {
                     // Thrown, not returned: the transaction rolls back (a client created above included).
                     throw ObjectedWrite(value: objected)
                 }

@@ -13,12 +13,14 @@ public final class PostgresStore: PortalStorage {
     public let location: String
     let session: PostgresSession
 
-    /// Connects to `url` and migrates the database (creating the tables on first use).
-    public init(url: String, password: StorePasswordSource = StorePasswordSource()) throws(StoreError) {
+    /// Connects to `url` and migrates the database (creating the tables on first use); with
+    /// `migrating` false (the read-only views), only checks that the schema is this build's,
+    /// so that a reporting role without CREATE can read and an empty database stays empty.
+    public init(url: String, password: StorePasswordSource = StorePasswordSource(), migrating: Bool = true) throws(StoreError) {
         let address = try PostgresAddress(url: url, password: password)
         location = address.display
         session = try PostgresSession(address)
-        try migrate()
+        if migrating { try migrate() } else { try checkSchema() }
     }
 
     /// Times as the SQLite store writes them (UTC ISO-8601 to the second), for reading.
@@ -69,6 +71,31 @@ public final class PostgresStore: PortalStorage {
                     try db.execute("INSERT INTO dirbridge_migrations (identifier) VALUES ($1)", PostgresBindings([migration.identifier]))
                 }
             }
+        }
+    }
+
+    /// For reading only: the schema must be there and be this build's.
+    private func checkSchema() throws(StoreError) {
+        let applied = try operation("reading the portal store \(location)") {
+            try session.exclusive { db -> Set<String>? in
+                guard try db.row("SELECT to_regclass('dirbridge_migrations') IS NOT NULL AS present")?.flag("present") == true else { return nil }
+                return Set(try db.rows("SELECT identifier FROM dirbridge_migrations").map { try $0.text("identifier") })
+            }
+        }
+        guard let applied else {
+            throw StoreError(.missingStore, "no portal store in \(location) (no dirbridge tables): check --store; "
+                + "a `dirbridge sync --apply` creates them, views never do")
+        }
+        let unknown = applied.subtracting(StoreSchema.knownIdentifiers)
+        if !unknown.isEmpty {
+            throw StoreError(.newerSchema, "the portal store \(location) was written by a newer dirbridge (migrations "
+                + "\(unknown.sorted().joined(separator: ", ")) unknown to dirbridge \(DirBridge.version)): upgrade dirbridge")
+        }
+        let pending = StoreSchema.identifiers.filter { !applied.contains($0) }
+        if !pending.isEmpty {
+            throw StoreError(.cannotOpen, "the portal store \(location) lacks migrations \(pending.joined(separator: ", ")) of dirbridge "
+                + "\(DirBridge.version), and views never migrate: run a `dirbridge sync --apply` with a role that may create "
+                + "tables in it, then try again")
         }
     }
 
@@ -208,13 +235,14 @@ public final class PostgresStore: PortalStorage {
         }
     }
 
-    static func readState(clientID: Int64, db: PostgresSession.Statements) throws -> ClientState {
+    static func readState(clientID: Int64, db: PostgresSession.Statements, locking: Bool = false) throws -> ClientState {
+        let lock = locking ? " FOR SHARE" : ""
         guard let client = try db.row("SELECT \(clientColumns) FROM clients WHERE id = $1", PostgresBindings([clientID])).map(client) else {
             throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
         }
-        let groups = try db.rows("SELECT \(userGroupColumns) FROM user_groups WHERE client_id = $1 ORDER BY id", PostgresBindings([clientID]))
+        let groups = try db.rows("SELECT \(userGroupColumns) FROM user_groups WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID]))
             .map(userGroup)
-        let users = try db.rows("SELECT \(userColumns()) FROM client_users WHERE client_id = $1 ORDER BY id", PostgresBindings([clientID]))
+        let users = try db.rows("SELECT \(userColumns()) FROM client_users WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID]))
             .map(user)
         let lastHistoryID = try db.row("SELECT max(id) AS id FROM history WHERE client_id = $1", PostgresBindings([clientID]))?
             .optionalInt("id")
@@ -225,6 +253,13 @@ public final class PostgresStore: PortalStorage {
         try operation("reading the change counter of client \(clientID)") {
             try session.exclusive { db in try Self.counter(clientID: clientID, db: db) }
         }
+    }
+
+    /// Inside a write transaction: creates the client's `store_changes` row if missing and
+    /// locks it until the commit.
+    static func lockCounter(clientID: Int64, db: PostgresSession.Statements) throws {
+        try db.execute("INSERT INTO store_changes (client_id, counter) VALUES ($1, 0) ON CONFLICT (client_id) DO NOTHING", PostgresBindings([clientID]))
+        try db.execute("SELECT counter FROM store_changes WHERE client_id = $1 FOR UPDATE", PostgresBindings([clientID]))
     }
 
     static func counter(clientID: Int64, db: PostgresSession.Statements) throws -> Int64 {
@@ -283,33 +318,44 @@ public final class PostgresStore: PortalStorage {
     // MARK: leases
 
     static func leaseHolder(client: String, db: PostgresSession.Statements, locking: Bool = false) throws -> LeaseHolder? {
+        try leaseRow(client: client, db: db, locking: locking)?.holder
+    }
+
+    /// The lease row with whether it expired by the database's clock (workers on several
+    /// hosts compare against one clock, not each their own).
+    private static func leaseRow(client: String, db: PostgresSession.Statements, locking: Bool = false) throws -> (holder: LeaseHolder, expired: Bool)? {
         try db.row("""
-            SELECT holder, pid, host, \(iso("acquired_at")), \(iso("expires_at")), token FROM leases WHERE lower(client) = lower($1)
+            SELECT holder, pid, host, process, \(iso("acquired_at")), \(iso("expires_at")), expires_at <= now() AS expired
+            FROM leases WHERE lower(client) = lower($1)
             \(locking ? "FOR UPDATE" : "")
             """, PostgresBindings([client])).map {
-            LeaseHolder(holder: try $0.text("holder"), pid: Int32(try $0.decode("pid", as: Int32.self)), host: try $0.text("host"),
-                        acquiredAt: try $0.text("acquired_at"), expiresAt: try $0.text("expires_at"))
+            (LeaseHolder(holder: try $0.text("holder"), pid: Int32(try $0.decode("pid", as: Int32.self)), host: try $0.text("host"),
+                         acquiredAt: try $0.text("acquired_at"), expiresAt: try $0.text("expires_at"), process: try $0.optionalText("process")),
+             try $0.decode("expired", as: Bool.self))
         }
     }
 
     public func tryLease(client: String, holder: String, ttl: TimeInterval) throws(StoreError) -> Result<StoreLease, LeaseError> {
         let token = UUID().uuidString
         let host = ProcessInfo.processInfo.hostName
-        return try operation("taking the lease of client \(client)") {
-            try session.transaction { db -> Result<StoreLease, LeaseError> in
+        let result = try operation("taking the lease of client \(client)") {
+            try session.transaction { db -> Result<Void, LeaseError> in
                 // Lease attempts on one client queue here, whichever host they come from.
                 try db.execute("SELECT pg_advisory_xact_lock(hashtext('dirbridge-lease:' || lower($1)))", PostgresBindings([client]))
-                if let current = try Self.leaseHolder(client: client, db: db), !current.isStale() {
-                    return .failure(.held(client: client, by: current))
+                if let current = try Self.leaseRow(client: client, db: db), !current.expired, !current.holder.processIsGone {
+                    return .failure(.held(client: client, by: current.holder))
                 }
-                let now = Date()
                 try db.execute("DELETE FROM leases WHERE lower(client) = lower($1)", PostgresBindings([client]))
                 try db.execute("""
-                    INSERT INTO leases (client, holder, token, pid, host, acquired_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                    """, PostgresBindings([client, holder, token, Int32(getpid()), host, now, now.addingTimeInterval(ttl)]))
-                return .success(StoreLease(store: self, client: client, token: token))
+                    INSERT INTO leases (client, holder, token, pid, host, process, acquired_at, expires_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, now(), now() + make_interval(secs => $7))
+                    """, PostgresBindings([client, holder, token, Int32(getpid()), host, LeaseHolder.currentProcess, ttl]))
+                return .success(())
             }
         }
+        // Built once the transaction committed: a lease object whose row never landed would
+        // give it back from inside the failed transaction's lock.
+        return result.map { StoreLease(store: self, client: client, token: token) }
     }
 
     /// Inside a write transaction: locks the lease row until the commit and throws unless it
@@ -330,8 +376,8 @@ public final class PostgresStore: PortalStorage {
 
     public func renewLease(client: String, token: String, ttl: TimeInterval) throws {
         try session.transaction { db in
-            let changed = try db.execute("UPDATE leases SET expires_at = $1 WHERE lower(client) = lower($2) AND token = $3",
-                                         PostgresBindings([Date().addingTimeInterval(ttl), client, token]))
+            let changed = try db.execute("UPDATE leases SET expires_at = now() + make_interval(secs => $1) WHERE lower(client) = lower($2) AND token = $3",
+                                         PostgresBindings([ttl, client, token]))
             if changed != 1 { throw StoreLease.lost(client: client, holder: try Self.leaseHolder(client: client, db: db)) }
         }
     }
@@ -339,8 +385,8 @@ public final class PostgresStore: PortalStorage {
     public func releaseOwnLease(client: String) throws(StoreError) {
         _ = try operation("releasing the lease of client \(client)") {
             try session.exclusive { db in
-                try db.execute("DELETE FROM leases WHERE lower(client) = lower($1) AND pid = $2 AND host = $3",
-                               PostgresBindings([client, Int32(getpid()), ProcessInfo.processInfo.hostName]))
+                try db.execute("DELETE FROM leases WHERE lower(client) = lower($1) AND pid = $2 AND host = $3 AND (process IS NULL OR process = $4)",
+                               PostgresBindings([client, Int32(getpid()), ProcessInfo.processInfo.hostName, LeaseHolder.currentProcess]))
             }
         }
     }
