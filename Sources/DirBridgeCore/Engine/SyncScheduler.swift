@@ -137,15 +137,11 @@ public struct SyncScheduler: Service {
                 }
                 failures += 1
                 delay = min(options.every, options.firstRetry * pow(2, Double(failures - 1)))
-                logger.error("\(SchedulerLog.failure(number: number, error: error, seconds: seconds, retry: min(Date().addingTimeInterval(delay), max(Date(), tick.addingTimeInterval(options.every)))))", metadata: ["run": "\(number)"])
+                logger.error("\(SchedulerLog.failure(number: number, error: error, seconds: seconds, retry: Date().addingTimeInterval(Self.wait(tick: tick, retry: delay, every: options.every))))", metadata: ["run": "\(number)"])
             }
             batch = []
             if let maxRuns = options.maxRuns, number >= maxRuns { return }
-            // After a success the next run starts `every` after this one's tick; a retry waits its
-            // backoff from now (the failure), but never past the next tick.
-            let wait = failures > 0
-                ? max(0, min(delay, tick.addingTimeInterval(options.every).timeIntervalSinceNow))
-                : max(0, tick.addingTimeInterval(delay).timeIntervalSinceNow)
+            let wait = Self.wait(tick: tick, retry: failures > 0 ? delay : nil, every: options.every)
             if let watch = options.watch {
                 if watcher == nil {
                     // After the first run: the store holds the cookies the watch starts from.
@@ -159,6 +155,14 @@ public struct SyncScheduler: Service {
             }
         }
         logger.notice("dirbridge run: stopped")
+    }
+
+    /// Seconds from `now` until the next run: `every` after this run's tick, or for a `retry`
+    /// after a failure, that backoff from now (the failure), but never past the next tick.
+    static func wait(tick: Date, retry: TimeInterval?, every: TimeInterval, now: Date = Date()) -> TimeInterval {
+        let nextTick = tick.addingTimeInterval(every).timeIntervalSince(now)
+        guard let retry else { return max(0, nextTick) }
+        return max(0, min(retry, nextTick))
     }
 
     /// Waits for pushed changes, or until `timeout` (the next tick) or a shutdown. Once a change

@@ -28,12 +28,16 @@ public struct FieldTemplate: Sendable, Equatable, CustomStringConvertible {
                 return filters.isEmpty ? "" : Self.apply(filters, to: [])
             }
             if filters.isEmpty {
-                return convertsUUID ? TemplateFilter.uuidText(raw[0]) : String(decoding: raw[0], as: UTF8.self)
+                return convertsUUID ? TemplateFilter.uuidText(raw[0]) : Self.text(raw[0])
             }
-            let values = convertsUUID
-                ? raw.map(TemplateFilter.uuidText)
-                : raw.map { String(decoding: $0, as: UTF8.self) }
+            let values = convertsUUID ? raw.map(TemplateFilter.uuidText) : raw.map(Self.text)
             return Self.apply(filters, to: values)
+        }
+
+        /// A value as text, without NUL characters: no portal field holds one, and PostgreSQL's
+        /// text and jsonb refuse them (both stores get the same value).
+        static func text(_ bytes: [UInt8]) -> String {
+            bytes.contains(0) ? String(decoding: bytes.lazy.filter { $0 != 0 }, as: UTF8.self) : String(decoding: bytes, as: UTF8.self)
         }
 
         static func apply(_ filters: [TemplateFilter], to values: [String]) -> String {

@@ -1,5 +1,6 @@
 import DirBridgeCore
 import Foundation
+import Logging
 import Testing
 
 /// The test's webhook receiver: a Python HTTP server on 127.0.0.1 (Fixtures/scripts/webhook-server.py).
@@ -121,6 +122,33 @@ struct NotifyTests {
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stderr.contains("webhook not delivered; the run's outcome stands"), "\(result.stderr)")
         #expect(try dead.int("SELECT count(*) FROM client_users") > 0)
+    }
+
+    @Test("a shared tick another worker took (synced already, or syncing now) is neither posted as failed nor counted as one")
+    func skippedTicksAreNotFailures() throws {
+        let server = try WebhookServer(statuses: [200])
+        // A client of its own: /healthz's record is per client name, and other tests fail Engine Corp's runs on purpose.
+        let fixture = try EngineFixture("notify-skipped") {
+            $0.replacingOccurrences(of: "client: Engine Corp", with: "client: Skipped Tick Corp")
+                + "notify:\n  webhook: \(server.url)\n  on: [failed, refused]\n"
+        }
+        defer { fixture.slapd.stop() }
+        let first = try sync(fixture)
+        #expect(first.status == 0, "\(first.stderr)")
+        let client = fixture.mapping.client.name
+        // This tick's sync is in sync_runs already (as another worker would have left it).
+        var request = SyncRequest(mapping: fixture.mapping, storePath: fixture.storePath, apply: true, incremental: true, holder: "run")
+        request.skipIfSyncedSince = Date().addingTimeInterval(-3600)
+        #expect(throws: SyncSkipped.self) { try SyncEngine.run(request, logger: Logger(label: "test")) }
+        // Another run holds the lease right now.
+        let lease = try openPortalStorage(fixture.storePath).acquireLease(client: client, holder: "run")
+        request.skipIfSyncedSince = Date().addingTimeInterval(3600)
+        let held = #expect(throws: LeaseError.self) { try SyncEngine.run(request, logger: Logger(label: "test")) }
+        #expect(held?.lost == false)
+        lease.release()
+        #expect(try server.received().isEmpty, "a skipped tick is not a failed run")
+        #expect(RunHealth.shared.check(clients: [client], window: 3600).detail.contains("did not succeed") == false)
+        #expect(try fixture.int("SELECT count(*) FROM sync_runs WHERE status = 'failed'") == 0)
     }
 
     @Test("a failed run is posted with its error; an unset secret_env sends nothing rather than an unsigned body")

@@ -66,6 +66,13 @@ struct MappingTemplateTests {
         #expect(Mapping.externalID(entry, attribute: "objectguid") == "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
     }
 
+    @Test("a NUL character in a directory value is dropped, with or without filters (PostgreSQL text cannot hold one)")
+    func nulCharacters() throws {
+        let entry = EntryAttributes(dn: "cn=x", values: ["title": [Array("Head\u{0} of Sales".utf8), Array("Second".utf8)]])
+        #expect(try FieldTemplate.compile("title", bareNameIsAttribute: true).render(entry) == "Head of Sales")
+        #expect(try FieldTemplate.compile("{title | join(\", \") | lower}", bareNameIsAttribute: true).render(entry) == "head of sales, second")
+    }
+
     @Test("a bare word is an attribute in fields but literal text in a user group name")
     func bareWords() throws {
         let field = try FieldTemplate.compile("sn", bareNameIsAttribute: true)
