@@ -103,6 +103,13 @@ struct StoreContractTests {
         #expect(error?.code == .duplicate)
         #expect(error?.message.contains("ann.lee@ACME.example") == true)
         #expect(try temp.count("client_users") == 1)
+        // Case is folded for ASCII letters only (SQLite's NOCASE), whatever PostgreSQL's locale:
+        // two emails differing in a non-ASCII letter's case are two users on both stores.
+        _ = try store.apply(
+            ChangeSet(clientID: client.id, userCreations: [NewClientUser(email: "ÉLISE@acme.example", externalID: "3"),
+                                                           NewClientUser(email: "élise@acme.example", externalID: "4")]),
+            run: applyRun(clientID: client.id))
+        #expect(try temp.count("client_users") == 3)
     }
 
     @Test("user group names are unique per client, case-insensitively", arguments: StoreKind.allCases)

@@ -2,7 +2,8 @@
 /// triggers as ``StoreSchema`` on SQLite, under the same migration identifiers, with native
 /// types (`boolean`, `timestamptz`, `jsonb`, `date`).
 ///
-/// Case-insensitive uniqueness (SQLite's `COLLATE NOCASE`) is a unique index on `lower(…)`.
+/// Case-insensitive uniqueness (SQLite's `COLLATE NOCASE`) is a unique index on
+/// `dirbridge_fold(…)`, which folds ASCII letters only, as NOCASE does.
 /// The portal's rules are PL/pgSQL triggers raising the same messages as SQLite's; the change
 /// counter and the edit log are statement triggers over transition tables, so that a batched
 /// insert of 100,000 users fires them once per statement, not per row.
@@ -224,14 +225,27 @@ enum PostgresSchema {
         """
     }
 
-    /// The lease's process, and the directory cache's lookup indexes that SQLite has had
-    /// since the fourth migration (a changed group's members and portal-edited users are
-    /// found by index, not by reading the client's whole cache).
+    /// The lease's process; case folding as SQLite's NOCASE does it (ASCII letters only,
+    /// whatever the database's locale: `lower(… COLLATE "C")`, as `dirbridge_fold`), so that
+    /// two emails or names differing only in a non-ASCII letter's case are two on both stores;
+    /// and the directory cache's lookup indexes that SQLite has had since the fourth migration.
     private static let leaseProcess = StoreSchema.leaseProcessSQL + """
         ;
-        CREATE INDEX directory_cache_external_id ON directory_cache(lower(client), external_id) WHERE external_id IS NOT NULL;
-        CREATE INDEX directory_cache_dn ON directory_cache(lower(client), dn) WHERE dn IS NOT NULL;
-        CREATE INDEX directory_cache_email ON directory_cache(lower(client), email) WHERE email IS NOT NULL;
+        CREATE FUNCTION dirbridge_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+            AS $$ SELECT lower($1 COLLATE "C") $$;
+        DROP INDEX user_groups_client_name;
+        CREATE UNIQUE INDEX user_groups_client_name ON user_groups(client_id, dirbridge_fold(name));
+        DROP INDEX client_users_client_email;
+        CREATE UNIQUE INDEX client_users_client_email ON client_users(client_id, dirbridge_fold(email));
+        DROP INDEX sync_state_client_key;
+        CREATE UNIQUE INDEX sync_state_client_key ON sync_state(dirbridge_fold(client), key);
+        DROP INDEX leases_client;
+        CREATE UNIQUE INDEX leases_client ON leases(dirbridge_fold(client));
+        DROP INDEX directory_cache_entry;
+        CREATE UNIQUE INDEX directory_cache_entry ON directory_cache(dirbridge_fold(client), kind, key);
+        CREATE INDEX directory_cache_external_id ON directory_cache(dirbridge_fold(client), external_id) WHERE external_id IS NOT NULL;
+        CREATE INDEX directory_cache_dn ON directory_cache(dirbridge_fold(client), dn) WHERE dn IS NOT NULL;
+        CREATE INDEX directory_cache_email ON directory_cache(dirbridge_fold(client), email) WHERE email IS NOT NULL;
         """
 
     private static let affectedPlanning = """

@@ -64,7 +64,7 @@ extension PostgresStore {
                     // The edit log serves incremental runs only: a client without one keeps no log.
                     try db.execute("""
                         DELETE FROM store_touches WHERE client_id = $1 AND NOT EXISTS (
-                            SELECT 1 FROM sync_state s JOIN clients c ON lower(c.name) = lower(s.client) WHERE c.id = $1)
+                            SELECT 1 FROM sync_state s JOIN clients c ON dirbridge_fold(c.name) = dirbridge_fold(s.client) WHERE c.id = $1)
                         """, PostgresBindings([changes.clientID]))
                 }
                 let summary = writer.counts.merging(run.summary) { _, given in given }
@@ -94,7 +94,7 @@ private struct PostgresChangeSetWriter {
     let db: PostgresSession.Statements
     let changes: ChangeSet
     let now: Date
-    /// User group ids by lowercased name (the unique index is on `lower(name)`).
+    /// User group ids by lowercased name (the unique index is on `dirbridge_fold(name)`).
     var groupIDs: [String: Int64] = [:]
     var groupNames: [Int64: (name: String, isDefault: Bool)] = [:]
     var defaultGroupID: Int64?

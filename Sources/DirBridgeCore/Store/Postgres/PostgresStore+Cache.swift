@@ -9,7 +9,7 @@ extension PostgresStore: DirectoryCacheStoring {
         try operation("reading the change counter of client \(client)") {
             try session.exclusive { db in
                 try db.row("""
-                    SELECT s.counter FROM store_changes s JOIN clients c ON c.id = s.client_id WHERE lower(c.name) = lower($1)
+                    SELECT s.counter FROM store_changes s JOIN clients c ON c.id = s.client_id WHERE dirbridge_fold(c.name) = dirbridge_fold($1)
                     """, PostgresBindings([client]))?.int("counter") ?? 0
             }
         }
@@ -19,7 +19,7 @@ extension PostgresStore: DirectoryCacheStoring {
         let state = try operation("reading the sync state of client \(client)") {
             try session.exclusive { db in
                 var state: [String: String] = [:]
-                for row in try db.rows("SELECT key, value FROM sync_state WHERE lower(client) = lower($1)", PostgresBindings([client])) {
+                for row in try db.rows("SELECT key, value FROM sync_state WHERE dirbridge_fold(client) = dirbridge_fold($1)", PostgresBindings([client])) {
                     state[try row.text("key")] = try row.text("value")
                 }
                 return state
@@ -33,7 +33,7 @@ extension PostgresStore: DirectoryCacheStoring {
             try session.exclusive { db in
                 var result: [String: EntryAttributes] = [:]
                 var binds = PostgresBindings([client, kind.rawValue])
-                var sql = "SELECT key, entry FROM directory_cache WHERE lower(client) = lower($1) AND kind = $2"
+                var sql = "SELECT key, entry FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1) AND kind = $2"
                 if let keys {
                     binds.append(Array(keys))
                     sql += " AND key = ANY($3)"
@@ -52,7 +52,7 @@ extension PostgresStore: DirectoryCacheStoring {
             try session.exclusive { db in
                 var users: [String: EntryAttributes] = [:]
                 var groups: [String: EntryAttributes] = [:]
-                for row in try db.rows("SELECT kind, key, entry FROM directory_cache WHERE lower(client) = lower($1)", PostgresBindings([client])) {
+                for row in try db.rows("SELECT kind, key, entry FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1)", PostgresBindings([client])) {
                     let key = try row.text("key")
                     let decoded = try Self.decodeCached(row, client: client, key: key)
                     if try row.text("kind") == EntryKind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
@@ -69,7 +69,7 @@ extension PostgresStore: DirectoryCacheStoring {
                 // The column is one of CacheLookup's three names, never text from outside.
                 try db.rows("""
                     SELECT key, \(column.rawValue) AS value FROM directory_cache
-                    WHERE lower(client) = lower($1) AND kind = 'user' AND \(column.rawValue) = ANY($2)
+                    WHERE dirbridge_fold(client) = dirbridge_fold($1) AND kind = 'user' AND \(column.rawValue) = ANY($2)
                     """, PostgresBindings([client, Array(values)])).map { (key: try $0.text("key"), value: try $0.text("value")) }
             }
         }
@@ -78,7 +78,7 @@ extension PostgresStore: DirectoryCacheStoring {
     func cachedKeys(client: String, kind: EntryKind) throws(StoreError) -> [String] {
         try operation("reading the directory cache of client \(client)") {
             try session.exclusive { db in
-                try db.rows("SELECT key FROM directory_cache WHERE lower(client) = lower($1) AND kind = $2", PostgresBindings([client, kind.rawValue]))
+                try db.rows("SELECT key FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1) AND kind = $2", PostgresBindings([client, kind.rawValue]))
                     .map { try $0.text("key") }
             }
         }
@@ -87,7 +87,7 @@ extension PostgresStore: DirectoryCacheStoring {
     func cachedUserCount(client: String) throws(StoreError) -> Int {
         try operation("counting the directory cache of client \(client)") {
             try session.exclusive { db in
-                Int(try db.row("SELECT count(*) AS n FROM directory_cache WHERE lower(client) = lower($1) AND kind = 'user'",
+                Int(try db.row("SELECT count(*) AS n FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1) AND kind = 'user'",
                                PostgresBindings([client]))?.int("n") ?? 0)
             }
         }
@@ -120,11 +120,11 @@ extension PostgresStore: DirectoryCacheStoring {
                     .map(Self.userGroup)
                 var binds = PostgresBindings([clientID])
                 binds.append(Array(externalIDs))
-                binds.append(emails.map { $0.lowercased() })
+                binds.append(Array(emails))
                 binds.append(Array(userIDs))
                 let users = try db.rows("""
                     SELECT \(Self.userColumns()) FROM client_users
-                    WHERE client_id = $1 AND (external_id = ANY($2) OR lower(email) = ANY($3) OR id = ANY($4)) ORDER BY id
+                    WHERE client_id = $1 AND (external_id = ANY($2) OR dirbridge_fold(email) IN (SELECT dirbridge_fold(e) FROM unnest($3::text[]) AS e) OR id = ANY($4)) ORDER BY id
                     """, binds).map(Self.user)
                 let population = try db.row("""
                     SELECT count(*) FILTER (WHERE source = 'directory' AND enabled) AS enabled_directory,
@@ -154,12 +154,12 @@ extension PostgresStore: DirectoryCacheStoring {
     static func write(_ update: DirectoryCacheUpdate, db: PostgresSession.Statements, counterBefore: Int64?) throws {
         let client = update.client
         if update.replaceAll {
-            try db.execute("DELETE FROM directory_cache WHERE lower(client) = lower($1)", PostgresBindings([client]))
+            try db.execute("DELETE FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1)", PostgresBindings([client]))
         }
         for kind in [EntryKind.user, .group] {
             let keys = update.deletions.filter { $0.kind == kind }.map(\.key)
             if !keys.isEmpty {
-                try db.execute("DELETE FROM directory_cache WHERE lower(client) = lower($1) AND kind = $2 AND key = ANY($3)",
+                try db.execute("DELETE FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1) AND kind = $2 AND key = ANY($3)",
                                PostgresBindings([client, kind.rawValue, keys]))
             }
         }
@@ -185,7 +185,7 @@ extension PostgresStore: DirectoryCacheStoring {
             }
             try db.execute("""
                 INSERT INTO directory_cache (client, kind, key, entry, external_id, dn, email) VALUES \(values.joined(separator: ", "))
-                ON CONFLICT (lower(client), kind, key) DO UPDATE
+                ON CONFLICT (dirbridge_fold(client), kind, key) DO UPDATE
                 SET client = EXCLUDED.client, entry = EXCLUDED.entry, external_id = EXCLUDED.external_id, dn = EXCLUDED.dn, email = EXCLUDED.email
                 """, binds)
         }
@@ -200,7 +200,7 @@ extension PostgresStore: DirectoryCacheStoring {
             if unseenWrite { state.unchangedView = nil }
         }
         let now = Date()
-        try db.execute("DELETE FROM sync_state WHERE lower(client) = lower($1)", PostgresBindings([client]))
+        try db.execute("DELETE FROM sync_state WHERE dirbridge_fold(client) = dirbridge_fold($1)", PostgresBindings([client]))
         for (key, value) in state.rows {
             try db.execute("INSERT INTO sync_state (client, key, value, updated_at) VALUES ($1, $2, $3, $4)", PostgresBindings([client, key, value, now]))
         }

@@ -37,7 +37,7 @@ extension PostgresStore {
                     WHERE ($1::bigint IS NULL OR h.client_id = $1)
                       AND ($2::bigint IS NULL OR h.run_id = $2)
                       AND ($3::text IS NULL OR (h.entity = 'user' AND h.entity_id IN
-                               (SELECT id FROM client_users WHERE lower(email) = lower($3))))
+                               (SELECT id FROM client_users WHERE dirbridge_fold(email) = dirbridge_fold($3))))
                     ORDER BY h.id
                     """, PostgresBindings([clientID, runID, userEmail])).map { row in
                     HistoryListingRow(
@@ -76,11 +76,11 @@ extension PostgresStore {
                 try db.rows("""
                     SELECT c.name, p.name AS parent, to_char(c.membership_end_date, 'YYYY-MM-DD') AS membership_end_date,
                            (SELECT count(*) FROM client_users u WHERE u.client_id = c.id) AS users,
-                           (SELECT count(DISTINCT lower(trim(u.location))) FROM client_users u
+                           (SELECT count(DISTINCT dirbridge_fold(trim(u.location))) FROM client_users u
                             WHERE u.client_id = c.id AND trim(coalesce(u.location, '')) <> '') AS locations,
                            c.active, \(Self.iso("c.created_at", as: "created_at")), \(Self.iso("r.started_at", as: "last_run_at")),
                            r.status AS last_run_status, r.worker AS last_run_worker,
-                           (SELECT l.host || ':' || l.pid FROM leases l WHERE lower(l.client) = lower(c.name) AND l.expires_at > now()) AS lease_worker
+                           (SELECT l.host || ':' || l.pid FROM leases l WHERE dirbridge_fold(l.client) = dirbridge_fold(c.name) AND l.expires_at > now()) AS lease_worker
                     FROM clients c LEFT JOIN clients p ON p.id = c.parent_id
                     LEFT JOIN sync_runs r ON r.id = (SELECT max(id) FROM sync_runs WHERE client_id = c.id)
                     ORDER BY c.name

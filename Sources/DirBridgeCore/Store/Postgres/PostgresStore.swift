@@ -118,7 +118,7 @@ public final class PostgresStore: PortalStorage {
     }
 
     static func fetchClient(named name: String, db: PostgresSession.Statements) throws -> ClientRecord? {
-        try db.row("SELECT \(clientColumns) FROM clients WHERE lower(name) = lower($1) ORDER BY name = $1 DESC, id LIMIT 1",
+        try db.row("SELECT \(clientColumns) FROM clients WHERE dirbridge_fold(name) = dirbridge_fold($1) ORDER BY name = $1 DESC, id LIMIT 1",
                    PostgresBindings([name])).map(client)
     }
 
@@ -152,7 +152,7 @@ public final class PostgresStore: PortalStorage {
         named name: String, parentID: Int64?, endDate: String?, updateFields: Bool, editor: String, now: Date,
         db: PostgresSession.Statements
     ) throws -> ClientRecord {
-        try db.execute("SELECT pg_advisory_xact_lock(hashtext('dirbridge-client:' || lower($1)))", PostgresBindings([name]))
+        try db.execute("SELECT pg_advisory_xact_lock(hashtext('dirbridge-client:' || dirbridge_fold($1)))", PostgresBindings([name]))
         if var existing = try fetchClient(named: name, db: db) {
             let parentID = parentID ?? existing.parentID
             let endDate = endDate ?? existing.membershipEndDate
@@ -326,7 +326,7 @@ public final class PostgresStore: PortalStorage {
     private static func leaseRow(client: String, db: PostgresSession.Statements, locking: Bool = false) throws -> (holder: LeaseHolder, expired: Bool)? {
         try db.row("""
             SELECT holder, pid, host, process, \(iso("acquired_at")), \(iso("expires_at")), expires_at <= now() AS expired
-            FROM leases WHERE lower(client) = lower($1)
+            FROM leases WHERE dirbridge_fold(client) = dirbridge_fold($1)
             \(locking ? "FOR UPDATE" : "")
             """, PostgresBindings([client])).map {
             (LeaseHolder(holder: try $0.text("holder"), pid: Int32(try $0.decode("pid", as: Int32.self)), host: try $0.text("host"),
@@ -341,11 +341,11 @@ public final class PostgresStore: PortalStorage {
         let result = try operation("taking the lease of client \(client)") {
             try session.transaction { db -> Result<Void, LeaseError> in
                 // Lease attempts on one client queue here, whichever host they come from.
-                try db.execute("SELECT pg_advisory_xact_lock(hashtext('dirbridge-lease:' || lower($1)))", PostgresBindings([client]))
+                try db.execute("SELECT pg_advisory_xact_lock(hashtext('dirbridge-lease:' || dirbridge_fold($1)))", PostgresBindings([client]))
                 if let current = try Self.leaseRow(client: client, db: db), !current.expired, !current.holder.processIsGone {
                     return .failure(.held(client: client, by: current.holder))
                 }
-                try db.execute("DELETE FROM leases WHERE lower(client) = lower($1)", PostgresBindings([client]))
+                try db.execute("DELETE FROM leases WHERE dirbridge_fold(client) = dirbridge_fold($1)", PostgresBindings([client]))
                 try db.execute("""
                     INSERT INTO leases (client, holder, token, pid, host, process, acquired_at, expires_at)
                     VALUES ($1, $2, $3, $4, $5, $6, now(), now() + make_interval(secs => $7))
@@ -361,7 +361,7 @@ public final class PostgresStore: PortalStorage {
     /// Inside a write transaction: locks the lease row until the commit and throws unless it
     /// is still this lease's (a fencing token), so a run that lost its lease writes nothing.
     static func verify(_ lease: StoreLease, db: PostgresSession.Statements) throws {
-        let token = try db.row("SELECT token FROM leases WHERE lower(client) = lower($1) FOR UPDATE", PostgresBindings([lease.client]))?
+        let token = try db.row("SELECT token FROM leases WHERE dirbridge_fold(client) = dirbridge_fold($1) FOR UPDATE", PostgresBindings([lease.client]))?
             .text("token")
         guard token == lease.token else {
             throw StoreLease.lost(client: lease.client, holder: try leaseHolder(client: lease.client, db: db))
@@ -370,13 +370,13 @@ public final class PostgresStore: PortalStorage {
 
     public func releaseLease(client: String, token: String) {
         _ = try? session.exclusive { db in
-            try db.execute("DELETE FROM leases WHERE lower(client) = lower($1) AND token = $2", PostgresBindings([client, token]))
+            try db.execute("DELETE FROM leases WHERE dirbridge_fold(client) = dirbridge_fold($1) AND token = $2", PostgresBindings([client, token]))
         }
     }
 
     public func renewLease(client: String, token: String, ttl: TimeInterval) throws {
         try session.transaction { db in
-            let changed = try db.execute("UPDATE leases SET expires_at = now() + make_interval(secs => $1) WHERE lower(client) = lower($2) AND token = $3",
+            let changed = try db.execute("UPDATE leases SET expires_at = now() + make_interval(secs => $1) WHERE dirbridge_fold(client) = dirbridge_fold($2) AND token = $3",
                                          PostgresBindings([ttl, client, token]))
             if changed != 1 { throw StoreLease.lost(client: client, holder: try Self.leaseHolder(client: client, db: db)) }
         }
@@ -385,7 +385,7 @@ public final class PostgresStore: PortalStorage {
     public func releaseOwnLease(client: String) throws(StoreError) {
         _ = try operation("releasing the lease of client \(client)") {
             try session.exclusive { db in
-                try db.execute("DELETE FROM leases WHERE lower(client) = lower($1) AND pid = $2 AND host = $3 AND (process IS NULL OR process = $4)",
+                try db.execute("DELETE FROM leases WHERE dirbridge_fold(client) = dirbridge_fold($1) AND pid = $2 AND host = $3 AND (process IS NULL OR process = $4)",
                                PostgresBindings([client, Int32(getpid()), ProcessInfo.processInfo.hostName, LeaseHolder.currentProcess]))
             }
         }
