@@ -15,6 +15,15 @@ struct PostgresConnectionTests {
             try db.row("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")?.flag("ssl")
         }
         #expect(ssl == true)
+        // A session that hangs or vanishes mid-transaction does not hold the client's locks for long.
+        let settings = try verified.session.exclusive { db in
+            try db.row("""
+                SELECT current_setting('lock_timeout') AS lock, current_setting('idle_in_transaction_session_timeout') AS idle,
+                       current_setting('tcp_keepalives_idle') AS keepalive, current_setting('application_name') AS name
+                """)
+        }
+        #expect(try settings?.text("lock") == "5min" && settings?.text("idle") == "5min")
+        #expect(try settings?.text("keepalive") == "60" && settings?.text("name") == "dirbridge")
         #expect(verified.location.hasSuffix("?sslmode=verify-full"))
         let plain = try PostgresStore(url: server.url(database, query: "sslmode=disable"))
         #expect(try plain.session.exclusive { db in try db.row("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")?.flag("ssl") } == false)

@@ -157,8 +157,24 @@ struct PostgresAddress: Sendable {
         }
         var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.connectTimeout = .seconds(connectTimeout)
+        configuration.options.additionalStartupParameters = Self.sessionSettings
         // verify-full checks the certificate against the host name (SNI), or against the
         // peer's address when the host is an IP address (which SNI cannot carry).
         return configuration
     }
+
+    /// Settings of every session, so that a dirbridge that hangs or vanishes mid-transaction
+    /// never holds the client's locks (its lease row, its change counter) for long: the server
+    /// probes an idle connection after a minute and drops it after six unanswered probes, ends
+    /// a session left idle inside a transaction after five minutes, and a statement waiting
+    /// more than five minutes for a lock (a portal transaction left open) fails rather than
+    /// waits forever. The apply then rolls back and the next tick retries.
+    static let sessionSettings: [(String, String)] = [
+        ("application_name", "dirbridge"),
+        ("tcp_keepalives_idle", "60"),
+        ("tcp_keepalives_interval", "10"),
+        ("tcp_keepalives_count", "6"),
+        ("idle_in_transaction_session_timeout", "300000"),
+        ("lock_timeout", "300000"),
+    ]
 }
