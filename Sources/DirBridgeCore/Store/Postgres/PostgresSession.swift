@@ -169,3 +169,21 @@ extension PostgresBindings {
         if let value { append(value) } else { appendNull() }
     }
 }
+
+/// The VALUES list of a multi-row insert: `rows` tuples of `columns` numbered placeholders,
+/// `($1, $2, …), ($n+1, …)`. `casts` puts a cast after a column's placeholder (by its index
+/// from 0, say `[4: "::jsonb"]`); `constants` are SQL written after the placeholders of every row.
+func valuesList(rows: Int, columns: Int, casts: [Int: String] = [:], constants: [String] = []) -> String {
+    var text = ""
+    text.reserveCapacity(rows * columns * 7)
+    for row in 0..<rows {
+        text += row == 0 ? "(" : ", ("
+        for column in 0..<columns {
+            if column > 0 { text += ", " }
+            text += "$\(row * columns + column + 1)" + (casts[column] ?? "")
+        }
+        for constant in constants { text += ", " + constant }
+        text += ")"
+    }
+    return text
+}

@@ -187,15 +187,10 @@ private struct PostgresChangeSetWriter {
     private static let userBatch = 500
 
     private static func insertUsersSQL(rows: Int) -> String {
-        var values: [String] = []
-        values.reserveCapacity(rows)
-        for row in 0..<rows {
-            values.append("(" + (1...valuesPerUser).map { "$\(row * valuesPerUser + $0)" }.joined(separator: ", ") + ")")
-        }
-        return """
-            INSERT INTO client_users (client_id, \(createdAttributes.map(\.column).joined(separator: ", ")), created_at, updated_at)
-            VALUES \(values.joined(separator: ", ")) RETURNING id, email
-            """
+        """
+        INSERT INTO client_users (client_id, \(createdAttributes.map(\.column).joined(separator: ", ")), created_at, updated_at)
+        VALUES \(valuesList(rows: rows, columns: valuesPerUser)) RETURNING id, email
+        """
     }
 
     private static let fullUserBatchSQL = insertUsersSQL(rows: userBatch)
@@ -310,17 +305,14 @@ private struct PostgresChangeSetWriter {
     private mutating func flushInvitations() throws {
         guard !pendingInvitations.isEmpty else { return }
         var binds = PostgresBindings(capacity: pendingInvitations.count * 4)
-        var values: [String] = []
-        values.reserveCapacity(pendingInvitations.count)
-        for (offset, invitation) in pendingInvitations.enumerated() {
-            let base = offset * 4
-            values.append("($\(base + 1), $\(base + 2), $\(base + 3), $\(base + 4), NULL)")
+        for invitation in pendingInvitations {
             binds.append(changes.clientID)
             binds.append(invitation.userID)
             binds.append(invitation.email)
             binds.append(now)
         }
-        try db.execute("INSERT INTO invitations (client_id, user_id, email, created_at, sent_at) VALUES " + values.joined(separator: ", "), binds)
+        try db.execute("INSERT INTO invitations (client_id, user_id, email, created_at, sent_at) VALUES "
+                       + valuesList(rows: pendingInvitations.count, columns: 4, constants: ["NULL"]), binds)
         pendingInvitations.removeAll(keepingCapacity: true)
     }
 
@@ -339,14 +331,8 @@ private struct PostgresChangeSetWriter {
     private static let historyBatch = 1000
 
     private static func insertHistorySQL(rows: Int) -> String {
-        var values: [String] = []
-        values.reserveCapacity(rows)
-        for row in 0..<rows {
-            let base = row * 9
-            values.append("($\(base + 1), $\(base + 2), $\(base + 3), $\(base + 4), $\(base + 5)::jsonb, $\(base + 6), $\(base + 7), $\(base + 8), $\(base + 9))")
-        }
-        return "INSERT INTO history (client_id, entity, entity_id, action, changes, editor, run_id, at, reason) VALUES "
-            + values.joined(separator: ", ")
+        "INSERT INTO history (client_id, entity, entity_id, action, changes, editor, run_id, at, reason) VALUES "
+            + valuesList(rows: rows, columns: 9, casts: [4: "::jsonb"])
     }
 
     private static let fullHistoryBatchSQL = insertHistorySQL(rows: historyBatch)

@@ -170,11 +170,7 @@ extension PostgresStore: DirectoryCacheStoring {
             let batch = rows[start..<min(start + 1_000, rows.count)]
             start += batch.count
             var binds = PostgresBindings(capacity: batch.count * 7)
-            var values: [String] = []
-            values.reserveCapacity(batch.count)
-            for (offset, row) in batch.enumerated() {
-                let base = offset * 7
-                values.append("($\(base + 1), $\(base + 2), $\(base + 3), $\(base + 4), $\(base + 5), $\(base + 6), $\(base + 7))")
+            for row in batch {
                 binds.append(client)
                 binds.append(row.kind.rawValue)
                 binds.append(row.key)
@@ -184,7 +180,7 @@ extension PostgresStore: DirectoryCacheStoring {
                 binds.append(row.email)
             }
             try db.execute("""
-                INSERT INTO directory_cache (client, kind, key, entry, external_id, dn, email) VALUES \(values.joined(separator: ", "))
+                INSERT INTO directory_cache (client, kind, key, entry, external_id, dn, email) VALUES \(valuesList(rows: batch.count, columns: 7))
                 ON CONFLICT (dirbridge_fold(client), kind, key) DO UPDATE
                 SET client = EXCLUDED.client, entry = EXCLUDED.entry, external_id = EXCLUDED.external_id, dn = EXCLUDED.dn, email = EXCLUDED.email
                 """, binds)
