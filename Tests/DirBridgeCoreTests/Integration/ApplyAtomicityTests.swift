@@ -68,7 +68,7 @@ struct ApplyAtomicityTests {
         #expect(process.terminationReason == .uncaughtSignal)
 
         if kind == .sqlite {
-            let integrity = try DatabaseQueue(path: store).read { try String.fetchOne($0, sql: "PRAGMA integrity_check") }
+            let integrity = try testDatabase(store).read { try String.fetchOne($0, sql: "PRAGMA integrity_check") }
             #expect(integrity == "ok")
         } else {
             // The server has rolled the killed connection's transaction back once it is gone.

@@ -29,7 +29,7 @@ struct HardeningTests {
                 let finished = try #require(run.wait(seconds: 300))
                 #expect(finished.status == 0, "round \(round): \(finished.stderr)")
             }
-            let counts = try DatabaseQueue(path: store).read { db in
+            let counts = try testDatabase(store).read { db in
                 try Row.fetchAll(db, sql: """
                     SELECT c.name, count(u.id) AS users FROM clients c LEFT JOIN client_users u ON u.client_id = c.id
                     GROUP BY c.name ORDER BY c.name

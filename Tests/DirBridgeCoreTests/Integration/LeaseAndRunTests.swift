@@ -131,7 +131,7 @@ struct LeaseAndRunTests {
     func leaseExpiry() throws {
         let directory = try makeTemporaryDirectory("lease-expiry")
         let store = try PortalStore(path: directory.appendingPathComponent("portal.sqlite").path)
-        let queue = try DatabaseQueue(path: store.path)
+        let queue = try testDatabase(store.path)
         func plant(expires: Date) throws {
             try queue.write { db in
                 try db.execute(sql: "DELETE FROM leases")

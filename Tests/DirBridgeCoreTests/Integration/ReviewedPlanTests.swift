@@ -41,7 +41,7 @@ extension EngineFixture {
             "invitations": "SELECT email, sent_at FROM invitations ORDER BY email",
             "applies": "SELECT summary, entries_read FROM sync_runs WHERE mode = 'apply' AND status = 'succeeded' ORDER BY id",
         ]
-        return try DatabaseQueue(path: path).read { db in
+        return try testDatabase(path).read { db in
             try queries.mapValues { sql in try Row.fetchAll(db, sql: sql).map(\.description) }
         }
     }

@@ -28,7 +28,7 @@ struct PortalStoreTests {
         do {
             var migrator = DatabaseMigrator()
             StoreSchema.registerPortalSchema(in: &migrator)
-            let queue = try DatabaseQueue(path: temp.path)
+            let queue = try testDatabase(temp.path)
             try migrator.migrate(queue)
             try queue.write { db in
                 try db.execute(sql: "INSERT INTO clients (name, active, created_at) VALUES ('Old Co', 1, '2025-01-01T00:00:00Z')")

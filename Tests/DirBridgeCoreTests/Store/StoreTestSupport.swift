@@ -37,7 +37,7 @@ final class TemporaryStore: PortalStoreReading {
 
     /// A connection of its own to the SQLite file, to inspect it as the portal would.
     func sql() throws -> DatabaseQueue {
-        try DatabaseQueue(path: path)
+        try testDatabase(path)
     }
 
     func count(_ table: String) throws -> Int {

@@ -15,7 +15,7 @@ protocol PortalStoreReading {
 
 extension PortalStoreReading {
     /// The SQLite file, for tests that only run on SQLite.
-    func database() throws -> DatabaseQueue { try DatabaseQueue(path: storePath) }
+    func database() throws -> DatabaseQueue { try testDatabase(storePath) }
 
     var isPostgres: Bool { isPostgresLocation(storePath) }
 
@@ -70,6 +70,14 @@ extension PortalStoreReading {
             WHERE lower(u.email) = lower(?)
             """, [email]).first
     }
+}
+
+/// An SQLite store opened as a test reads it: waiting (up to 30 s) while dirbridge writes or
+/// checkpoints, as the portal would, rather than failing at once with "database is locked".
+func testDatabase(_ path: String) throws -> DatabaseQueue {
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(30)
+    return try DatabaseQueue(path: path, configuration: configuration)
 }
 
 /// A write refused by the database (a trigger's rule, a unique index).

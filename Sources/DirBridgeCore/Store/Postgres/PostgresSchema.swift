@@ -228,7 +228,10 @@ enum PostgresSchema {
     /// The lease's process; case folding as SQLite's NOCASE does it (ASCII letters only,
     /// whatever the database's locale: `lower(… COLLATE "C")`, as `dirbridge_fold`), so that
     /// two emails or names differing only in a non-ASCII letter's case are two on both stores;
-    /// and the directory cache's lookup indexes that SQLite has had since the fourth migration.
+    /// the directory cache's lookup indexes that SQLite has had since the fourth migration; and
+    /// the portal's rules on inserted users checked once per statement over its rows (a
+    /// multi-row insert of 500 users ran the row trigger's three lookups 500 times; updates
+    /// keep the row trigger, which only fires when a rule's column changes).
     private static let leaseProcess = StoreSchema.leaseProcessSQL + """
         ;
         CREATE FUNCTION dirbridge_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
@@ -246,6 +249,25 @@ enum PostgresSchema {
         CREATE INDEX directory_cache_external_id ON directory_cache(dirbridge_fold(client), external_id) WHERE external_id IS NOT NULL;
         CREATE INDEX directory_cache_dn ON directory_cache(dirbridge_fold(client), dn) WHERE dn IS NOT NULL;
         CREATE INDEX directory_cache_email ON directory_cache(dirbridge_fold(client), email) WHERE email IS NOT NULL;
+        DROP TRIGGER client_users_rules_on_insert ON client_users;
+        CREATE FUNCTION dirbridge_client_user_rules_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF EXISTS (SELECT 1 FROM new_rows n WHERE NOT EXISTS (
+                    SELECT 1 FROM user_groups g WHERE g.id = n.user_group_id AND g.client_id = n.client_id)) THEN
+                RAISE EXCEPTION \(literal(StoreSchema.sameClientRule));
+            END IF;
+            IF EXISTS (SELECT 1 FROM new_rows n WHERE n.global_admin AND NOT EXISTS (
+                    SELECT 1 FROM user_groups g WHERE g.id = n.user_group_id AND g.is_default)) THEN
+                RAISE EXCEPTION \(literal(StoreSchema.globalAdminRule));
+            END IF;
+            IF EXISTS (SELECT 1 FROM new_rows n WHERE n.group_manager AND NOT EXISTS (
+                    SELECT 1 FROM user_groups g WHERE g.id = n.user_group_id AND NOT g.is_default)) THEN
+                RAISE EXCEPTION \(literal(StoreSchema.groupManagerRule));
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER client_users_rules_on_insert AFTER INSERT ON client_users REFERENCING NEW TABLE AS new_rows
+            FOR EACH STATEMENT EXECUTE FUNCTION dirbridge_client_user_rules_inserted();
         """
 
     private static let affectedPlanning = """
