@@ -51,10 +51,10 @@ public enum PlanApplier {
         do {
             document = try PlanDocument.read(path: request.planPath)
         } catch {
-            // An edited plan is refused; the attempt is recorded in the store it names, if there is one.
+            // An edited plan is refused; the attempt is recorded in the store it names, if there is
+            // one (with libpq's own password sources only: an edited plan's password source is not trusted).
             if error.kind == .refused, !request.dryRun, let edited = error.document,
-               let store = try? openPortalStorage(request.storePath ?? edited.store.path, createIfMissing: false,
-                                                  password: edited.store.password ?? StorePasswordSource()) {
+               let store = try? openPortalStorage(request.storePath ?? edited.store.path, createIfMissing: false) {
                 try? recordRefusal(error, document: edited, store: store, planHash: nil, startedAt: now)
             }
             throw error

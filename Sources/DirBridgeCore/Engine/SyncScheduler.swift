@@ -127,7 +127,7 @@ public struct SyncScheduler: Service {
             case .finished(.failure(let error as SyncSkipped)):
                 failures = 0
                 logger.notice("\(SchedulerLog.skipped(number: number, by: error.last, next: tick.addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
-            case .finished(.failure(let error as LeaseError)) where options.sharedTicks:
+            case .finished(.failure(let error as LeaseError)) where options.sharedTicks && !error.lost:
                 failures = 0
                 logger.notice("\(SchedulerLog.skipped(number: number, holder: error.holder, next: tick.addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
             case .finished(.failure(let error)):

@@ -158,6 +158,14 @@ extension ChangeSet {
 /// What both stores' writers make of a change set, apart from the SQL: the history fields of a
 /// created user, and the checked column assignments and history fields of an update.
 enum ChangeSetRules {
+    /// A user group's name folded as the stores' unique indexes fold it: ASCII letters only
+    /// (SQLite's NOCASE, PostgreSQL's `dirbridge_fold`), so name lookups in the writers agree.
+    static func nocaseKey(_ name: String) -> String {
+        String(String.UnicodeScalarView(name.unicodeScalars.map { scalar in
+            (65...90).contains(scalar.value) ? Unicode.Scalar(scalar.value + 32)! : scalar
+        }))
+    }
+
     /// A column's new value in an update.
     enum NewValue {
         case null

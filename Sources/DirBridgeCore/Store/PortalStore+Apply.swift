@@ -118,18 +118,10 @@ private struct ChangeSetWriter {
             throw StoreError(.unknownClient, "no client with id \(changes.clientID) in the portal store")
         }
         for group in try StoredUserGroup.filter(StoredUserGroup.Columns.clientID == changes.clientID).fetchAll(db) {
-            groupIDs[Self.nocaseKey(group.name)] = group.id
+            groupIDs[ChangeSetRules.nocaseKey(group.name)] = group.id
             groupNames[group.id] = (group.name, group.isDefault)
             if group.isDefault { defaultGroupID = group.id }
         }
-    }
-
-    /// SQLite's NOCASE collation folds ASCII letters only; the store's unique indexes use it,
-    /// so name lookups here do the same.
-    static func nocaseKey(_ name: String) -> String {
-        String(String.UnicodeScalarView(name.unicodeScalars.map { scalar in
-            (65...90).contains(scalar.value) ? Unicode.Scalar(scalar.value + 32)! : scalar
-        }))
     }
 
     mutating func write(runID: Int64) throws {
@@ -161,7 +153,7 @@ private struct ChangeSetWriter {
             VALUES (?, ?, 0, ?, ?, ?)
             """).execute(arguments: [changes.clientID, group.name, group.source.rawValue, group.externalID, now])
         let id = db.lastInsertedRowID
-        groupIDs[Self.nocaseKey(group.name)] = id
+        groupIDs[ChangeSetRules.nocaseKey(group.name)] = id
         groupNames[id] = (group.name, false)
         var fields: [ChangesJSON.Entry] = [("name", .null, .text(group.name)), ("source", .null, .text(group.source.rawValue))]
         if let externalID = group.externalID { fields.append(("external_id", .null, .text(externalID))) }
@@ -177,8 +169,8 @@ private struct ChangeSetWriter {
         }
         try db.cachedStatement(sql: "UPDATE user_groups SET name = ? WHERE id = ?")
             .execute(arguments: [rename.newName, rename.userGroupID])
-        groupIDs[Self.nocaseKey(current.name)] = nil
-        groupIDs[Self.nocaseKey(rename.newName)] = rename.userGroupID
+        groupIDs[ChangeSetRules.nocaseKey(current.name)] = nil
+        groupIDs[ChangeSetRules.nocaseKey(rename.newName)] = rename.userGroupID
         groupNames[rename.userGroupID] = (rename.newName, false)
         exactGroupIDs = [:]
         try history(entity: "user_group", id: rename.userGroupID, action: .groupRenamed,
@@ -196,7 +188,7 @@ private struct ChangeSetWriter {
             return defaultGroupID
         }
         if let id = exactGroupIDs[name] { return id }
-        guard let id = groupIDs[Self.nocaseKey(name)] else {
+        guard let id = groupIDs[ChangeSetRules.nocaseKey(name)] else {
             throw StoreError(.unknownUserGroup, "no user group named \(name) in client \(changes.clientID)")
         }
         exactGroupIDs[name] = id

@@ -87,11 +87,18 @@ public final class StoreLease: Sendable {
         timer.schedule(deadline: .now() + interval, repeating: interval)
         timer.setEventHandler { [weak self] in
             guard let self, !released.withLock({ $0 }) else { return }
-            // A failure (taken over, or the store unreachable for now) is left to the fencing
-            // check at the write, which writes nothing unless the lease is still this one.
-            try? renew(ttl: ttl)
+            // A failure is left to the fencing check at the write, which writes nothing unless the
+            // lease is still this one; a lease taken over is not renewed again.
+            do {
+                try store.renewLease(client: client, token: token, ttl: ttl)
+            } catch is LeaseError {
+                renewalLock.withLock { renewal?.cancel() }
+            } catch {
+                // The store unreachable for now: the next renewal tries again.
+            }
         }
         renewalLock.withLock {
+            guard !released.withLock({ $0 }) else { return }
             renewal = timer
             timer.resume()
         }

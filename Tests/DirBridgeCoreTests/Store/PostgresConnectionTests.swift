@@ -131,4 +131,49 @@ struct PostgresConnectionTests {
         let users = try runDirbridge(["users", "--store", url, "--json"])
         #expect(users.status == 0 && users.stdout.contains("lead1@example.com"), "\(users.stderr)")
     }
+
+    @Test("a store the previous dirbridge migrated (to v5): doctor reads it, views say to migrate, the next sync migrates it to v6")
+    func upgradeFromV5() throws {
+        let server = try TestPostgres.server()
+        let database = try server.createDatabase("upgrade")
+        let url = server.url(database)
+        let fixture = try EngineFixture("pg-upgrade", store: .sqlite)
+        defer { fixture.slapd.stop() }
+        let first = try runDirbridge(["sync", fixture.mappingPath, "--store", url, "--apply"], environment: fixture.environment)
+        #expect(first.status == 0, "\(first.stderr)")
+        // Back to the schema of v5: no leases.process, no dirbridge_fold, the lower() indexes and the row trigger.
+        let session = try PostgresSession(try PostgresAddress(url: url, password: StorePasswordSource()))
+        try session.exclusive { db in
+            try db.executeScript("""
+                DELETE FROM dirbridge_migrations WHERE identifier = 'v6-lease-process';
+                ALTER TABLE leases DROP COLUMN process;
+                DROP TRIGGER client_users_rules_on_insert ON client_users;
+                DROP FUNCTION dirbridge_client_user_rules_inserted();
+                CREATE TRIGGER client_users_rules_on_insert BEFORE INSERT ON client_users
+                    FOR EACH ROW EXECUTE FUNCTION dirbridge_client_user_rules();
+                DROP FUNCTION dirbridge_fold(text) CASCADE;
+                CREATE UNIQUE INDEX user_groups_client_name ON user_groups(client_id, lower(name));
+                CREATE UNIQUE INDEX client_users_client_email ON client_users(client_id, lower(email));
+                CREATE UNIQUE INDEX sync_state_client_key ON sync_state(lower(client), key);
+                CREATE UNIQUE INDEX leases_client ON leases(lower(client));
+                CREATE UNIQUE INDEX directory_cache_entry ON directory_cache(lower(client), kind, key);
+                INSERT INTO leases (client, holder, token, pid, host, acquired_at, expires_at)
+                VALUES ('Engine Corp', 'run', 'old', 4194400, 'elsewhere', now(), now() + interval '1 hour');
+                """)
+        }
+        let doctor = try runDirbridge(["doctor", fixture.mappingPath, "--store", url], environment: fixture.environment)
+        #expect(doctor.stdout.contains("the next sync migrates it") && doctor.stdout.contains("held by `dirbridge run` (pid 4194400 on elsewhere"),
+                "\(doctor.stdout)\n\(doctor.stderr)")
+        let view = try runDirbridge(["users", "--store", url])
+        #expect(view.status == 4 && view.stderr.contains("lacks migrations v6-lease-process"), "\(view.stderr)")
+        try session.exclusive { db in _ = try db.execute("DELETE FROM leases") }
+        let upgraded = try runDirbridge(["sync", fixture.mappingPath, "--store", url, "--apply"], environment: fixture.environment)
+        #expect(upgraded.status == 0, "\(upgraded.stderr)")
+        let users = try runDirbridge(["users", "--store", url])
+        #expect(users.status == 0 && users.stdout.contains("lead1@example.com"), "\(users.stderr)")
+        let indexes = try session.exclusive { db in
+            try db.rows("SELECT indexdef FROM pg_indexes WHERE indexname IN ('client_users_client_email', 'directory_cache_email')").map { try $0.text("indexdef") }
+        }
+        #expect(indexes.count == 2 && indexes.allSatisfy { $0.contains("dirbridge_fold") }, "\(indexes)")
+    }
 }

@@ -132,6 +132,19 @@ struct StoreContractTests {
         #expect(raw?.unique == true)
     }
 
+    @Test("group names differing only in a non-ASCII letter's case are two groups, and each user lands in its own", arguments: StoreKind.allCases)
+    func nonASCIIGroupNames(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        _ = try store.apply(
+            ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Ärzte"), NewUserGroup(name: "ärzte")],
+                      userCreations: [NewClientUser(email: "upper@acme.example", userGroupName: "ÄRZTE", externalID: "1"),
+                                      NewClientUser(email: "lower@acme.example", userGroupName: "ärzte", externalID: "2")]),
+            run: applyRun(clientID: client.id))
+        #expect(try temp.user("upper@acme.example")?["group_name"] as String? == "Ärzte")
+        #expect(try temp.user("lower@acme.example")?["group_name"] as String? == "ärzte")
+    }
+
     @Test("Global Admin outside the Default User Group is refused by the API", arguments: StoreKind.allCases)
     func globalAdminRuleThroughAPI(kind: StoreKind) throws {
         let temp = try TemporaryStore(kind)

@@ -52,7 +52,7 @@ struct PostgresAddress: Sendable {
         rootCertificate = query["sslrootcert"] ?? environment["PGSSLROOTCERT"]
         if let timeout = query["connect_timeout"].flatMap(Int64.init) { connectTimeout = timeout }
         // A password in the URL would reach shell history, process lists, plan files and logs.
-        if components.password != nil {
+        if components.password != nil || query["password"] != nil {
             throw StoreError(.cannotOpen, "\(Self.redacted(text)) holds a password, which dirbridge refuses (it would show in process "
                 + "lists, plans and logs): drop it from the URL and use PGPASSWORD, ~/.pgpass, or the mapping's "
                 + "store.password_env / store.password_file")
@@ -157,20 +157,21 @@ struct PostgresAddress: Sendable {
         }
         var configuration = PostgresConnection.Configuration(host: host, port: port, username: user, password: password, database: database, tls: tls)
         configuration.options.connectTimeout = .seconds(connectTimeout)
-        configuration.options.additionalStartupParameters = Self.sessionSettings
+        configuration.options.additionalStartupParameters = [("application_name", "dirbridge")]
         // verify-full checks the certificate against the host name (SNI), or against the
         // peer's address when the host is an IP address (which SNI cannot carry).
         return configuration
     }
 
-    /// Settings of every session, so that a dirbridge that hangs or vanishes mid-transaction
-    /// never holds the client's locks (its lease row, its change counter) for long: the server
-    /// probes an idle connection after a minute and drops it after six unanswered probes, ends
-    /// a session left idle inside a transaction after five minutes, and a statement waiting
-    /// more than five minutes for a lock (a portal transaction left open) fails rather than
-    /// waits forever. The apply then rolls back and the next tick retries.
+    /// Settings of every session (`SET` once connected: poolers such as PgBouncer refuse them
+    /// as startup parameters; one that refuses a `SET` leaves the server's default), so that a
+    /// dirbridge that hangs or vanishes mid-transaction never holds the client's locks (its
+    /// lease row, its change counter) for long: the server probes an idle connection after a
+    /// minute and drops it after six unanswered probes, ends a session left idle inside a
+    /// transaction after five minutes, and a statement waiting more than five minutes for a
+    /// lock (a portal transaction left open) fails rather than waits forever. The apply then
+    /// rolls back and the next tick retries.
     static let sessionSettings: [(String, String)] = [
-        ("application_name", "dirbridge"),
         ("tcp_keepalives_idle", "60"),
         ("tcp_keepalives_interval", "10"),
         ("tcp_keepalives_count", "6"),

@@ -236,20 +236,20 @@ enum PostgresSchema {
         ;
         CREATE FUNCTION dirbridge_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
             AS $$ SELECT lower($1 COLLATE "C") $$;
-        DROP INDEX user_groups_client_name;
+        DROP INDEX IF EXISTS user_groups_client_name;
         CREATE UNIQUE INDEX user_groups_client_name ON user_groups(client_id, dirbridge_fold(name));
-        DROP INDEX client_users_client_email;
+        DROP INDEX IF EXISTS client_users_client_email;
         CREATE UNIQUE INDEX client_users_client_email ON client_users(client_id, dirbridge_fold(email));
-        DROP INDEX sync_state_client_key;
+        DROP INDEX IF EXISTS sync_state_client_key;
         CREATE UNIQUE INDEX sync_state_client_key ON sync_state(dirbridge_fold(client), key);
-        DROP INDEX leases_client;
+        DROP INDEX IF EXISTS leases_client;
         CREATE UNIQUE INDEX leases_client ON leases(dirbridge_fold(client));
-        DROP INDEX directory_cache_entry;
+        DROP INDEX IF EXISTS directory_cache_entry;
         CREATE UNIQUE INDEX directory_cache_entry ON directory_cache(dirbridge_fold(client), kind, key);
         CREATE INDEX directory_cache_external_id ON directory_cache(dirbridge_fold(client), external_id) WHERE external_id IS NOT NULL;
         CREATE INDEX directory_cache_dn ON directory_cache(dirbridge_fold(client), dn) WHERE dn IS NOT NULL;
         CREATE INDEX directory_cache_email ON directory_cache(dirbridge_fold(client), email) WHERE email IS NOT NULL;
-        DROP TRIGGER client_users_rules_on_insert ON client_users;
+        DROP TRIGGER IF EXISTS client_users_rules_on_insert ON client_users;
         CREATE FUNCTION dirbridge_client_user_rules_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
             IF EXISTS (SELECT 1 FROM new_rows n WHERE NOT EXISTS (

@@ -30,6 +30,9 @@ final class PostgresSession: Sendable {
             throw StoreError(.cannotOpen, "cannot connect to the portal store \(address.display): \(Self.describe(error))"
                              + Self.advice(error, address: address))
         }
+        for (name, value) in PostgresAddress.sessionSettings {
+            _ = try? exclusive { try $0.execute("SET \(name) = '\(value)'") }
+        }
     }
 
     deinit {

@@ -45,11 +45,14 @@ extension PostgresStore {
                 // users and groups bumps it from a trigger, so a portal edit committing meanwhile
                 // waits for this apply: the counter read here, and the edit log emptied below, hold
                 // no edit this apply has not seen (under READ COMMITTED, one could slip in between).
+                // The state the objection judges, share-locked first (a portal statement locks its
+                // rows before its trigger asks for the counter, so this order waits rather than
+                // deadlocks): a portal edit already under way on these rows (say, disabling the other
+                // Global Admin) cannot commit unseen beside this one.
+                let state = readingState ? try Self.readState(clientID: changes.clientID, db: db, locking: true) : nil
                 try Self.lockCounter(clientID: changes.clientID, db: db)
                 let counterBefore = try extra?.countingClientID.map { try Self.counter(clientID: $0, db: db) }
-                // The state the objection judges, share-locked: a portal edit already under way on
-                // these rows (say, disabling the other Global Admin) cannot commit unseen beside this one.
-                if readingState, let objected = objection(try Self.readState(clientID: changes.clientID, db: db, locking: true)) {
+                if let state, let objected = objection(state) {
                     // Thrown, not returned: the transaction rolls back (a client created above included).
                     throw ObjectedWrite(value: objected)
                 }
@@ -94,7 +97,7 @@ private struct PostgresChangeSetWriter {
     let db: PostgresSession.Statements
     let changes: ChangeSet
     let now: Date
-    /// User group ids by lowercased name (the unique index is on `dirbridge_fold(name)`).
+    /// User group ids by name folded as the unique index on `dirbridge_fold(name)` folds it (ASCII letters only).
     var groupIDs: [String: Int64] = [:]
     var groupNames: [Int64: (name: String, isDefault: Bool)] = [:]
     var defaultGroupID: Int64?
@@ -110,7 +113,7 @@ private struct PostgresChangeSetWriter {
         }
         for row in try db.rows("SELECT id, name, is_default FROM user_groups WHERE client_id = $1", PostgresBindings([changes.clientID])) {
             let (id, name, isDefault) = (try row.int("id"), try row.text("name"), try row.flag("is_default"))
-            groupIDs[name.lowercased()] = id
+            groupIDs[ChangeSetRules.nocaseKey(name)] = id
             groupNames[id] = (name, isDefault)
             if isDefault { defaultGroupID = id }
         }
@@ -147,7 +150,7 @@ private struct PostgresChangeSetWriter {
             VALUES ($1, $2, false, $3, $4, $5) RETURNING id
             """, PostgresBindings([changes.clientID, group.name, group.source.rawValue, group.externalID, now]))?.int("id")
         else { throw StoreError(.postgres, "inserting user group \(group.name) returned no id") }
-        groupIDs[group.name.lowercased()] = id
+        groupIDs[ChangeSetRules.nocaseKey(group.name)] = id
         groupNames[id] = (group.name, false)
         var fields: [ChangesJSON.Entry] = [("name", .null, .text(group.name)), ("source", .null, .text(group.source.rawValue))]
         if let externalID = group.externalID { fields.append(("external_id", .null, .text(externalID))) }
@@ -160,8 +163,8 @@ private struct PostgresChangeSetWriter {
         }
         if current.isDefault { throw StoreError(.invariantViolation, "the \(defaultUserGroupName) cannot be renamed") }
         try db.execute("UPDATE user_groups SET name = $1 WHERE id = $2", PostgresBindings([rename.newName, rename.userGroupID]))
-        groupIDs[current.name.lowercased()] = nil
-        groupIDs[rename.newName.lowercased()] = rename.userGroupID
+        groupIDs[ChangeSetRules.nocaseKey(current.name)] = nil
+        groupIDs[ChangeSetRules.nocaseKey(rename.newName)] = rename.userGroupID
         groupNames[rename.userGroupID] = (rename.newName, false)
         try history(entity: "user_group", id: rename.userGroupID, action: .groupRenamed,
                     fields: [("name", .text(current.name), .text(rename.newName))], reason: rename.reason)
@@ -172,7 +175,7 @@ private struct PostgresChangeSetWriter {
             guard let defaultGroupID else { throw StoreError(.unknownUserGroup, "the client has no \(defaultUserGroupName)") }
             return defaultGroupID
         }
-        guard let id = groupIDs[name.lowercased()] else {
+        guard let id = groupIDs[ChangeSetRules.nocaseKey(name)] else {
             throw StoreError(.unknownUserGroup, "no user group named \(name) in client \(changes.clientID)")
         }
         return id
@@ -206,6 +209,10 @@ private struct PostgresChangeSetWriter {
         do {
             ids = try insertUsers(batch)
         } catch {
+            // A deadlock, a lock timeout or a cancel is not a row's fault: the apply fails as it is.
+            if let state = (error as? PSQLError)?.serverInfo?[.sqlState], ["40", "55", "57"].contains(String(state.prefix(2))) {
+                throw error
+            }
             // The batch broke a rule: redo it row by row, so that the error names the user.
             try db.execute("ROLLBACK TO SAVEPOINT user_batch")
             guard batch.count > 1 else {

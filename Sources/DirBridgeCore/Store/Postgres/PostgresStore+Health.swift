@@ -30,10 +30,14 @@ extension StoreHealth {
                 let pending = known.subtracting(applied)
                 let schema = applied.isEmpty ? "an empty database (the first sync adds the schema)"
                     : pending.isEmpty ? "schema up to date (\(applied.count) migrations)" : "schema \(applied.count) of \(known.count) migrations (the next sync migrates it)"
+                // Read with SQL every schema since the leases table came (v3) understands: a store
+                // the previous dirbridge migrated has no `process` column nor `dirbridge_fold` yet.
                 let lease = applied.contains(StoreSchema.incrementalSync)
-                    ? try PostgresStore.leaseHolder(client: client, db: db).flatMap { holder -> String? in
-                        if let expiry = StoreTime.date(holder.expiresAt), expiry <= Date() { return nil }
-                        return "`dirbridge \(holder.holder)` (pid \(holder.pid) on \(holder.host), expires \(holder.expiresAt))"
+                    ? try db.row("""
+                        SELECT holder, pid, host, \(PostgresStore.iso("expires_at")) FROM leases
+                        WHERE lower(client COLLATE "C") = lower($1 COLLATE "C") AND expires_at > now()
+                        """, PostgresBindings([client])).map { row in
+                        "`dirbridge \(try row.text("holder"))` (pid \(try row.decode("pid", as: Int32.self)) on \(try row.text("host")), expires \(try row.text("expires_at")))"
                     }
                     : nil
                 let tls = address.sslMode == .disable ? "without TLS" : "sslmode \(address.sslMode.rawValue)"

@@ -348,7 +348,7 @@ public final class PostgresStore: PortalStorage {
                 try db.execute("DELETE FROM leases WHERE dirbridge_fold(client) = dirbridge_fold($1)", PostgresBindings([client]))
                 try db.execute("""
                     INSERT INTO leases (client, holder, token, pid, host, process, acquired_at, expires_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, now(), now() + make_interval(secs => $7))
+                    VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp(), clock_timestamp() + make_interval(secs => $7))
                     """, PostgresBindings([client, holder, token, Int32(getpid()), host, LeaseHolder.currentProcess, ttl]))
                 return .success(())
             }
@@ -376,7 +376,7 @@ public final class PostgresStore: PortalStorage {
 
     public func renewLease(client: String, token: String, ttl: TimeInterval) throws {
         try session.transaction { db in
-            let changed = try db.execute("UPDATE leases SET expires_at = now() + make_interval(secs => $1) WHERE dirbridge_fold(client) = dirbridge_fold($2) AND token = $3",
+            let changed = try db.execute("UPDATE leases SET expires_at = clock_timestamp() + make_interval(secs => $1) WHERE dirbridge_fold(client) = dirbridge_fold($2) AND token = $3",
                                          PostgresBindings([ttl, client, token]))
             if changed != 1 { throw StoreLease.lost(client: client, holder: try Self.leaseHolder(client: client, db: db)) }
         }
