@@ -60,18 +60,19 @@ public final class PostgresStore: PortalStorage {
                 try db.execute(PostgresSchema.migrationsTable)
                 let applied = Set(try db.rows("SELECT identifier FROM dirbridge_migrations").map { try $0.text("identifier") })
                 let unknown = applied.subtracting(StoreSchema.knownIdentifiers)
-                if !unknown.isEmpty {
-                    throw StoreError(
-                        .newerSchema,
-                        "the portal store \(location) was written by a newer dirbridge (migrations "
-                            + "\(unknown.sorted().joined(separator: ", ")) unknown to dirbridge \(DirBridge.version)): upgrade dirbridge")
-                }
+                if !unknown.isEmpty { throw newerSchema(unknown) }
                 for migration in PostgresSchema.migrations where !applied.contains(migration.identifier) {
                     try db.executeScript(migration.sql)
                     try db.execute("INSERT INTO dirbridge_migrations (identifier) VALUES ($1)", PostgresBindings([migration.identifier]))
                 }
             }
         }
+    }
+
+    /// The migrations in the store that this build does not know: a newer dirbridge wrote it.
+    private func newerSchema(_ unknown: Set<String>) -> StoreError {
+        StoreError(.newerSchema, "the portal store \(location) was written by a newer dirbridge (migrations "
+            + "\(unknown.sorted().joined(separator: ", ")) unknown to dirbridge \(DirBridge.version)): upgrade dirbridge")
     }
 
     /// For reading only: the schema must be there and be this build's.
@@ -87,10 +88,7 @@ public final class PostgresStore: PortalStorage {
                 + "a `dirbridge sync --apply` creates them, views never do")
         }
         let unknown = applied.subtracting(StoreSchema.knownIdentifiers)
-        if !unknown.isEmpty {
-            throw StoreError(.newerSchema, "the portal store \(location) was written by a newer dirbridge (migrations "
-                + "\(unknown.sorted().joined(separator: ", ")) unknown to dirbridge \(DirBridge.version)): upgrade dirbridge")
-        }
+        if !unknown.isEmpty { throw newerSchema(unknown) }
         let pending = StoreSchema.identifiers.filter { !applied.contains($0) }
         if !pending.isEmpty {
             throw StoreError(.cannotOpen, "the portal store \(location) lacks migrations \(pending.joined(separator: ", ")) of dirbridge "
@@ -317,17 +315,16 @@ public final class PostgresStore: PortalStorage {
 
     // MARK: leases
 
-    static func leaseHolder(client: String, db: PostgresSession.Statements, locking: Bool = false) throws -> LeaseHolder? {
-        try leaseRow(client: client, db: db, locking: locking)?.holder
+    static func leaseHolder(client: String, db: PostgresSession.Statements) throws -> LeaseHolder? {
+        try leaseRow(client: client, db: db)?.holder
     }
 
     /// The lease row with whether it expired by the database's clock (workers on several
     /// hosts compare against one clock, not each their own).
-    private static func leaseRow(client: String, db: PostgresSession.Statements, locking: Bool = false) throws -> (holder: LeaseHolder, expired: Bool)? {
+    private static func leaseRow(client: String, db: PostgresSession.Statements) throws -> (holder: LeaseHolder, expired: Bool)? {
         try db.row("""
             SELECT holder, pid, host, process, \(iso("acquired_at")), \(iso("expires_at")), expires_at <= now() AS expired
             FROM leases WHERE dirbridge_fold(client) = dirbridge_fold($1)
-            \(locking ? "FOR UPDATE" : "")
             """, PostgresBindings([client])).map {
             (LeaseHolder(holder: try $0.text("holder"), pid: Int32(try $0.decode("pid", as: Int32.self)), host: try $0.text("host"),
                          acquiredAt: try $0.text("acquired_at"), expiresAt: try $0.text("expires_at"), process: try $0.optionalText("process")),
