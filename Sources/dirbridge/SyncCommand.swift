@@ -97,10 +97,20 @@ struct SyncCommand: ParsableCommand {
                 print(outcome.applied ? "Applied (sync run \(outcome.runID))." : "Dry run (sync run \(outcome.runID)): nothing written. Apply with --apply.")
             }
             try planFiles.save(outcome, request: request, json: json, mapping: mapping)
+            KeptUntilExit.keep(outcome)
             try interruption.conclude(applied: outcome.applied, error: nil)
             if detailedExitcode && !apply && !outcome.plan.isEmpty { throw ExitCode(2) }
         }
     }
+}
+
+/// What a one-shot command leaves for the process's exit to reclaim instead of freeing it:
+/// freeing the plan of a 100k-user first sync (its changes, one by one) took 0.3 s, 3% of
+/// the run, after everything was written and printed.
+enum KeptUntilExit {
+    nonisolated(unsafe) private static var values: [Any] = []
+
+    static func keep(_ value: Any) { values.append(value) }
 }
 
 /// A one-line progress counter on standard error, only when it is a terminal.

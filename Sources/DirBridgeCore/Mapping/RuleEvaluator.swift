@@ -16,6 +16,20 @@ public struct GroupMembership: Sendable, Equatable {
         self.path = path
     }
 
+    /// A membership whose `groupDN` is already canonical (``DistinguishedName/normalized``), as
+    /// the directory reader builds them: rules compare it with their DN without normalising it.
+    init(canonicalDN: String, cn: String, attributes: EntryAttributes? = nil, path: [String]) {
+        self.init(groupDN: canonicalDN, cn: cn, attributes: attributes, path: path)
+        isCanonical = true
+    }
+
+    /// Set by ``init(canonicalDN:cn:attributes:path:)``; not part of equality.
+    private(set) var isCanonical = false
+
+    public static func == (lhs: GroupMembership, rhs: GroupMembership) -> Bool {
+        (lhs.groupDN, lhs.cn, lhs.path) == (rhs.groupDN, rhs.cn, rhs.path) && lhs.attributes == rhs.attributes
+    }
+
     /// Hops from the user: 1 for a direct membership.
     var depth: Int { max(1, path.count) }
 }
@@ -173,16 +187,27 @@ public struct RuleEvaluator: Sendable {
         case .filter(let filter, let text):
             return filter.matches(user) ? (.filter(text), nil) : nil
         case .group(let dn):
-            let candidates = memberships.filter { $0.groupDN == dn || DistinguishedName.canonical($0.groupDN) == dn }
-            return nearest(candidates).map { (.group(dn: $0.groupDN, path: $0.path), $0) }
+            return nearest(in: memberships) { $0.groupDN == dn || (!$0.isCanonical && DistinguishedName.canonical($0.groupDN) == dn) }
+                .map { (.group(dn: $0.groupDN, path: $0.path), $0) }
         case .groups(let pattern):
-            let candidates = memberships.filter { pattern.matches(groupDN: $0.groupDN, cn: $0.cn) }
-            return nearest(candidates).map { (.group(dn: $0.groupDN, path: $0.path), $0) }
+            return nearest(in: memberships) { pattern.matches(groupDN: $0.groupDN, cn: $0.cn) }
+                .map { (.group(dn: $0.groupDN, path: $0.path), $0) }
         }
     }
 
-    private func nearest(_ candidates: [GroupMembership]) -> GroupMembership? {
-        candidates.min { ($0.depth, $0.groupDN) < ($1.depth, $1.groupDN) }
+    /// The matching membership nearest the user (then by DN), the first of equals; no
+    /// array of candidates is built (a copy of every matching membership, per rule and user).
+    private func nearest(in memberships: [GroupMembership], where matches: (GroupMembership) -> Bool) -> GroupMembership? {
+        var best: Int?
+        for index in memberships.indices where matches(memberships[index]) {
+            if let current = best {
+                let (candidate, held) = (memberships[index], memberships[current])
+                if (candidate.depth, candidate.groupDN) < (held.depth, held.groupDN) { best = index }
+            } else {
+                best = index
+            }
+        }
+        return best.map { memberships[$0] }
     }
 
     /// The user group name a rule's template gives for the matched group; nil when it renders blank.

@@ -36,7 +36,7 @@ public struct GuardOverrides: Sendable, Equatable {
 /// portal user by email; mapped fields, user group, role and flags follow the directory;
 /// users gone from the directory or disabled there are disabled, never deleted. Fields the
 /// mapping does not map, and portal-created users it does not adopt, are never touched.
-public struct Planner {
+public struct Planner: Sendable {
     public let mapping: Mapping
     public let overrides: GuardOverrides
 
@@ -87,7 +87,9 @@ public struct Planner {
             changes.append(change)
         }
 
-        for user in snapshot.users {
+        // New users are built after the loop, on every core: each is a pure function of its entry.
+        var creations: [(position: Int, group: String)] = []
+        for (position, user) in snapshot.users.enumerated() {
             let outcome = user.outcome
             let groupName = groupNames[outcome.userGroup.lowercased()] ?? groupsToCreate[outcome.userGroup.lowercased()]?.name
             if groupName == nil {
@@ -129,12 +131,14 @@ public struct Planner {
                 summary.unchanged += 1
                 continue
             }
-            changes.append(create(user, group: targetGroup))
+            creations.append((position, targetGroup))
             var entry = onboarding[targetGroup] ?? GroupOnboarding(userGroup: targetGroup, new: 0, managers: 0)
             entry.new += 1
             if outcome.groupManager { entry.managers += 1 }
             onboarding[targetGroup] = entry
         }
+
+        changes += creations.concurrentMap { create(snapshot.users[$0.position], group: $0.group) }
 
         // Directory users no longer in the directory's answer.
         if mapping.deprovision.missing == .disable {

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 
 /// A directory user after mapping and rule evaluation: what the portal should hold for it.
@@ -63,20 +64,27 @@ public enum DirectorySnapshotReader {
         let (index, references) = try GroupIndex.read(mapping, connection: connection, extraAttributes: extra) { group in
             collector?.keep(group: group)
         }
-        var builder = SnapshotBuilder(mapping: mapping, index: index)
-        var read = 0
-        let statistics = try connection.search(
-            mapping.usersSearch(extra: extra)
-        ) { page in
-            if shouldStop() { throw SyncStopped() }
+        // Pages are mapped on a second thread while this one parses the next page's entries.
+        let mapper = PageMapper(SnapshotBuilder(mapping: mapping, index: index)) { builder, page in
             for entry in page {
                 let email = builder.add(user: entry)
                 collector?.keep(user: entry, email: email)
             }
-            read += page.count
-            progress?(read)
         }
-        return builder.finish(entriesRead: read, references: references + statistics.references, logger: logger)
+        var read = 0
+        let statistics: SearchStatistics
+        do {
+            statistics = try connection.search(mapping.usersSearch(extra: extra)) { page in
+                if shouldStop() { throw SyncStopped() }
+                mapper.submit(page)
+                read += page.count
+                progress?(read)
+            }
+        } catch {
+            _ = mapper.finish()
+            throw error
+        }
+        return mapper.finish().finish(entriesRead: read, references: references + statistics.references, logger: logger)
     }
 
     /// Entries sharing an email (case-insensitive) are all skipped and reported; none is chosen.
@@ -96,6 +104,39 @@ public enum DirectorySnapshotReader {
             }
         }
         return (users.enumerated().filter { !drop.contains($0.offset) }.map(\.element), skipped)
+    }
+}
+
+/// Maps pages of entries on its own serial queue, in the order they are submitted, while the
+/// submitting thread reads on: on two cores, parsing a page's BER and mapping the previous
+/// page then overlap (a 100k-user read spent about half its time in each).
+///
+/// At most two pages wait, so memory stays bounded when mapping is slower than reading.
+/// `state` is touched only on the queue until ``finish()`` returns it.
+final class PageMapper<State>: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "dirbridge.mapping")
+    private let slots = DispatchSemaphore(value: 2)
+    private var state: State
+    private let body: (inout State, [EntryAttributes]) -> Void
+
+    init(_ state: State, body: @escaping (inout State, [EntryAttributes]) -> Void) {
+        self.state = state
+        self.body = body
+    }
+
+    /// Queues `page`; waits while two pages are already waiting.
+    func submit(_ page: [EntryAttributes]) {
+        slots.wait()
+        queue.async {
+            self.body(&self.state, page)
+            self.slots.signal()
+        }
+    }
+
+    /// Waits until every submitted page is mapped, then returns the state.
+    func finish() -> State {
+        queue.sync {}
+        return state
     }
 }
 
@@ -273,7 +314,7 @@ struct GroupIndex {
                     direct.insert(position)
                 } else {
                     // A group outside groups.base/filter: rules can still name it by DN.
-                    outside.append(GroupMembership(groupDN: group.normalized, cn: group.rdnValue ?? value, path: [group.normalized]))
+                    outside.append(GroupMembership(canonicalDN: group.normalized, cn: group.rdnValue ?? value, path: [group.normalized]))
                 }
             }
         }
@@ -307,7 +348,7 @@ struct GroupIndex {
             let (position, path) = queue[head]
             head += 1
             let node = nodes[position]
-            result.append(GroupMembership(groupDN: node.dn, cn: node.cn, attributes: node.entry, path: path))
+            result.append(GroupMembership(canonicalDN: node.dn, cn: node.cn, attributes: node.entry, path: path))
             guard nested, path.count < maxDepth else { continue }
             for parent in node.parents where !visited.contains(parent) {
                 visited.insert(parent)

@@ -129,7 +129,7 @@ extension GroupIndex {
         let known = Set(kept.map(\.groupDN))
         for position in listed.sorted() where !known.contains(nodes[position].dn) {
             let node = nodes[position]
-            kept.append(GroupMembership(groupDN: node.dn, cn: node.cn, attributes: node.entry, path: [node.dn]))
+            kept.append(GroupMembership(canonicalDN: node.dn, cn: node.cn, attributes: node.entry, path: [node.dn]))
         }
         return kept.sorted { $0.groupDN < $1.groupDN }
     }

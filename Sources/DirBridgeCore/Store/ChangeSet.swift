@@ -136,7 +136,7 @@ public struct ChangeSet: Sendable, Equatable {
 extension ChangeSet {
     /// What applying `plan` writes to client `clientID`, in one transaction.
     public init(plan: Plan, clientID: Int64, editor: String) {
-        let creations = plan.userChanges.filter { $0.action == .create }.map { change -> NewClientUser in
+        let creations = plan.userChanges.filter { $0.action == .create }.concurrentMap { change -> NewClientUser in
             var user = NewClientUser(PortalUser(email: change.email, externalID: change.externalID, externalDN: change.dn),
                                      invite: change.invite, reason: change.reasons.joined(separator: "\n"))
             for element in change.fields {

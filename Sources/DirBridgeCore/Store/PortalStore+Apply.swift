@@ -92,6 +92,26 @@ extension PortalStore {
     }
 }
 
+/// A value computed on a global queue, waited for where it is needed.
+private final class Background<Value: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    /// Written once by the worker before `done` is signalled, read after waiting on it.
+    private var result: Value?
+
+    init<Input: Sendable>(_ input: Input, _ work: @escaping @Sendable (Input) -> Value) {
+        DispatchQueue.global(qos: .userInitiated).async {
+            self.result = work(input)
+            self.done.signal()
+        }
+    }
+
+    /// Waits for the value (once).
+    func value() -> Value {
+        done.wait()
+        return result!
+    }
+}
+
 /// An objection raised inside the write transaction, carried out of it so that it rolls back.
 private struct Objected: Error {
     let value: any Error
@@ -128,8 +148,7 @@ private struct ChangeSetWriter {
         self.runID = runID
         for group in changes.groupCreations { try Self.context("user group \(group.name)") { try create(group) } }
         for rename in changes.groupRenames { try Self.context("user group \(rename.userGroupID)") { try self.rename(rename) } }
-        for user in changes.userCreations { try create(user) }
-        try flushUsers()
+        try createUsers()
         for update in changes.userUpdates { try Self.context("client user \(update.userID)") { try self.update(update) } }
         for invitation in changes.invitations {
             try Self.context("invitation of client user \(invitation.userID)") { try invite(invitation) }
@@ -215,72 +234,121 @@ private struct ChangeSetWriter {
             """
     }
 
-    /// Users waiting for their multi-row insert, with their user group's id.
-    private var pendingUsers: [(user: NewClientUser, groupID: Int64)] = []
+    /// Creations prepared per chunk on a second thread while this one inserts the previous chunk.
+    private static let chunk = 1024
 
-    private mutating func create(_ user: NewClientUser) throws {
-        let groupID = try Self.context("client user \(user.email)") { try self.groupID(named: user.userGroupName) }
-        pendingUsers.append((user, groupID))
-        if pendingUsers.count == Self.userBatch { try flushUsers() }
+    /// Inserts every created user, `userBatch` per statement, each with its invitation and
+    /// history row.
+    ///
+    /// The bound values and history JSON of one chunk of users are built on another thread
+    /// while SQLite inserts the chunk before it: on two cores a first sync's write stage is
+    /// otherwise this thread alone, with the other core idle. The preparation reads only the
+    /// change set and the user groups' ids and names, resolved here first.
+    private mutating func createUsers() throws {
+        let users = changes.userCreations
+        guard !users.isEmpty else { return }
+        var groups: [Int64] = []
+        groups.reserveCapacity(users.count)
+        for user in users {
+            groups.append(try Self.context("client user \(user.email)") { try self.groupID(named: user.userGroupName) })
+        }
+        let names = groupNames.mapValues { $0.name }
+        let (clientID, now, groupIDs) = (changes.clientID, now, groups)
+        let prepare: @Sendable (Range<Int>) -> PreparedUsers = { range in
+            PreparedUsers(users: users[range], groupIDs: groupIDs[range], clientID: clientID, now: now, groupNames: names)
+        }
+        let ranges = stride(from: 0, to: users.count, by: Self.chunk).map { $0..<min($0 + Self.chunk, users.count) }
+        var next = Background(ranges[0], prepare)
+        for (index, range) in ranges.enumerated() {
+            let prepared = next.value()
+            if index + 1 < ranges.count { next = Background(ranges[index + 1], prepare) }
+            try insert(users[range], prepared)
+        }
     }
 
-    /// Inserts the waiting users in one statement, then their invitations and history rows.
+    /// Inserts one prepared chunk: `userBatch` rows per statement, then each row's invitation
+    /// and history.
     ///
     /// The rows of one INSERT get consecutive ids (AUTOINCREMENT, and nothing else writes in
     /// this transaction), so the last inserted id gives every row's. When a row breaks a
     /// constraint or a trigger's rule, SQLite undoes the whole statement and the transaction
     /// stays open: the batch is then inserted row by row, so that the error names the user.
-    private mutating func flushUsers() throws {
-        guard !pendingUsers.isEmpty else { return }
-        let batch = pendingUsers
-        pendingUsers.removeAll(keepingCapacity: true)
-        let firstID: Int64
-        do {
-            firstID = try insertUsers(batch)
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT && batch.count > 1 && db.isInsideTransaction {
-            for entry in batch {
-                try Self.context("client user \(entry.user.email)") {
-                    try finishCreation(entry.user, groupID: entry.groupID, userID: try insertUsers([entry]))
+    private mutating func insert(_ users: ArraySlice<NewClientUser>, _ prepared: PreparedUsers) throws {
+        let base = users.startIndex
+        for start in stride(from: 0, to: users.count, by: Self.userBatch) {
+            let rows = start..<min(start + Self.userBatch, users.count)
+            let first = users[base + rows.lowerBound].email, last = users[base + rows.upperBound - 1].email
+            let firstID: Int64
+            do {
+                firstID = try insertUsers(prepared.batches[start / Self.userBatch], count: rows.count)
+            } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT && rows.count > 1 && db.isInsideTransaction {
+                for row in rows {
+                    try Self.context("client user \(users[base + row].email)") {
+                        try finishCreation(users[base + row], history: prepared.history[row],
+                                           userID: try insertUsers(StatementArguments(prepared.values(row..<row + 1)), count: 1))
+                    }
                 }
+                continue
+            } catch {
+                throw StoreError.from(error, context: rows.count == 1 ? "client user \(first)" : "client users \(first) to \(last)")
             }
-            return
-        } catch {
-            throw StoreError.from(error, context: batch.count == 1 ? "client user \(batch[0].user.email)" : "client users \(batch[0].user.email) to \(batch[batch.count - 1].user.email)")
-        }
-        for (offset, entry) in batch.enumerated() {
-            try Self.context("client user \(entry.user.email)") {
-                try finishCreation(entry.user, groupID: entry.groupID, userID: firstID + Int64(offset))
+            for (offset, row) in rows.enumerated() {
+                try Self.context("client user \(users[base + row].email)") {
+                    try finishCreation(users[base + row], history: prepared.history[row], userID: firstID + Int64(offset))
+                }
             }
         }
     }
 
-    /// One INSERT of `batch`; returns the first row's id.
-    private func insertUsers(_ batch: [(user: NewClientUser, groupID: Int64)]) throws -> Int64 {
-        let statement = try db.cachedStatement(sql: batch.count == Self.userBatch ? Self.fullUserBatchSQL : Self.insertUsersSQL(rows: batch.count))
-        var values: [DatabaseValue] = []
-        values.reserveCapacity(batch.count * Self.valuesPerUser)
-        for (user, groupID) in batch {
-            values.append(changes.clientID.databaseValue)
-            for attribute in Self.createdAttributes {
-                values.append(attribute == .userGroup ? groupID.databaseValue : Self.databaseValue(user[attribute]))
-            }
-            values.append(now.databaseValue)
-            values.append(now.databaseValue)
-        }
-        statement.setUncheckedArguments(StatementArguments(values))
+    /// One INSERT of `count` users' values; returns the first row's id.
+    private func insertUsers(_ arguments: StatementArguments, count: Int) throws -> Int64 {
+        let statement = try db.cachedStatement(sql: count == Self.userBatch ? Self.fullUserBatchSQL : Self.insertUsersSQL(rows: count))
+        statement.setUncheckedArguments(arguments)
         try statement.execute()
-        guard db.changesCount == batch.count else {
-            throw StoreError(.invalidChange, "inserting \(batch.count) client users wrote \(db.changesCount) rows")
+        guard db.changesCount == count else {
+            throw StoreError(.invalidChange, "inserting \(count) client users wrote \(db.changesCount) rows")
         }
-        return db.lastInsertedRowID - Int64(batch.count - 1)
+        return db.lastInsertedRowID - Int64(count - 1)
     }
 
     /// The invitation and the history row of a created user.
-    private mutating func finishCreation(_ user: NewClientUser, groupID: Int64, userID: Int64) throws {
+    private mutating func finishCreation(_ user: NewClientUser, history changes: String, userID: Int64) throws {
         if user.invite { try insertInvitation(userID: userID, email: user.email) }
-        // One history row per created user: every set attribute, the user group by name.
-        try history(entity: "user", id: userID, action: .created,
-                    fields: ChangeSetRules.createdFields(user, groupName: groupNames[groupID]?.name ?? ""), reason: user.reason)
+        try history(entity: "user", id: userID, action: .created, changes: changes, reason: user.reason)
+    }
+
+    /// One chunk of creations as the statements bind them: each user's `client_users` values,
+    /// the arguments of each `userBatch` of them, and each user's `created` history JSON
+    /// (every set attribute, the user group by name).
+    private struct PreparedUsers: Sendable {
+        let flat: [DatabaseValue]
+        let batches: [StatementArguments]
+        let history: [String]
+
+        init(users: ArraySlice<NewClientUser>, groupIDs: ArraySlice<Int64>, clientID: Int64, now: String, groupNames: [Int64: String]) {
+            var flat: [DatabaseValue] = []
+            flat.reserveCapacity(users.count * ChangeSetWriter.valuesPerUser)
+            var history: [String] = []
+            history.reserveCapacity(users.count)
+            let (client, time) = (clientID.databaseValue, now.databaseValue)
+            for (user, groupID) in zip(users, groupIDs) {
+                flat.append(client)
+                for attribute in ChangeSetWriter.createdAttributes {
+                    flat.append(attribute == .userGroup ? groupID.databaseValue : ChangeSetWriter.databaseValue(user[attribute]))
+                }
+                flat.append(time)
+                flat.append(time)
+                history.append(ChangesJSON.object(ChangeSetRules.createdFields(user, groupName: groupNames[groupID] ?? "")))
+            }
+            (self.flat, self.history) = (flat, history)
+            let perBatch = ChangeSetWriter.userBatch * ChangeSetWriter.valuesPerUser
+            batches = stride(from: 0, to: flat.count, by: perBatch).map { StatementArguments(flat[$0..<min($0 + perBatch, flat.count)]) }
+        }
+
+        /// The bound values of the users at `rows` (offsets in the chunk).
+        func values(_ rows: Range<Int>) -> ArraySlice<DatabaseValue> {
+            flat[rows.lowerBound * ChangeSetWriter.valuesPerUser..<rows.upperBound * ChangeSetWriter.valuesPerUser]
+        }
     }
 
     private static func databaseValue(_ value: FieldValue?) -> DatabaseValue {
@@ -338,8 +406,11 @@ private struct ChangeSetWriter {
         entity: String, id: Int64, action: HistoryAction,
         fields: [ChangesJSON.Entry], reason: String?
     ) throws {
-        pendingHistory.append(PendingHistory(
-            entity: entity, entityID: id, action: action.rawValue, changes: ChangesJSON.object(fields), reason: reason))
+        try history(entity: entity, id: id, action: action, changes: ChangesJSON.object(fields), reason: reason)
+    }
+
+    private mutating func history(entity: String, id: Int64, action: HistoryAction, changes: String, reason: String?) throws {
+        pendingHistory.append(PendingHistory(entity: entity, entityID: id, action: action.rawValue, changes: changes, reason: reason))
         counts[action.rawValue, default: 0] += 1
         if pendingHistory.count == Self.historyBatch { try flushHistory() }
     }

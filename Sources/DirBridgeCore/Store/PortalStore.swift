@@ -172,7 +172,10 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
             throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
         }
         let groups = try StoredUserGroup.filter(StoredUserGroup.Columns.clientID == clientID).order(StoredUserGroup.Columns.id).fetchAll(db)
-        let users = try StoredUser.filter(StoredUser.Columns.clientID == clientID).order(StoredUser.Columns.id).fetchAll(db)
+        var users: [StoredUser] = []
+        let rows = try Row.fetchCursor(
+            db, sql: "SELECT \(StoredUser.orderedSelection) FROM client_users WHERE client_id = ? ORDER BY id", arguments: [clientID])
+        while let row = try rows.next() { users.append(StoredUser(orderedRow: row)) }
         let lastHistoryID = try Int64.fetchOne(
             db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
         return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
@@ -190,9 +193,9 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
                 }
                 let groups = try StoredUserGroup.filter(StoredUserGroup.Columns.clientID == clientID).order(StoredUserGroup.Columns.id).fetchAll(db)
                 var users: [Int64: StoredUser] = [:]
-                let base = "SELECT * FROM client_users WHERE client_id = ?"
+                let base = "SELECT \(StoredUser.orderedSelection) FROM client_users WHERE client_id = ?"
                 let add = { (row: Row) in
-                    let user = StoredUser(row: row)
+                    let user = StoredUser(orderedRow: row)
                     users[user.id] = user
                 }
                 try Self.inChunks(Array(externalIDs), db: db, sql: base, column: "external_id", arguments: [clientID], each: add)

@@ -51,3 +51,26 @@ extension StoredUser: FetchableRecord, TableRecord {
                   createdAt: row[Columns.createdAt], updatedAt: row[Columns.updatedAt])
     }
 }
+
+extension StoredUser {
+    /// The columns ``init(orderedRow:)`` reads, in its order.
+    static let orderedColumns = ["id", "client_id", "user_group_id", "created_at", "updated_at"]
+        + PortalField.allCases.map(\.rawValue)
+        + [UserAttribute.role, .globalAdmin, .groupManager, .hasLogin, .enabled, .source, .externalID, .externalDN].map(\.column)
+    /// `SELECT` this `FROM client_users` for ``init(orderedRow:)``.
+    static let orderedSelection = orderedColumns.joined(separator: ", ")
+
+    /// A user from a row of ``orderedSelection``, read by position: looking its twenty columns
+    /// up by name took half of loading a 100k-user client.
+    init(orderedRow row: Row) {
+        var fields = PortalFieldValues()
+        for (offset, field) in PortalField.allCases.enumerated() { fields[field] = row[5 + offset] }
+        let next = 5 + PortalField.allCases.count
+        let source: String = row[next + 5]
+        let user = PortalUser(
+            email: fields[.email] ?? "", fields: fields, role: row[next], globalAdmin: row[next + 1], groupManager: row[next + 2],
+            hasLogin: row[next + 3], enabled: row[next + 4], source: RecordSource(rawValue: source) ?? .portal,
+            externalID: row[next + 6], externalDN: row[next + 7])
+        self.init(id: row[0], clientID: row[1], userGroupID: row[2], user: user, createdAt: row[3], updatedAt: row[4])
+    }
+}

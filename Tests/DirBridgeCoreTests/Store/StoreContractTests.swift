@@ -298,17 +298,21 @@ struct StoreContractTests {
     func batchedCreationsKeepTheirIDs(kind: StoreKind) throws {
         let temp = try TemporaryStore(kind)
         let (store, client) = try temp.openWithClient()
-        // 1,075 users: full batches on either store and a rest; every seventh is invited.
-        let creations = (0..<1_075).map { index in
+        // 2,075 users: full batches on either store and a rest, and on SQLite two chunks prepared
+        // on another thread and a rest; every seventh is invited, every third is in Sales.
+        let creations = (0..<2_075).map { index in
             NewClientUser(email: "user\(index)@acme.example", fields: [.title: "Title \(index)"],
-                          externalID: "ext-\(index)", invite: index % 7 == 0)
+                          userGroupName: index % 3 == 0 ? "SALES" : nil, externalID: "ext-\(index)", invite: index % 7 == 0)
         }
-        _ = try store.apply(ChangeSet(clientID: client.id, userCreations: creations), run: applyRun(clientID: client.id))
-        let users = try temp.rows("SELECT id, email, title, external_id FROM client_users ORDER BY id")
-        #expect(users.count == 1_075)
+        _ = try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")], userCreations: creations),
+                            run: applyRun(clientID: client.id))
+        let users = try temp.rows("SELECT u.id, u.email, u.title, u.external_id, g.name AS user_group FROM client_users u JOIN user_groups g ON g.id = u.user_group_id ORDER BY u.id")
+        #expect(users.count == 2_075)
         #expect(users.map { $0["email"] as String } == creations.map(\.user.email))
+        #expect(users.map { $0["user_group"] as String } == creations.map { $0.userGroupName == nil ? "Default User Group" : "Sales" })
+        #expect(users.map { $0["external_id"] as String } == creations.map { $0.user.externalID ?? "" })
         let history = try temp.rows("SELECT entity_id, CAST(changes AS TEXT) AS changes FROM history WHERE entity = 'user' AND action = 'created' ORDER BY id")
-        #expect(history.count == 1_075)
+        #expect(history.count == 2_075)
         let emailByID = Dictionary(uniqueKeysWithValues: users.map { ($0["id"] as Int64, $0["email"] as String) })
         for row in history {
             let changes = try parseChanges(row["changes"])
@@ -317,9 +321,10 @@ struct StoreContractTests {
             let index = try #require(Int(email.dropFirst(4).prefix { $0.isNumber }))
             #expect(changes["title"]?.last as? String == "Title \(index)")
             #expect((changes["invited"] != nil) == (index % 7 == 0))
+            #expect(changes["user_group"]?.last as? String == (index % 3 == 0 ? "Sales" : "Default User Group"))
         }
         let invited = try temp.rows("SELECT i.email AS invited, u.email AS owner FROM invitations i JOIN client_users u ON u.id = i.user_id")
-        #expect(invited.count == 154)
+        #expect(invited.count == 297)
         #expect(invited.allSatisfy { ($0["invited"] as String) == ($0["owner"] as String) })
     }
 
@@ -335,6 +340,21 @@ struct StoreContractTests {
         }
         #expect(error?.code == .duplicate)
         #expect(error?.message.contains("USER3@acme.example") == true)
+        #expect(try ["sync_runs", "client_users", "history", "invitations"].map(temp.count) == before)
+    }
+
+    @Test("a duplicate in a later chunk of creations is named in the error and nothing is written", arguments: StoreKind.allCases)
+    func duplicateInALaterChunkIsNamed(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let before = try ["sync_runs", "client_users", "history", "invitations"].map(temp.count)
+        var creations = (0..<2_100).map { NewClientUser(email: "user\($0)@acme.example", externalID: "ext-\($0)", invite: $0 % 2 == 0) }
+        creations[2_070] = NewClientUser(email: "User1500@Acme.example", externalID: "ext-2070")
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(ChangeSet(clientID: client.id, userCreations: creations), run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .duplicate)
+        #expect(error?.message.contains("User1500@Acme.example") == true)
         #expect(try ["sync_runs", "client_users", "history", "invitations"].map(temp.count) == before)
     }
 
