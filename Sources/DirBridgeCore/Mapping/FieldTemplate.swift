@@ -30,6 +30,12 @@ public struct FieldTemplate: Sendable, Equatable, CustomStringConvertible {
             if filters.isEmpty {
                 return convertsUUID ? TemplateFilter.uuidText(raw[0]) : Self.text(raw[0])
             }
+            if raw.count == 1 {
+                // One value (the usual case): the filters one after the other, no arrays.
+                var value = convertsUUID ? TemplateFilter.uuidText(raw[0]) : Self.text(raw[0])
+                for filter in filters { value = filter.apply(one: value) }
+                return value
+            }
             let values = convertsUUID ? raw.map(TemplateFilter.uuidText) : raw.map(Self.text)
             return Self.apply(filters, to: values)
         }

@@ -1,7 +1,9 @@
 /// A group the user belongs to, directly or through nested groups, as the rules see it.
 public struct GroupMembership: Sendable, Equatable {
     /// The group's DN, normalised (RFC 4514).
-    public var groupDN: String
+    public var groupDN: String {
+        didSet { isCanonical = false }
+    }
     /// The group's cn, as read.
     public var cn: String
     /// The group entry, for `user_group` templates reading other attributes; nil when not read.

@@ -47,7 +47,29 @@ public enum TemplateFilter: Sendable, Equatable {
         }
     }
 
+    /// ``apply(_:)`` of a single value, without arrays: the same result as `apply([value])`'s
+    /// one element (`first`, `last` and `join` keep a lone value as it is).
+    func apply(one value: String) -> String {
+        switch self {
+        case .lower: value.lowercased()
+        case .upper: value.uppercased()
+        case .trim: Self.trimmed(value)
+        case .first, .last, .join: value
+        case .defaultValue(let text): value.isEmpty ? text : value
+        case .extension: Self.phoneExtension(value)
+        case .e164: Self.e164(value)
+        case .rdn: Self.firstRDNValue(value)
+        case .uuid: Self.uuidText(Array(value.utf8))
+        case .replace(let target, let replacement): target.isEmpty ? value : value.replacing(target, with: replacement)
+        case .trimPrefix(let prefix): value.lowercased().hasPrefix(prefix.lowercased()) ? String(value.dropFirst(prefix.count)) : value
+        }
+    }
+
     static func trimmed(_ text: String) -> String {
+        // Most values have nothing to trim: a printable ASCII byte at each end ends the question.
+        if let first = text.utf8.first, let last = text.utf8.last, (0x21...0x7E).contains(first), (0x21...0x7E).contains(last) {
+            return text
+        }
         var s = Substring(text)
         while s.first?.isWhitespace == true { s.removeFirst() }
         while s.last?.isWhitespace == true { s.removeLast() }

@@ -65,10 +65,11 @@ public enum DirectorySnapshotReader {
             collector?.keep(group: group)
         }
         // Pages are mapped on a second thread while this one parses the next page's entries.
-        let mapper = PageMapper(SnapshotBuilder(mapping: mapping, index: index)) { builder, page in
+        // The collector travels with the builder: only the mapping thread touches either until finish().
+        let mapper = PageMapper((builder: SnapshotBuilder(mapping: mapping, index: index), collector: collector)) { state, page in
             for entry in page {
-                let email = builder.add(user: entry)
-                collector?.keep(user: entry, email: email)
+                let email = state.builder.add(user: entry)
+                state.collector?.keep(user: entry, email: email)
             }
         }
         var read = 0
@@ -84,7 +85,7 @@ public enum DirectorySnapshotReader {
             _ = mapper.finish()
             throw error
         }
-        return mapper.finish().finish(entriesRead: read, references: references + statistics.references, logger: logger)
+        return mapper.finish().builder.finish(entriesRead: read, references: references + statistics.references, logger: logger)
     }
 
     /// Entries sharing an email (case-insensitive) are all skipped and reported; none is chosen.
@@ -112,7 +113,8 @@ public enum DirectorySnapshotReader {
 /// page then overlap (a 100k-user read spent about half its time in each).
 ///
 /// At most two pages wait, so memory stays bounded when mapping is slower than reading.
-/// `state` is touched only on the queue until ``finish()`` returns it.
+/// `state` is touched only on the queue until ``finish()`` returns it: everything `body`
+/// changes belongs in `state`, and one thread submits and finishes.
 final class PageMapper<State>: @unchecked Sendable {
     private let queue = DispatchQueue(label: "dirbridge.mapping")
     private let slots = DispatchSemaphore(value: 2)

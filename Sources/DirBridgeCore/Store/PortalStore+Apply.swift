@@ -105,8 +105,13 @@ private final class Background<Value: Sendable>: @unchecked Sendable {
         }
     }
 
-    /// Waits for the value (once).
+    /// Whether ``value()`` was called; only the waiting thread reads or writes it.
+    private var taken = false
+
+    /// Waits for the value; called once.
     func value() -> Value {
+        precondition(!taken, "Background.value() is called once")
+        taken = true
         done.wait()
         return result!
     }
@@ -218,8 +223,9 @@ private struct ChangeSetWriter {
 
     /// The `client_users` columns a creation writes, in the order of ``insertUsersSQL(rows:)``'s values.
     private static let createdAttributes = UserAttribute.allCases
-    /// Bound values per created user: the client, the attributes, created_at and updated_at.
-    private static let valuesPerUser = createdAttributes.count + 3
+    /// Bound values per created user: its attributes. The client (`?1`) and the time (`?2`, for
+    /// created_at and updated_at) are bound once per statement: every row names the same ones.
+    private static let valuesPerUser = createdAttributes.count
     /// Users created per statement; 32 rows stay below SQLite's oldest limit of 999 variables.
     private static let userBatch = 32
 
@@ -227,15 +233,26 @@ private struct ChangeSetWriter {
     private static let fullUserBatchSQL = insertUsersSQL(rows: userBatch)
 
     private static func insertUsersSQL(rows: Int) -> String {
-        let row = "(" + repeatElement("?", count: valuesPerUser).joined(separator: ", ") + ")"
+        let values = (0..<rows).map { row in
+            "(?1, " + (0..<valuesPerUser).map { "?\(3 + row * valuesPerUser + $0)" }.joined(separator: ", ") + ", ?2, ?2)"
+        }
         return """
             INSERT INTO client_users (client_id, \(createdAttributes.map(\.column).joined(separator: ", ")), created_at, updated_at)
-            VALUES \(repeatElement(row, count: rows).joined(separator: ", "))
+            VALUES \(values.joined(separator: ", "))
             """
     }
 
-    /// Creations prepared per chunk on a second thread while this one inserts the previous chunk.
-    private static let chunk = 1024
+    /// The arguments of one users INSERT: `?1` the client, `?2` the time, then each row's values.
+    private static func userArguments(clientID: DatabaseValue, now: DatabaseValue, _ values: ArraySlice<DatabaseValue>) -> StatementArguments {
+        var all: [DatabaseValue] = [clientID, now]
+        all.reserveCapacity(2 + values.count)
+        all += values
+        return StatementArguments(all)
+    }
+
+    /// Creations prepared per chunk on a second thread while this one inserts the previous chunk;
+    /// a multiple of `userBatch`, so statements hold the same rows as without chunks.
+    private static let chunk = 32 * userBatch
 
     /// Inserts every created user, `userBatch` per statement, each with its invitation and
     /// history row.
@@ -243,7 +260,9 @@ private struct ChangeSetWriter {
     /// The bound values and history JSON of one chunk of users are built on another thread
     /// while SQLite inserts the chunk before it: on two cores a first sync's write stage is
     /// otherwise this thread alone, with the other core idle. The preparation reads only the
-    /// change set and the user groups' ids and names, resolved here first.
+    /// change set and the user groups' ids and names, resolved here first (so an unknown user
+    /// group is reported before a duplicate that an earlier batch would meet: either way nothing
+    /// is written).
     private mutating func createUsers() throws {
         let users = changes.userCreations
         guard !users.isEmpty else { return }
@@ -285,7 +304,8 @@ private struct ChangeSetWriter {
                 for row in rows {
                     try Self.context("client user \(users[base + row].email)") {
                         try finishCreation(users[base + row], history: prepared.history[row],
-                                           userID: try insertUsers(StatementArguments(prepared.values(row..<row + 1)), count: 1))
+                                           userID: try insertUsers(Self.userArguments(clientID: changes.clientID.databaseValue, now: now.databaseValue,
+                                                                                      prepared.values(row..<row + 1)), count: 1))
                     }
                 }
                 continue
@@ -332,17 +352,16 @@ private struct ChangeSetWriter {
             history.reserveCapacity(users.count)
             let (client, time) = (clientID.databaseValue, now.databaseValue)
             for (user, groupID) in zip(users, groupIDs) {
-                flat.append(client)
                 for attribute in ChangeSetWriter.createdAttributes {
                     flat.append(attribute == .userGroup ? groupID.databaseValue : ChangeSetWriter.databaseValue(user[attribute]))
                 }
-                flat.append(time)
-                flat.append(time)
                 history.append(ChangesJSON.object(ChangeSetRules.createdFields(user, groupName: groupNames[groupID] ?? "")))
             }
             (self.flat, self.history) = (flat, history)
             let perBatch = ChangeSetWriter.userBatch * ChangeSetWriter.valuesPerUser
-            batches = stride(from: 0, to: flat.count, by: perBatch).map { StatementArguments(flat[$0..<min($0 + perBatch, flat.count)]) }
+            batches = stride(from: 0, to: flat.count, by: perBatch).map {
+                ChangeSetWriter.userArguments(clientID: client, now: time, flat[$0..<min($0 + perBatch, flat.count)])
+            }
         }
 
         /// The bound values of the users at `rows` (offsets in the chunk).
@@ -421,9 +440,14 @@ private struct ChangeSetWriter {
     /// They keep their order; ``write(runID:)`` flushes the rest before it returns.
     private var pendingHistory: [PendingHistory] = []
     private static let historyBatch = 64
+    /// `?1`…`?4` (client, editor, run, time) are bound once per statement; each row binds its
+    /// entity, entity id, action, changes and reason.
     private static func insertHistorySQL(rows: Int) -> String {
         "INSERT INTO history (client_id, entity, entity_id, action, changes, editor, run_id, at, reason) VALUES "
-            + repeatElement("(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+            + (0..<rows).map { row in
+                let first = 5 + row * 5
+                return "(?1, ?\(first), ?\(first + 1), ?\(first + 2), ?\(first + 3), ?2, ?3, ?4, ?\(first + 4))"
+            }.joined(separator: ", ")
     }
     private static let fullHistoryBatchSQL = insertHistorySQL(rows: historyBatch)
 
@@ -439,12 +463,11 @@ private struct ChangeSetWriter {
         guard !pendingHistory.isEmpty else { return }
         let rows = pendingHistory.count
         let statement = try db.cachedStatement(sql: rows == Self.historyBatch ? Self.fullHistoryBatchSQL : Self.insertHistorySQL(rows: rows))
-        var values: [DatabaseValue] = []
-        values.reserveCapacity(rows * 9)
-        let (clientID, editor, runID, at) = (changes.clientID.databaseValue, changes.editor.databaseValue, runID.databaseValue, now.databaseValue)
+        var values: [DatabaseValue] = [changes.clientID.databaseValue, changes.editor.databaseValue, runID.databaseValue, now.databaseValue]
+        values.reserveCapacity(4 + rows * 5)
         for row in pendingHistory {
-            values += [clientID, row.entity.databaseValue, row.entityID.databaseValue, row.action.databaseValue,
-                       row.changes.databaseValue, editor, runID, at, row.reason.databaseValue]
+            values += [row.entity.databaseValue, row.entityID.databaseValue, row.action.databaseValue, row.changes.databaseValue,
+                       row.reason.databaseValue]
         }
         statement.setUncheckedArguments(StatementArguments(values))
         try statement.execute()

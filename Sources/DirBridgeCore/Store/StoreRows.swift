@@ -63,6 +63,7 @@ extension StoredUser {
     /// A user from a row of ``orderedSelection``, read by position: looking its twenty columns
     /// up by name took half of loading a 100k-user client.
     init(orderedRow row: Row) {
+        assert(row.count == Self.orderedColumns.count, "a row of StoredUser.orderedSelection")
         var fields = PortalFieldValues()
         for (offset, field) in PortalField.allCases.enumerated() { fields[field] = row[5 + offset] }
         let next = 5 + PortalField.allCases.count

@@ -46,6 +46,19 @@ struct MappingTemplateTests {
         #expect(compiled.render(Self.person) == expected)
     }
 
+    @Test("a lone value through a filter gives what the list of one gives (the single-value path)")
+    func singleValuePathMatchesList() {
+        let filters: [TemplateFilter] = [.lower, .upper, .trim, .first, .last, .join(", "), .defaultValue("Staff"), .extension, .e164, .rdn,
+                                         .uuid, .replace("-", " "), .replace("", "x"), .trimPrefix("DEPT-")]
+        let values = ["", " ", "Ada", "  Ada.Lovelace@Example.COM ", "\u{00A0}Ada\u{3000}", "x\n", "\r\n", "+1 555 0100 x12",
+                      "cn=Charles Babbage\\, FRS,ou=people", "dept-Sales", "0F1E2D3C-4B5A-6978-8796-A5B4C3D2E1F0", "É\u{301}", "a\u{301} "]
+        for filter in filters {
+            for value in values {
+                #expect(filter.apply(one: value) == (filter.apply([value]).first ?? ""), "\(filter) of \(value.debugDescription)")
+            }
+        }
+    }
+
     @Test("extension finds the digits after x, ext, ext. and extension", arguments: [
         ("+1 555 0100 x1234", "1234"),
         ("+1 555 0100 ext 77", "77"),
