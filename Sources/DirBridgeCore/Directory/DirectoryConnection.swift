@@ -155,7 +155,7 @@ public final class DirectoryConnection {
                 let (type, message) = try nextMessage(messageID, operation: operation)
                 switch type {
                 case cldap_res_search_entry:
-                    page.append(try parseEntry(message.pointer, operation: operation))
+                    page.append(try parseEntry(message.pointer, operation: operation, expectedAttributes: attributeNames?.count ?? 0))
                 case cldap_res_search_reference:
                     statistics.references += 1
                 case cldap_res_search_result:
@@ -244,7 +244,9 @@ public final class DirectoryConnection {
     }
 
     /// Turns one search-entry message into a ``DirectoryEntry``, streaming attributes with the BER iterator.
-    func parseEntry(_ message: OpaquePointer, operation: String) throws(DirectoryError) -> DirectoryEntry {
+    /// One entry's DN and attributes; `expectedAttributes` (the number asked for) sizes its
+    /// dictionary once instead of growing it attribute by attribute.
+    func parseEntry(_ message: OpaquePointer, operation: String, expectedAttributes: Int = 0) throws(DirectoryError) -> DirectoryEntry {
         var ber: OpaquePointer?
         var dnValue = berval(bv_len: 0, bv_val: nil)
         let rc = ldap_get_dn_ber(handle, message, &ber, &dnValue)
@@ -253,7 +255,7 @@ public final class DirectoryConnection {
         }
         defer { if let ber { ber_free(ber, 0) } }
         let dn = string(of: dnValue)
-        var values: [String: [[UInt8]]] = [:]
+        var values = [String: [[UInt8]]](minimumCapacity: min(expectedAttributes, 64))
         while true {
             var name = berval(bv_len: 0, bv_val: nil)
             var list: UnsafeMutablePointer<berval>?
@@ -268,7 +270,9 @@ public final class DirectoryConnection {
                 }
                 ber_memfree(list)
             }
-            values[lowercasedName(name), default: []].append(contentsOf: collected)
+            // One lookup and no copy for the usual first value list of a name.
+            let key = lowercasedName(name)
+            if let earlier = values.updateValue(collected, forKey: key) { values[key] = earlier + collected }
         }
         return DirectoryEntry(dn: dn, values: values)
     }

@@ -57,10 +57,21 @@ public struct Planner: Sendable {
         if groupNames[defaultUserGroupName.lowercased()] == nil { groupNames[defaultUserGroupName.lowercased()] = defaultUserGroupName }
 
         var byExternalID: [String: Int] = [:]
-        var byEmail: [String: Int] = [:]
+        byExternalID.reserveCapacity(users.count)
         for (position, user) in users.enumerated() {
             if let id = user.externalID, user.source == .directory { byExternalID[id] = position }
-            byEmail[user.email.lowercased()] = position
+        }
+        // By lowercased email, built on first need: a resync that finds every user by external
+        // id never asks (folding and indexing every stored email was a quarter of its plan).
+        var emailIndex: [String: Int]?
+        func byEmail(_ email: String) -> Int? {
+            if emailIndex == nil {
+                var index: [String: Int] = [:]
+                index.reserveCapacity(users.count)
+                for (position, user) in users.enumerated() { index[user.email.lowercased()] = position }
+                emailIndex = index
+            }
+            return emailIndex?[email.lowercased()]
         }
         let protected = Set(mapping.deprovision.protected.map { $0.lowercased() })
         let mappedFields = mapping.users.fields.keys.sorted { $0.rawValue < $1.rawValue }
@@ -69,13 +80,13 @@ public struct Planner: Sendable {
         var skipped = snapshot.skipped
         var protectedKept: [ProtectedNote] = []
         var groupsToCreate: [String: PlannedGroup] = [:]
-        var matched = Set<Int>()
+        var matched = [Bool](repeating: false, count: users.count)
         var summary = PlanSummary()
         var onboarding: [String: GroupOnboarding] = [:]
 
         /// Plans the update of a matched store user; `adjust` marks a link or a comeback.
         func planUpdate(_ position: Int, _ user: DirectoryUser, group: String, adjust: (inout PlannedUserChange) -> Void = { _ in }) {
-            matched.insert(position)
+            matched[position] = true
             let stored = users[position]
             var change = update(stored, to: user, group: group, currentGroup: groupsByID[stored.userGroupID]?.name ?? defaultUserGroupName, fields: mappedFields)
             adjust(&change)
@@ -103,7 +114,7 @@ public struct Planner: Sendable {
                 continue
             }
             let email = user.mapped.email
-            if let position = byEmail[email.lowercased()], !matched.contains(position) {
+            if let position = byEmail(email), !matched[position] {
                 let stored = users[position]
                 if stored.source == .portal && mapping.users.adoptExisting == .email {
                     planUpdate(position, user, group: targetGroup) { change in
@@ -142,7 +153,7 @@ public struct Planner: Sendable {
 
         // Directory users no longer in the directory's answer.
         if mapping.deprovision.missing == .disable {
-            for (position, stored) in users.enumerated() where stored.source == .directory && stored.enabled && !matched.contains(position) {
+            for (position, stored) in users.enumerated() where stored.source == .directory && stored.enabled && !matched[position] {
                 guard let id = stored.externalID, !snapshot.presentIDs.contains(id) else { continue }
                 if protected.contains(stored.email.lowercased()) {
                     protectedKept.append(ProtectedNote(email: stored.email, withheld: ["disable (not in the directory any more)"]))
@@ -281,7 +292,7 @@ public struct Planner: Sendable {
 
     /// Removes what a protected user must not lose: disable, Global Admin, Group Manager, role, and the group move tied to them.
     private func applyProtection(_ change: inout PlannedUserChange, stored: StoredUser, protected: Set<String>, notes: inout [ProtectedNote]) {
-        guard protected.contains(stored.email.lowercased()) else { return }
+        guard !protected.isEmpty, protected.contains(stored.email.lowercased()) else { return }
         var withheld: [String] = []
         guard GuardCheck.losesAccess(change) else { return }
         for attribute in [UserAttribute.enabled, .globalAdmin, .groupManager, .role, .userGroup] {
