@@ -165,7 +165,10 @@ enum AffectedPlanning {
             Set(try store.cachedUserKeys(client: name, column: column, values: values).map(\.key))
         }
         var memberDNs = Set<String>()
-        for key in delta.changedGroups { memberDNs.formUnion(affectedMembers(ofGroup: key, delta: delta, mapping: mapping)) }
+        var groupsByDN: [String: [EntryAttributes]]?
+        for key in delta.changedGroups {
+            memberDNs.formUnion(affectedMembers(ofGroup: key, delta: delta, mapping: mapping, groupsByDN: &groupsByDN))
+        }
         affected.formUnion(try keys(.dn, memberDNs))
         affected.formUnion(try keys(.externalID, touches.externalIDs))
         let skippedKeys = try keys(.dn, Set(view.skipped.compactMap { DistinguishedName.canonical($0.dn) }))
@@ -232,6 +235,15 @@ enum AffectedPlanning {
     /// removed when nothing else about the group changed, else every member before and after;
     /// with nesting, the members of groups among them, all the way down.
     static func affectedMembers(ofGroup key: String, delta: CacheDelta, mapping: Mapping) -> Set<String> {
+        var groupsByDN: [String: [EntryAttributes]]?
+        return affectedMembers(ofGroup: key, delta: delta, mapping: mapping, groupsByDN: &groupsByDN)
+    }
+
+    /// ``affectedMembers(ofGroup:delta:mapping:)`` with the groups by canonical DN built once
+    /// for all the changed groups of a run (`groupsByDN`, nil until a nested lookup needs it).
+    static func affectedMembers(
+        ofGroup key: String, delta: CacheDelta, mapping: Mapping, groupsByDN: inout [String: [EntryAttributes]]?
+    ) -> Set<String> {
         let memberAttributes = Set((mapping.groups?.members ?? []).map { $0.lowercased() })
         func members(_ entry: EntryAttributes?) -> Set<String> {
             guard let entry else { return [] }
@@ -251,10 +263,14 @@ enum AffectedPlanning {
         }
         guard mapping.groups?.nested == true else { return start }
         // Groups among them: their members (before and after) are affected too.
-        var groupsByDN: [String: [EntryAttributes]] = [:]
-        for entry in Array(delta.groupsBefore.values) + Array(delta.groups.values) {
-            if let dn = DistinguishedName.canonical(entry.dn) { groupsByDN[dn, default: []].append(entry) }
+        if groupsByDN == nil {
+            var index: [String: [EntryAttributes]] = [:]
+            for entry in Array(delta.groupsBefore.values) + Array(delta.groups.values) {
+                if let dn = DistinguishedName.canonical(entry.dn) { index[dn, default: []].append(entry) }
+            }
+            groupsByDN = index
         }
+        let groupsByDN = groupsByDN ?? [:]
         var queue = Array(start)
         var seen = start
         while let dn = queue.popLast() {
