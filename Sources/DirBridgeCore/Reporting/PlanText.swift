@@ -42,14 +42,17 @@ public enum PlanText {
             .enable: "Users to re-enable", .disable: "Users to disable",
         ]
         for action in PlannedAction.allCases {
-            let changes = plan.userChanges.filter { $0.action == action }
-            guard !changes.isEmpty else { continue }
+            // Counted, then only the shown ones visited: copying 100k planned creations to print
+            // the first few took a tenth of a second.
+            let changes = plan.userChanges.lazy.filter { $0.action == action }
+            let count = changes.count
+            guard count > 0 else { continue }
             out.append("")
-            out.append("\(titles[action]!) (\(changes.count)):")
+            out.append("\(titles[action]!) (\(count)):")
             for change in changes.prefix(limit) {
                 out += lines(for: change, verbose: verbose)
             }
-            out += more(changes.count)
+            out += more(count)
         }
         if !plan.protectedKept.isEmpty {
             out.append("")

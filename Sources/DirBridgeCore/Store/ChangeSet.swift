@@ -136,7 +136,10 @@ public struct ChangeSet: Sendable, Equatable {
 extension ChangeSet {
     /// What applying `plan` writes to client `clientID`, in one transaction.
     public init(plan: Plan, clientID: Int64, editor: String) {
-        let creations = plan.userChanges.filter { $0.action == .create }.concurrentMap { change -> NewClientUser in
+        // Positions, not copies, of the creations: each copy of a planned change retains its every field.
+        let changes = plan.userChanges
+        let creations = changes.indices.filter { changes[$0].action == .create }.concurrentMap { position -> NewClientUser in
+            let change = changes[position]
             var user = NewClientUser(PortalUser(email: change.email, externalID: change.externalID, externalDN: change.dn),
                                      invite: change.invite, reason: change.reasons.joined(separator: "\n"))
             for element in change.fields {
