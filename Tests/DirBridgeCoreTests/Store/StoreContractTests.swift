@@ -328,33 +328,25 @@ struct StoreContractTests {
         #expect(invited.allSatisfy { ($0["invited"] as String) == ($0["owner"] as String) })
     }
 
-    @Test("a duplicate in the middle of a batch is named in the error and nothing is written", arguments: StoreKind.allCases)
-    func duplicateInsideABatchIsNamed(kind: StoreKind) throws {
-        let temp = try TemporaryStore(kind)
-        let (store, client) = try temp.openWithClient()
-        let before = try ["sync_runs", "client_users", "history", "invitations"].map(temp.count)
-        var creations = (0..<40).map { NewClientUser(email: "user\($0)@acme.example", externalID: "ext-\($0)", invite: true) }
-        creations[37] = NewClientUser(email: "USER3@acme.example", externalID: "ext-37")
-        let error = #expect(throws: StoreError.self) {
-            try store.apply(ChangeSet(clientID: client.id, userCreations: creations), run: applyRun(clientID: client.id))
-        }
-        #expect(error?.code == .duplicate)
-        #expect(error?.message.contains("USER3@acme.example") == true)
-        #expect(try ["sync_runs", "client_users", "history", "invitations"].map(temp.count) == before)
-    }
+    /// Where a duplicate email sits among the creations: inside the first batch (40 users), or in
+    /// a later chunk than the user it repeats (2,100 users: on SQLite, chunks of 1,024 are
+    /// prepared on another thread).
+    static let duplicates: [(users: Int, at: Int, email: String)] = [(40, 37, "USER3@acme.example"), (2_100, 2_070, "User1500@Acme.example")]
 
-    @Test("a duplicate in a later chunk of creations is named in the error and nothing is written", arguments: StoreKind.allCases)
-    func duplicateInALaterChunkIsNamed(kind: StoreKind) throws {
+    @Test("a duplicate email among the creations, in the first batch or a later chunk, is named in the error and nothing is written",
+          arguments: StoreKind.allCases, duplicates.indices)
+    func duplicateCreationIsNamed(kind: StoreKind, duplicate: Int) throws {
+        let (users, at, email) = Self.duplicates[duplicate]
         let temp = try TemporaryStore(kind)
         let (store, client) = try temp.openWithClient()
         let before = try ["sync_runs", "client_users", "history", "invitations"].map(temp.count)
-        var creations = (0..<2_100).map { NewClientUser(email: "user\($0)@acme.example", externalID: "ext-\($0)", invite: $0 % 2 == 0) }
-        creations[2_070] = NewClientUser(email: "User1500@Acme.example", externalID: "ext-2070")
+        var creations = (0..<users).map { NewClientUser(email: "user\($0)@acme.example", externalID: "ext-\($0)", invite: $0 % 2 == 0) }
+        creations[at] = NewClientUser(email: email, externalID: "ext-\(at)")
         let error = #expect(throws: StoreError.self) {
             try store.apply(ChangeSet(clientID: client.id, userCreations: creations), run: applyRun(clientID: client.id))
         }
         #expect(error?.code == .duplicate)
-        #expect(error?.message.contains("User1500@Acme.example") == true)
+        #expect(error?.message.contains(email) == true)
         #expect(try ["sync_runs", "client_users", "history", "invitations"].map(temp.count) == before)
     }
 
