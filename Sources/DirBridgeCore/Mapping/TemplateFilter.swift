@@ -29,21 +29,11 @@ public enum TemplateFilter: Sendable, Equatable {
 
     func apply(_ values: [String]) -> [String] {
         switch self {
-        case .lower: return values.map { $0.lowercased() }
-        case .upper: return values.map { $0.uppercased() }
-        case .trim: return values.map { Self.trimmed($0) }
         case .first: return values.first.map { [$0] } ?? []
         case .last: return values.last.map { [$0] } ?? []
         case .join(let separator): return [values.joined(separator: separator)]
         case .defaultValue(let text): return (values.first ?? "").isEmpty ? [text] : values
-        case .extension: return values.map(Self.phoneExtension)
-        case .e164: return values.map(Self.e164)
-        case .rdn: return values.map(Self.firstRDNValue)
-        case .uuid: return values.map { Self.uuidText(Array($0.utf8)) }
-        case .replace(let target, let replacement):
-            return target.isEmpty ? values : values.map { $0.replacing(target, with: replacement) }
-        case .trimPrefix(let prefix):
-            return values.map { $0.lowercased().hasPrefix(prefix.lowercased()) ? String($0.dropFirst(prefix.count)) : $0 }
+        case .lower, .upper, .trim, .extension, .e164, .rdn, .uuid, .replace, .trimPrefix: return values.map(apply(one:))
         }
     }
 
