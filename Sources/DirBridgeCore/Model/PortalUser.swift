@@ -262,7 +262,15 @@ public struct AttributeChanges: Sendable, Equatable, Sequence, ExpressibleByDict
         public var change: FieldChange
     }
 
-    private var elements: [Element] = []
+    /// A list of changes, or a creation held as the user it creates: a first sync plans one
+    /// creation per directory user, and a list of every attribute with no old value cost about
+    /// 1 KB each (100 MB of a 100k-user plan), where the user shares the mapped entry's values.
+    fileprivate enum Storage: Sendable {
+        case list([Element])
+        case creation(PortalUser, userGroup: String)
+    }
+
+    private var storage: Storage = .list([])
 
     public init() {}
 
@@ -270,9 +278,41 @@ public struct AttributeChanges: Sendable, Equatable, Sequence, ExpressibleByDict
         for (attribute, change) in elements { self[attribute] = change }
     }
 
+    /// The changes that create `user` in `userGroup`: every attribute it has, none with an old
+    /// value (but its source: a created user always comes from the directory).
+    public init(creating user: PortalUser, userGroup: String) {
+        storage = .creation(user, userGroup: userGroup)
+    }
+
+    /// The user and user group of changes made by ``init(creating:userGroup:)`` and not changed since.
+    var creation: (user: PortalUser, userGroup: String)? {
+        if case .creation(let user, let userGroup) = storage { (user, userGroup) } else { nil }
+    }
+
+    /// A creation's value of `attribute`: none for its source.
+    private static func created(_ attribute: UserAttribute, of user: PortalUser, userGroup: String) -> FieldChange? {
+        guard attribute != .source, let value = attribute == .userGroup ? .text(userGroup) : user[attribute] else { return nil }
+        return FieldChange(old: nil, new: value)
+    }
+
+    /// Every change, in ``UserAttribute/allCases`` order.
+    private var elements: [Element] {
+        switch storage {
+        case .list(let elements): elements
+        case .creation: Array(self)
+        }
+    }
+
     public subscript(attribute: UserAttribute) -> FieldChange? {
-        get { elements.first { $0.attribute == attribute }?.change }
+        get {
+            switch storage {
+            case .list(let elements): elements.first { $0.attribute == attribute }?.change
+            case .creation(let user, let userGroup): Self.created(attribute, of: user, userGroup: userGroup)
+            }
+        }
         set {
+            var elements = self.elements
+            storage = .list([])
             let index = elements.firstIndex { $0.attribute == attribute }
             switch (index, newValue) {
             case (let index?, let change?): elements[index].change = change
@@ -283,18 +323,13 @@ public struct AttributeChanges: Sendable, Equatable, Sequence, ExpressibleByDict
                 elements.insert(Element(attribute: attribute, change: change), at: at)
             case (nil, nil): break
             }
+            storage = .list(elements)
         }
     }
 
-    /// The changes that create `user` in `userGroup`: every attribute it has, none with an old
-    /// value (but its source: a created user always comes from the directory).
-    public init(creating user: PortalUser, userGroup: String) {
-        elements.reserveCapacity(UserAttribute.allCases.count)
-        for attribute in UserAttribute.allCases where attribute != .source {
-            if let value = attribute == .userGroup ? .text(userGroup) : user[attribute] {
-                elements.append(Element(attribute: attribute, change: FieldChange(old: nil, new: value)))
-            }
-        }
+    /// Equal when they hold the same changes, however they are kept.
+    public static func == (lhs: AttributeChanges, rhs: AttributeChanges) -> Bool {
+        lhs.elements == rhs.elements
     }
 
     @discardableResult
@@ -303,10 +338,48 @@ public struct AttributeChanges: Sendable, Equatable, Sequence, ExpressibleByDict
         return self[attribute]
     }
 
-    public var count: Int { elements.count }
-    public var isEmpty: Bool { elements.isEmpty }
-    public var attributes: [UserAttribute] { elements.map(\.attribute) }
-    public func makeIterator() -> IndexingIterator<[Element]> { elements.makeIterator() }
+    public var count: Int {
+        switch storage {
+        case .list(let elements): elements.count
+        case .creation: reduce(0) { count, _ in count + 1 }
+        }
+    }
+
+    public var isEmpty: Bool {
+        var iterator = makeIterator()
+        return iterator.next() == nil
+    }
+
+    public var attributes: [UserAttribute] { map(\.attribute) }
+
+    public func makeIterator() -> Iterator { Iterator(storage: storage) }
+
+    /// The changes in ``UserAttribute/allCases`` order; a creation's are made as they are visited.
+    public struct Iterator: IteratorProtocol {
+        fileprivate let storage: Storage
+        private var position = 0
+
+        fileprivate init(storage: Storage) { self.storage = storage }
+
+        public mutating func next() -> Element? {
+            switch storage {
+            case .list(let elements):
+                guard position < elements.count else { return nil }
+                defer { position += 1 }
+                return elements[position]
+            case .creation(let user, let userGroup):
+                let attributes = UserAttribute.allCases
+                while position < attributes.count {
+                    let attribute = attributes[position]
+                    position += 1
+                    if let change = AttributeChanges.created(attribute, of: user, userGroup: userGroup) {
+                        return Element(attribute: attribute, change: change)
+                    }
+                }
+                return nil
+            }
+        }
+    }
 
     private struct Pair: Codable {
         var old: String?

@@ -151,6 +151,7 @@ struct SnapshotBuilder {
     private var users: [DirectoryUser] = []
     private var skipped: [SkippedEntry] = []
     private var presentIDs = Set<String>()
+    private var names = StringPool()
 
     init(mapping: Mapping, index: GroupIndex) {
         self.mapping = mapping
@@ -166,7 +167,13 @@ struct SnapshotBuilder {
         case .success(let mapped):
             presentIDs.insert(mapped.externalID)
             let memberships = index.memberships(of: entry)
-            users.append(DirectoryUser(mapped: mapped, outcome: evaluator.evaluate(user: entry, memberships: memberships)))
+            var outcome = evaluator.evaluate(user: entry, memberships: memberships)
+            // The users of one group share its name rather than each holding a rendered copy.
+            outcome.userGroup = names.shared(outcome.userGroup)
+            for position in outcome.decisions.indices where outcome.decisions[position].attribute == .userGroup {
+                outcome.decisions[position].value = names.shared(outcome.decisions[position].value)
+            }
+            users.append(DirectoryUser(mapped: mapped, outcome: outcome))
             return mapped.email.lowercased()
         case .failure(let reason):
             let id = Mapping.externalID(entry, attribute: mapping.users.id)

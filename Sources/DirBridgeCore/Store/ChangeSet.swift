@@ -39,10 +39,27 @@ public struct NewClientUser: Sendable, Equatable {
     public var userGroupName: String?
     /// Issue an invitation (an `invitations` row) with the creation.
     public var invite: Bool
-    public var reason: String?
+    /// The history row's reason: the plan's reasons, one per line.
+    public var reason: String? {
+        get { reasonLines?.joined(separator: "\n") }
+        set { reasonLines = newValue.map { [$0] } }
+    }
+    /// The reason's lines, joined only when the history row is written: a first sync's plan
+    /// already holds them, and joined copies of 100k users' reasons cost 20 MB.
+    private var reasonLines: [String]?
 
     public init(_ user: PortalUser, userGroupName: String? = nil, invite: Bool = false, reason: String? = nil) {
-        (self.user, self.userGroupName, self.invite, self.reason) = (user, userGroupName, invite, reason)
+        (self.user, self.userGroupName, self.invite, self.reasonLines) = (user, userGroupName, invite, reason.map { [$0] })
+    }
+
+    /// A new user whose reason is `reasons`, one per line.
+    init(_ user: PortalUser, userGroupName: String?, invite: Bool, reasons: [String]) {
+        (self.user, self.userGroupName, self.invite, self.reasonLines) = (user, userGroupName, invite, reasons)
+    }
+
+    /// Equal attributes, invitation and reason text.
+    public static func == (lhs: NewClientUser, rhs: NewClientUser) -> Bool {
+        (lhs.user, lhs.userGroupName, lhs.invite) == (rhs.user, rhs.userGroupName, rhs.invite) && lhs.reason == rhs.reason
     }
 
     /// A new user from its attributes one by one.
@@ -140,8 +157,12 @@ extension ChangeSet {
         let changes = plan.userChanges
         let creations = changes.indices.filter { changes[$0].action == .create }.concurrentMap { position -> NewClientUser in
             let change = changes[position]
-            var user = NewClientUser(PortalUser(email: change.email, externalID: change.externalID, externalDN: change.dn),
-                                     invite: change.invite, reason: change.reasons.joined(separator: "\n"))
+            if let creation = change.fields.creation {
+                // The planned user itself: its values are the mapped entry's, not copies.
+                return NewClientUser(creation.user, userGroupName: creation.userGroup, invite: change.invite, reasons: change.reasons)
+            }
+            var user = NewClientUser(PortalUser(email: change.email, externalID: change.externalID, externalDN: change.dn), userGroupName: nil,
+                                     invite: change.invite, reasons: change.reasons)
             for element in change.fields {
                 user[element.attribute] = element.change.new
             }

@@ -53,4 +53,90 @@ struct PipelineUnitTests {
         #expect(byPosition.count == 2)
         #expect(byPosition == byName)
     }
+
+    @Test("concurrentMap with a context: each chunk's state runs through its elements in order, and extra capacity is room only")
+    func concurrentMapWithContext() {
+        for count in [0, 1, 150, 10_007] {
+            let items = Array(0..<count)
+            // The context counts the elements its chunk has seen: within a chunk they come in order.
+            let mapped = items.concurrentMap(minimumChunk: 100, extraCapacity: 7, context: { [Int]() }) { seen, item -> Int in
+                let previous = seen.last ?? item - 1
+                seen.append(item)
+                return item - previous
+            }
+            #expect(mapped == Array(repeating: 1, count: count))
+            #expect(mapped.capacity >= count + 7)
+        }
+    }
+
+    @Test("StringPool hands back its first copy of equal strings")
+    func stringPoolShares() {
+        var pool = StringPool()
+        let first = pool.shared(String(repeating: "sales-emea-", count: 3))
+        let second = pool.shared(String(repeating: "sales-emea-", count: 3))
+        #expect(first == second)
+        #expect(first.utf8.withContiguousStorageIfAvailable { $0.baseAddress } == second.utf8.withContiguousStorageIfAvailable { $0.baseAddress })
+        #expect(pool.shared("other") == "other")
+    }
+
+    /// A created user with every kind of attribute: text fields, flags, a role and the link.
+    private static let created = PortalUser(
+        email: "ann@acme.example", fields: [.firstName: "Ann", .title: "CTO"], role: "Admin", globalAdmin: true, hasLogin: true,
+        externalID: "id-1", externalDN: "uid=ann,dc=a")
+
+    /// The changes of a creation, listed one by one as before creations were held as their user.
+    private static func listed(_ user: PortalUser, userGroup: String) -> AttributeChanges {
+        var changes = AttributeChanges()
+        for attribute in UserAttribute.allCases where attribute != .source {
+            if let value = attribute == .userGroup ? .text(userGroup) : user[attribute] { changes[attribute] = FieldChange(old: nil, new: value) }
+        }
+        return changes
+    }
+
+    @Test("a creation held as its user reads, counts, encodes and changes like the list of its attributes")
+    func creationStorageIsTheList() throws {
+        let compact = AttributeChanges(creating: Self.created, userGroup: "Sales")
+        let list = Self.listed(Self.created, userGroup: "Sales")
+        #expect(compact.creation != nil && list.creation == nil)
+        #expect(compact == list)
+        #expect(Array(compact) == Array(list))
+        #expect(compact.count == list.count && compact.count == 11)
+        #expect(compact.attributes == list.attributes)
+        #expect(!compact.isEmpty)
+        for attribute in UserAttribute.allCases {
+            #expect(compact[attribute] == list[attribute], "\(attribute)")
+        }
+        #expect(compact[.source] == nil && compact[.field(.cellPhone)] == nil)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        #expect(try encoder.encode(compact) == encoder.encode(list))
+
+        // A change to a creation (a protected user's withheld flag, say) turns it into the list, changed.
+        var changed = compact, changedList = list
+        #expect(changed.removeValue(forKey: .globalAdmin) == FieldChange(old: nil, new: .flag(true)))
+        changedList[.globalAdmin] = nil
+        changed[.field(.location)] = .text(nil, "Oslo")
+        changedList[.field(.location)] = .text(nil, "Oslo")
+        #expect(changed.creation == nil)
+        #expect(changed == changedList)
+        #expect(Array(changed).map(\.attribute) == Array(changedList).map(\.attribute))
+    }
+
+    @Test("a change set made from a planned creation equals one made from the same creation read back from a saved plan")
+    func changeSetFromCompactCreation() throws {
+        let change = PlannedUserChange(
+            action: .create, historyAction: .created, email: Self.created.email, userID: nil, externalID: Self.created.externalID,
+            dn: Self.created.externalDN, fields: AttributeChanges(creating: Self.created, userGroup: "Sales"),
+            reasons: ["new in the directory: uid=ann,dc=a", "rule 1 (line 9): user_group = Sales"], invite: true)
+        var plan = try World().plan([])
+        plan.userChanges = [change]
+        let saved = try JSONDecoder().decode(Plan.self, from: JSONEncoder().encode(plan))
+        #expect(saved.userChanges[0].fields.creation == nil)
+        let direct = ChangeSet(plan: plan, clientID: 1, editor: "dirbridge")
+        let fromSaved = ChangeSet(plan: saved, clientID: 1, editor: "dirbridge")
+        #expect(direct == fromSaved)
+        let user = try #require(direct.userCreations.first)
+        #expect(user.user == Self.created && user.userGroupName == "Sales" && user.invite)
+        #expect(user.reason == "new in the directory: uid=ann,dc=a\nrule 1 (line 9): user_group = Sales")
+    }
 }
