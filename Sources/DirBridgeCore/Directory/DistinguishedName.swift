@@ -52,9 +52,14 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
     /// plain ASCII, no capitals, no escapes, quotes, `+` or `;`, every RDN `type=value` with
     /// no space next to `,` or `=` and no double spaces. False means "parse to be sure".
     public static func isCanonical(_ text: String) -> Bool {
+        isCanonical(utf8: text.utf8)
+    }
+
+    /// ``isCanonical(_:)`` of UTF-8 bytes; false for bytes that are not ASCII.
+    static func isCanonical(utf8 bytes: some Collection<UInt8>) -> Bool {
         var previous: UInt8 = 0x2C
         var sawEquals = false
-        for byte in text.utf8 {
+        for byte in bytes {
             switch byte {
             case 0x41...0x5A, 0x80...0xFF, 0x5C, 0x22, 0x2B, 0x3B, 0x23, 0x3C, 0x3E, 0x00...0x1F, 0x7F:
                 return false
@@ -71,7 +76,7 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
             }
             previous = byte
         }
-        return !text.isEmpty && previous != 0x20 && sawEquals && previous != 0x3D
+        return !bytes.isEmpty && previous != 0x20 && sawEquals && previous != 0x3D
     }
 
     /// `text` in canonical form without parsing it when ``isCanonical(_:)`` says it already

@@ -139,4 +139,30 @@ struct PipelineUnitTests {
         #expect(user.user == Self.created && user.userGroupName == "Sales" && user.invite)
         #expect(user.reason == "new in the directory: uid=ann,dc=a\nrule 1 (line 9): user_group = Sales")
     }
+
+    @Test("an index of cached groups for a few users finds their memberships whether member values are canonical or not")
+    func groupIndexMemberFilter() throws {
+        let mapping = try MappingLoader.load(yaml: """
+            client: Acme
+            directory: { url: "ldap://127.0.0.1:1", bind_dn: "cn=x,dc=a", bind_password_env: X }
+            users: { base: "ou=people,dc=a", id: entryUUID, fields: { email: mail } }
+            groups: { base: "ou=groups,dc=a", members: [member], nested: true }
+            """, file: "acme.yaml", baseDirectory: "/tmp", environment: [:])
+        let groups = [
+            EntryAttributes(dn: "cn=sales,ou=groups,dc=a", strings: ["cn": ["sales"], "member": [
+                "UID=Ann,OU=People,DC=a", "uid=bob,ou=people,dc=a", "uid=carl,ou=people,dc=a", "cn=emea,ou=groups,dc=a"]]),
+            EntryAttributes(dn: "cn=EMEA,ou=groups,dc=a", strings: ["cn": ["emea"], "member": ["uid=dora,ou=people,dc=a"]]),
+        ]
+        let wanted: Set<String> = ["uid=ann,ou=people,dc=a", "uid=bob,ou=people,dc=a", "uid=dora,ou=people,dc=a"]
+        var filtered = GroupIndex(mapping: mapping, groups: groups, members: wanted)
+        var whole = GroupIndex(mapping: mapping, groups: groups)
+        for dn in ["uid=Ann,ou=people,dc=a", "uid=bob,ou=people,dc=a", "uid=dora,ou=people,dc=a"] {
+            let user = EntryAttributes(dn: dn, values: [:])
+            let memberships = filtered.memberships(of: user)
+            #expect(!memberships.isEmpty, "\(dn)")
+            #expect(memberships == whole.memberships(of: user), "\(dn)")
+        }
+        // Dora is in EMEA directly and in sales through it: nesting survives the filter.
+        #expect(Set(filtered.memberships(of: EntryAttributes(dn: "uid=dora,ou=people,dc=a", values: [:])).map(\.cn)) == ["emea", "sales"])
+    }
 }
