@@ -86,6 +86,17 @@ struct CacheDelta {
     /// Keys of changed users that were not cached before.
     var newUsers: Set<String> { Set(changedUsers.keys.filter { usersBefore[$0] == nil }) }
 
+    /// How many user entries the cache holds once `update` is written (its deletions, then its
+    /// upserts), given how many it held before: every key patched was looked up first, so
+    /// `usersBefore` tells which were cached.
+    func cachedUsers(before: Int, after update: DirectoryCacheUpdate) -> Int {
+        let deleted = Set(update.deletions.filter { $0.kind == .user }.map(\.key))
+        let upserted = Set(update.encodedUpserts.filter { $0.kind == .user }.map(\.key))
+        let removed = deleted.filter { usersBefore[$0] != nil }.count
+        let added = upserted.filter { usersBefore[$0] == nil || deleted.contains($0) }.count
+        return before - removed + added
+    }
+
     /// The whole cached user view, patched.
     func apply(to users: inout [String: EntryAttributes]) {
         for key in goneUsers { users.removeValue(forKey: key) }
@@ -176,7 +187,7 @@ enum AffectedPlanning {
         let protected = Set(mapping.deprovision.protected.map { $0.lowercased() })
         affected.formUnion(try keys(.email, protected))
 
-        let cachedCount = try store.cachedUserCount(client: name)
+        let cachedCount = try state.cachedUsers ?? store.cachedUserCount(client: name)
         guard affected.count <= max(1_000, Int(Double(cachedCount) * maxShare)) else {
             return .everyone("\(affected.count) of \(cachedCount) users are affected")
         }

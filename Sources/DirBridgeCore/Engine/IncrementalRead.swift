@@ -148,6 +148,7 @@ enum IncrementalReader {
         }
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: true, state: state)
         update.encodedUpserts = collector.upserts
+        update.state.cachedUsers = Set(collector.upserts.lazy.filter { $0.kind == .user }.map(\.key)).count
         return IncrementalReadResult(snapshot: snapshot, entriesRead: snapshot.entriesRead, cacheUpdate: update, method: .full, fullReason: reason)
     }
 
@@ -222,6 +223,7 @@ enum IncrementalReader {
             groupChanges = changes
         }
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false, state: cache.state)
+        update.state.cachedUsers = nil  // Set by finish() or unchangedShortcut(), which know the patch.
         update.state.usersCookie = userChanges.cookie ?? usersCookie
         if let groupChanges { update.state.groupsCookie = groupChanges.cookie ?? cache.state.groupsCookie }
         update.state.lastIncremental = Date()
@@ -271,6 +273,7 @@ enum IncrementalReader {
         logger: Logger, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult? {
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: false, state: cache.state)
+        update.state.cachedUsers = nil  // Set by finish() or unchangedShortcut(), which know the patch.
         let method = cache.state.method ?? .modifyTimestamp
         var sinceUSN: Int64?
         if method == .usnChanged {
@@ -334,6 +337,8 @@ enum IncrementalReader {
         {
             return result
         }
+        var update = update
+        update.state.cachedUsers = cache.state.cachedUsers.map { delta.cachedUsers(before: $0, after: update) }
         let whole = { () throws -> DirectorySnapshot in
             var users = try cache.entries().users
             delta.apply(to: &users)
@@ -366,6 +371,7 @@ enum IncrementalReader {
         logger.debug("nothing changed since the last applied run: planning skipped")
         var update = update
         update.expectedCounter = counter
+        update.state.cachedUsers = cache.state.cachedUsers  // Nothing changed in the cache.
         return IncrementalReadResult(snapshot: nil, unchanged: view, entriesRead: entriesRead, cacheUpdate: update, method: method, fullReason: nil)
     }
 

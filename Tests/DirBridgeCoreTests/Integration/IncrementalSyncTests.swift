@@ -66,6 +66,13 @@ struct IncrementalFixture: SyncFixture {
     var environment: [String: String] { ["DIRBRIDGE_URL": slapd.ldapURL] }
     var incremental: Bool { true }
 
+    /// The user count the sync state keeps (so scheduled runs need not count the cache), and
+    /// the cache's user rows counted: equal after every apply.
+    func cachedUserCounts() throws -> (kept: String?, counted: String) {
+        let counted: Int = try value("SELECT COUNT(*) FROM directory_cache WHERE kind = 'user'") ?? -1
+        return (try value("SELECT value FROM sync_state WHERE key = 'cached_users'"), String(counted))
+    }
+
     /// (enabled, user group, title) of one user, by uid.
     func user(uid: String) throws -> (enabled: Bool, group: String, title: String?)? {
         try user("\(uid)@example.com").map { ($0["enabled"], $0["group_name"], $0["title"]) }
@@ -82,6 +89,7 @@ struct IncrementalSyncTests {
         #expect(first.method == .full)
         #expect(first.plan.summary.create == 1000)
         #expect(try fixture.value("SELECT value FROM sync_state WHERE key = 'method'") == "content-sync")
+        #expect(try fixture.cachedUserCounts() == ("1000", "1000"))
 
         let quiet = try fixture.sync()
         #expect(quiet.method == .contentSync)
@@ -148,6 +156,7 @@ struct IncrementalSyncTests {
         #expect(try fixture.user(uid: "u0100")?.title == "Head of Testing")
         #expect(try fixture.user(uid: "u0400")?.enabled == false)
         #expect(try fixture.user(uid: "u0005")?.group == "Sales")
+        #expect(try fixture.cachedUserCounts() == ("999", "999"))
 
         // Out of the base (moved to ou=alumni) and out of the filter (now a contractor): both gone.
         try fixture.slapd.modify("""
@@ -167,7 +176,9 @@ struct IncrementalSyncTests {
         #expect(gone.method == .contentSync)
         #expect(gone.entriesRead == 0)
         #expect(Set(gone.plan.userChanges.filter { $0.action == .disable }.map(\.email)) == ["u0500@example.com", "u0600@example.com"])
+        #expect(try fixture.cachedUserCounts() == ("997", "997"))
         #expect(try fixture.sync().plan.isEmpty)
+        #expect(try fixture.cachedUserCounts() == ("997", "997"))
     }
 
     @Test("content sync without a session log: the present phase still reveals the deletion", arguments: StoreKind.allCases)
@@ -237,11 +248,13 @@ struct IncrementalSyncTests {
         #expect(delta.plan.userChanges.map(\.email) == ["u0007@example.com"])
         #expect(try fixture.user(uid: "u0007")?.title == "Found By Timestamp")
         #expect(try fixture.user(uid: "u0025")?.enabled == true)  // a deletion leaves no timestamp (u0025 is in no group)
+        #expect(try fixture.cachedUserCounts() == ("30", "30"))
 
         let reconcile = try fixture.sync(options: IncrementalOptions(fullEvery: 0))
         #expect(reconcile.method == .full)
         #expect(reconcile.fullReason?.contains("full reconcile due") == true)
         #expect(reconcile.plan.userChanges.map(\.email) == ["u0025@example.com"])
+        #expect(try fixture.cachedUserCounts() == ("29", "29"))
         #expect(try fixture.user(uid: "u0025")?.enabled == false)
         #expect(try fixture.value("SELECT incremental FROM sync_runs ORDER BY id DESC LIMIT 1") == 0)
     }
