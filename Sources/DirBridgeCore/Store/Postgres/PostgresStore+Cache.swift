@@ -38,9 +38,11 @@ extension PostgresStore: DirectoryCacheStoring {
                     binds.append(Array(keys))
                     sql += " AND key = ANY($3)"
                 }
-                for row in try db.rows(sql, binds) {
+                for (key, entry) in try db.values(sql, binds, { row in
                     let key = try row.text("key")
-                    result[key] = try Self.decodeCached(row, client: client, key: key)
+                    return (key, try Self.decodeCached(row, client: client, key: key))
+                }) {
+                    result[key] = entry
                 }
                 return result
             }
@@ -52,10 +54,13 @@ extension PostgresStore: DirectoryCacheStoring {
             try session.exclusive { db in
                 var users: [String: EntryAttributes] = [:]
                 var groups: [String: EntryAttributes] = [:]
-                for row in try db.rows("SELECT kind, key, entry FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1)", PostgresBindings([client])) {
+                let entries = try db.values("SELECT kind, key, entry FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1)",
+                                            PostgresBindings([client])) { row in
                     let key = try row.text("key")
-                    let decoded = try Self.decodeCached(row, client: client, key: key)
-                    if try row.text("kind") == EntryKind.user.rawValue { users[key] = decoded } else { groups[key] = decoded }
+                    return (user: try row.text("kind") == EntryKind.user.rawValue, key: key, entry: try Self.decodeCached(row, client: client, key: key))
+                }
+                for (user, key, entry) in entries {
+                    if user { users[key] = entry } else { groups[key] = entry }
                 }
                 return (users, groups)
             }

@@ -240,8 +240,8 @@ public final class PostgresStore: PortalStorage {
         }
         let groups = try db.rows("SELECT \(userGroupColumns) FROM user_groups WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID]))
             .map(userGroup)
-        let users = try db.rows("SELECT \(userColumns()) FROM client_users WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID]))
-            .map(user)
+        let users = try db.values("SELECT \(userColumns()) FROM client_users WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID]),
+                                  user)
         let lastHistoryID = try db.row("SELECT max(id) AS id FROM history WHERE client_id = $1", PostgresBindings([clientID]))?
             .optionalInt("id")
         return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
