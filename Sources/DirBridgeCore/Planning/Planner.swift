@@ -172,7 +172,7 @@ public struct Planner: Sendable {
         let keys = changes.map { ($0.action.rank, $0.email.lowercased()) }
         let others = keys.indices.sorted { keys[$0] < keys[$1] }.map { changes[$0] }
         changes = []
-        let emails = creations.map { Self.sortKey(snapshot.users[$0.position].mapped.email) }
+        let emails = creations.map { snapshot.users[$0.position].mapped.email.lowercasedSharingStorage }
         let creationOrder = emails.indices.sorted { emails[$0] < emails[$1] }.map { creations[$0] }
         changes = creationOrder.concurrentMap(extraCapacity: others.count, context: { StringPool() }) { lines, creation in
             create(snapshot.users[creation.position], group: creation.group, lines: &lines)
@@ -279,12 +279,6 @@ public struct Planner: Sendable {
         return PlannedUserChange(action: action, historyAction: history, email: stored.email, userID: stored.id,
                                  externalID: user.mapped.externalID, dn: user.mapped.dn, fields: fields, reasons: reasons, invite: false,
                                  name: Self.name(user.mapped.fields[.firstName] ?? stored[.firstName], user.mapped.fields[.lastName] ?? stored[.lastName]))
-    }
-
-    /// An email as plans sort it: lowercased, and shared rather than copied when it already is
-    /// (mappings usually lower it: 100k copies cost a first sync's plan 7 MB).
-    static func sortKey(_ email: String) -> String {
-        email.utf8.allSatisfy { $0 < 0x80 && !(65...90).contains($0) } ? email : email.lowercased()
     }
 
     /// "First Last" for reading a plan; nil when the user has neither.

@@ -50,7 +50,7 @@ final class DirectoryCacheCollector {
     }
 
     private static func key(of entry: EntryAttributes, uuid: String?, kind: EntryKind, mapping: Mapping) -> String? {
-        if let uuid, !uuid.isEmpty { return uuid.lowercased() }
+        if let uuid, !uuid.isEmpty { return uuid.lowercasedSharingStorage }
         if kind == .group, let guid = entry.bytes("objectguid").first, guid.count == 16 { return "guid:" + TemplateFilter.uuidText(guid) }
         if kind == .user {
             let id = Mapping.externalID(entry, attribute: mapping.users.id)

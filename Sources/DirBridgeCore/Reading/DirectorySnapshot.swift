@@ -174,7 +174,7 @@ struct SnapshotBuilder {
                 outcome.decisions[position].value = names.shared(outcome.decisions[position].value)
             }
             users.append(DirectoryUser(mapped: mapped, outcome: outcome))
-            return mapped.email.lowercased()
+            return mapped.email.lowercasedSharingStorage
         case .failure(let reason):
             let id = Mapping.externalID(entry, attribute: mapping.users.id)
             if !id.isEmpty { presentIDs.insert(id) }

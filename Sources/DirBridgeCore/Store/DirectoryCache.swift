@@ -52,7 +52,8 @@ struct CacheRow: Sendable {
         self.entry = EntryCodec.encode(entry)
         guard kind == .user else { return }
         let id = Mapping.externalID(entry, attribute: mapping.users.id)
-        externalID = id.isEmpty ? nil : id
+        // The key itself when they are equal (entryUUID as the id): one copy, not two.
+        externalID = id.isEmpty ? nil : id == key ? key : id
         dn = DistinguishedName.canonical(entry.dn)
         self.email = email ?? (try? mapping.mapUser(entry).get()).map { $0.email.lowercased() }
     }
