@@ -56,7 +56,7 @@ public struct RuleOutcome: Sendable, Equatable {
 /// One rule deciding one attribute of a user, with the reason it matched.
 ///
 /// Example: `rule 2 (line 31): user_group = Sales, via cn=sales-leads,ou=groups,… via cn=emea,ou=groups,…`.
-public struct Decision: Sendable, Equatable, CustomStringConvertible {
+public struct Decision: Sendable, Hashable, CustomStringConvertible {
     /// 1-based index of the rule in `rules:`.
     public var rule: Int
     /// Line of the rule in the mapping file.
@@ -81,7 +81,7 @@ public enum DecidedAttribute: String, Sendable, Equatable, CaseIterable {
 }
 
 /// Why a rule matched a user: membership of a group (through a path of nested groups) or a filter.
-public enum DecisionReason: Sendable, Equatable, CustomStringConvertible {
+public enum DecisionReason: Sendable, Hashable, CustomStringConvertible {
     /// Member of `dn`; `path` from the direct group to `dn`.
     case group(dn: String, path: [String])
     /// The user entry matched this filter.

@@ -152,6 +152,7 @@ struct SnapshotBuilder {
     private var skipped: [SkippedEntry] = []
     private var presentIDs = Set<String>()
     private var names = StringPool()
+    private var decisions = SharingPool<[Decision]>()
 
     init(mapping: Mapping, index: GroupIndex) {
         self.mapping = mapping
@@ -173,6 +174,8 @@ struct SnapshotBuilder {
             for position in outcome.decisions.indices where outcome.decisions[position].attribute == .userGroup {
                 outcome.decisions[position].value = names.shared(outcome.decisions[position].value)
             }
+            // And the same decisions (a rule, through the same groups) rather than an array each.
+            outcome.decisions = decisions.shared(outcome.decisions)
             users.append(DirectoryUser(mapped: mapped, outcome: outcome))
             return mapped.email.lowercasedSharingStorage
         case .failure(let reason):

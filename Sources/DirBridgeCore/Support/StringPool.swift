@@ -1,15 +1,18 @@
-/// One copy of each distinct string: many users share the same rendered user group name and
-/// the same decision text, and a copy per user cost a 100k-user first sync about 20 MB.
-struct StringPool {
-    private var strings: Set<String> = []
+/// One copy of each distinct value: many users share the same rendered user group name, the
+/// same rule decisions and the same decision text, and a copy per user cost a 100k-user first
+/// sync about 30 MB.
+struct SharingPool<Value: Hashable> {
+    private var values: Set<Value> = []
 
-    /// The pool's copy of `string`, which it keeps from now on.
-    mutating func shared(_ string: String) -> String {
-        if let kept = strings.firstIndex(of: string) { return strings[kept] }
-        strings.insert(string)
-        return string
+    /// The pool's copy of `value`, which it keeps from now on.
+    mutating func shared(_ value: Value) -> Value {
+        if let kept = values.firstIndex(of: value) { return values[kept] }
+        values.insert(value)
+        return value
     }
 }
+
+typealias StringPool = SharingPool<String>
 
 extension String {
     /// `lowercased()`, but the string itself (its storage shared, not copied) when it has no

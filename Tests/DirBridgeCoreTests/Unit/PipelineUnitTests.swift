@@ -69,7 +69,7 @@ struct PipelineUnitTests {
         }
     }
 
-    @Test("StringPool hands back its first copy of equal strings")
+    @Test("a sharing pool hands back its first copy of equal strings and arrays")
     func stringPoolShares() {
         var pool = StringPool()
         let first = pool.shared(String(repeating: "sales-emea-", count: 3))
@@ -77,6 +77,11 @@ struct PipelineUnitTests {
         #expect(first == second)
         #expect(first.utf8.withContiguousStorageIfAvailable { $0.baseAddress } == second.utf8.withContiguousStorageIfAvailable { $0.baseAddress })
         #expect(pool.shared("other") == "other")
+
+        var arrays = SharingPool<[Int]>()
+        let one = arrays.shared(Array(0..<10)), two = arrays.shared(Array(0..<10))
+        #expect(one == two)
+        #expect(one.withUnsafeBufferPointer { $0.baseAddress } == two.withUnsafeBufferPointer { $0.baseAddress })
     }
 
     /// A created user with every kind of attribute: text fields, flags, a role and the link.
