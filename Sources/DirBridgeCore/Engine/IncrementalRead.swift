@@ -148,7 +148,9 @@ enum IncrementalReader {
         }
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: true, state: state)
         update.encodedUpserts = collector.upserts
-        update.state.cachedUsers = Set(collector.upserts.lazy.filter { $0.kind == .user }.map(\.key)).count
+        // Distinct keys as the store compares them, byte for byte (Swift's String equality would
+        // merge two canonically equivalent non-ASCII ids that are two rows).
+        update.state.cachedUsers = Set(collector.upserts.lazy.filter { $0.kind == .user }.map { Array($0.key.utf8) }).count
         return IncrementalReadResult(snapshot: snapshot, entriesRead: snapshot.entriesRead, cacheUpdate: update, method: .full, fullReason: reason)
     }
 

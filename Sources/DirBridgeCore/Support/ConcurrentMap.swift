@@ -25,7 +25,8 @@ extension Array where Element: Sendable {
             nonisolated(unsafe) let slots = buffer
             DispatchQueue.concurrentPerform(iterations: parts) { part in
                 var state = context()
-                for index in part * chunk..<Swift.min(count, (part + 1) * chunk) {
+                // A short last part may start past the end (5 elements in 4 parts of 2): then it has none.
+                for index in Swift.min(count, part * chunk)..<Swift.min(count, (part + 1) * chunk) {
                     (slots.baseAddress! + index).initialize(to: transform(&state, self[index]))
                 }
             }
