@@ -27,8 +27,8 @@ public enum SyncEngine {
             RunMetrics.recordSkip(client: client)
             throw skipped
         } catch let held as LeaseError where !held.lost && request.skipIfSyncedSince != nil {
-            // Shared ticks: another worker is syncing this client now; this tick is theirs.
-            RunMetrics.recordSkip(client: client)
+            // Shared ticks: another worker is syncing this client now. Not a run: the scheduler
+            // looks again until the tick ends, and counts a skip if the tick stays theirs.
             throw held
         } catch {
             let refusal = (error as? SyncError).flatMap { $0.kind == .refused ? $0 : nil }

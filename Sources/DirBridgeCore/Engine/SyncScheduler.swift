@@ -92,7 +92,7 @@ public struct SyncScheduler: Service {
         }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             number += 1
-            let started = Date()
+            var started = Date()
             let control = RunControl()
             var request = SyncRequest(
                 mapping: mapping, storePath: options.storePath, apply: options.apply, incremental: true,
@@ -106,8 +106,23 @@ public struct SyncScheduler: Service {
             // waited into the next tick is that tick's run); the next one starts `every` after it.
             let tick = options.sharedTicks ? SharedTicks.start(of: Date(), every: options.every, client: mapping.client.name) : started
             if options.sharedTicks { request.skipIfSyncedSince = tick }
-            let ending = await runOnce(request, control: control)
+            var ending = await runOnce(request, control: control)
             await options.gate?.release()
+            // Shared ticks: another worker holds the lease. Look again (not holding a place in the
+            // gate meanwhile) until it is done or the tick ends: a holder that synced makes this a
+            // skip; a holder that died on this host is taken over, and the tick is still synced.
+            while options.sharedTicks, Self.heldByAnotherWorker(ending), !Task.isShuttingDownGracefully,
+                  let pause = Self.recheckPause(tick: tick, every: options.every) {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(pause)) }
+                await options.gate?.acquire()
+                if Task.isShuttingDownGracefully {
+                    await options.gate?.release()
+                    break
+                }
+                started = Date()
+                ending = await runOnce(request, control: control)
+                await options.gate?.release()
+            }
             let seconds = Date().timeIntervalSince(started)
             var delay = options.every
             switch ending {
@@ -129,6 +144,7 @@ public struct SyncScheduler: Service {
                 logger.notice("\(SchedulerLog.skipped(number: number, by: error.last, next: tick.addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
             case .finished(.failure(let error as LeaseError)) where options.sharedTicks && !error.lost:
                 failures = 0
+                RunMetrics.recordSkip(client: mapping.client.name)
                 logger.notice("\(SchedulerLog.skipped(number: number, holder: error.holder, next: tick.addingTimeInterval(delay)))", metadata: ["run": "\(number)"])
             case .finished(.failure(let error)):
                 if error is SyncStopped {
@@ -155,6 +171,19 @@ public struct SyncScheduler: Service {
             }
         }
         logger.notice("dirbridge run: stopped")
+    }
+
+    /// Whether the run found the client's lease held by another worker (not lost after reading).
+    static func heldByAnotherWorker(_ ending: Ending) -> Bool {
+        if case .finished(.failure(let error as LeaseError)) = ending { return !error.lost }
+        return false
+    }
+
+    /// How long to wait before looking at a held lease again (a second, less for short ticks),
+    /// or nil when the look would fall in the next tick.
+    static func recheckPause(tick: Date, every: TimeInterval, now: Date = Date()) -> TimeInterval? {
+        let pause = min(1, every / 4)
+        return now.addingTimeInterval(pause) < tick.addingTimeInterval(every) ? pause : nil
     }
 
     /// Seconds from `now` until the next run: `every` after this run's tick, or for a `retry`

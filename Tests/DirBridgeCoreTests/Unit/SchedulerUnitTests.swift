@@ -33,6 +33,23 @@ struct SchedulerUnitTests {
         #expect(SharedTicks.start(of: start.addingTimeInterval(every), every: every, client: "Acme Corp") == start.addingTimeInterval(every))
     }
 
+    @Test("a lease held by another worker is looked at again every second until the tick ends; only a held lease is")
+    func heldLeaseRechecks() {
+        let tick = Date(timeIntervalSince1970: 1_000_000)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, now: tick) == 1)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, now: tick.addingTimeInterval(58.5)) == 1)
+        // The next look would fall in the next tick: that tick is the next run's.
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, now: tick.addingTimeInterval(59)) == nil)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, now: tick.addingTimeInterval(75)) == nil)
+        // Short ticks look four times per tick.
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 2, now: tick) == 0.5)
+        let holder = LeaseHolder(holder: "run", pid: 42, host: "other", acquiredAt: "", expiresAt: "")
+        #expect(SyncScheduler.heldByAnotherWorker(.finished(.failure(LeaseError.held(client: "Acme", by: holder)))))
+        // A lease lost after reading is a failure of this run, not another worker's tick.
+        #expect(!SyncScheduler.heldByAnotherWorker(.finished(.failure(StoreLease.lost(client: "Acme", holder: holder)))))
+        #expect(!SyncScheduler.heldByAnotherWorker(.abandoned))
+    }
+
     @Test("a tick left to another worker is a sign of life for /healthz, and leaves the last run's verdict standing")
     func skippedTicksAndHealth() {
         let health = RunHealth.shared
