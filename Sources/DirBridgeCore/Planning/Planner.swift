@@ -171,11 +171,11 @@ public struct Planner: Sendable {
         // other changes (few) are sorted apart. The keys are computed once, not per comparison.
         let keys = changes.map { ($0.action.rank, $0.email.lowercased()) }
         let others = keys.indices.sorted { keys[$0] < keys[$1] }.map { changes[$0] }
-        changes = []
+        changes = []  // Freed before the creations are built: at 100k, each array of changes is 20 MB.
         let emails = creations.map { snapshot.users[$0.position].mapped.email.lowercasedSharingStorage }
         let creationOrder = emails.indices.sorted { emails[$0] < emails[$1] }.map { creations[$0] }
-        changes = creationOrder.concurrentMap(extraCapacity: others.count, context: { StringPool() }) { lines, creation in
-            create(snapshot.users[creation.position], group: creation.group, lines: &lines)
+        changes = creationOrder.concurrentMap(extraCapacity: others.count, context: { [Decision: String]() }) { texts, creation in
+            create(snapshot.users[creation.position], group: creation.group, decisionTexts: &texts)
         }
         changes += others
         for change in changes {
@@ -213,7 +213,9 @@ public struct Planner: Sendable {
 
     // MARK: one user
 
-    private func create(_ user: DirectoryUser, group: String, lines: inout StringPool) -> PlannedUserChange {
+    /// A creation; `decisionTexts` holds each decision's text once made (the users a rule places
+    /// in one group share the decision, and its text need not be made, nor kept, once per user).
+    private func create(_ user: DirectoryUser, group: String, decisionTexts: inout [Decision: String]) -> PlannedUserChange {
         // The mapped values themselves (shared, not copied) unless one is empty.
         var values = user.mapped.fields
         for field in PortalField.allCases where values[field]?.isEmpty == true { values[field] = nil }
@@ -223,7 +225,15 @@ public struct Planner: Sendable {
                              externalID: user.mapped.externalID, externalDN: user.mapped.dn)
         let fields = AttributeChanges(creating: new, userGroup: group)
         var reasons = ["new in the directory: \(user.mapped.dn)"]
-        reasons += user.outcome.decisions.map { lines.shared($0.description) }
+        for decision in user.outcome.decisions {
+            if let text = decisionTexts[decision] {
+                reasons.append(text)
+            } else {
+                let text = decision.description
+                decisionTexts[decision] = text
+                reasons.append(text)
+            }
+        }
         if invite { reasons.append("login: invite — a login and an invitation") }
         return PlannedUserChange(action: .create, historyAction: .created, email: user.mapped.email, userID: nil,
                                  externalID: user.mapped.externalID, dn: user.mapped.dn, fields: fields, reasons: reasons, invite: invite)

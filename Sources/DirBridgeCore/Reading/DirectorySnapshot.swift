@@ -169,12 +169,9 @@ struct SnapshotBuilder {
             presentIDs.insert(mapped.externalID)
             let memberships = index.memberships(of: entry)
             var outcome = evaluator.evaluate(user: entry, memberships: memberships)
-            // The users of one group share its name rather than each holding a rendered copy.
+            // The users of one group share its name and their decisions (a rule, through the same
+            // groups) rather than each holding a rendered copy.
             outcome.userGroup = names.shared(outcome.userGroup)
-            for position in outcome.decisions.indices where outcome.decisions[position].attribute == .userGroup {
-                outcome.decisions[position].value = names.shared(outcome.decisions[position].value)
-            }
-            // And the same decisions (a rule, through the same groups) rather than an array each.
             outcome.decisions = decisions.shared(outcome.decisions)
             users.append(DirectoryUser(mapped: mapped, outcome: outcome))
             return mapped.email.lowercasedSharingStorage

@@ -1,6 +1,5 @@
-/// One copy of each distinct value: many users share the same rendered user group name, the
-/// same rule decisions and the same decision text, and a copy per user cost a 100k-user first
-/// sync about 30 MB.
+/// One copy of each distinct value: many users share the same rendered user group name and the
+/// same rule decisions, and a copy per user cost a 100k-user first sync about 20 MB.
 struct SharingPool<Value: Hashable> {
     private var values: Set<Value> = []
 
