@@ -207,7 +207,10 @@ private struct SyncRun {
         // apply record no counter (see DirectoryCacheUpdate.expectedCounter), never a stale one.
         let counterAtRead = try client.map { try store.changeCounter(clientID: $0.id) }
         let needsState = read.snapshot != nil || request.fingerprintsState
-        let state = needsState ? try client.map { try store.loadState(clientID: $0.id) } : nil
+        // The stored users share the values they have in common with the directory's (the
+        // index for it is freed once they are loaded).
+        let snapshot = read.snapshot
+        let state = needsState ? try client.map { try store.loadState(clientID: $0.id, sharing: snapshot.map(StoredUserSharing.init)) } : nil
         let plan = read.snapshot.map { Planner(mapping: mapping, overrides: request.overrides).plan(snapshot: $0, state: state) }
             ?? Plan.unchanged(mapping: mapping, view: read.incremental?.unchanged, entriesRead: read.entriesRead)
         return PlannedRun(plan: plan, state: state, counterAtRead: counterAtRead)

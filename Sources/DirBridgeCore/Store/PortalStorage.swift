@@ -26,8 +26,9 @@ public protocol PortalStorage: AnyObject, Sendable {
 
     // MARK: state and writes
 
-    /// Every user group and client user of a client, read in one transaction.
-    func loadState(clientID: Int64) throws(StoreError) -> ClientState
+    /// Every user group and client user of a client, read in one transaction; with `sharing`,
+    /// each user's values that equal the directory's share its storage (``StoredUserSharing``).
+    func loadState(clientID: Int64, sharing: StoredUserSharing?) throws(StoreError) -> ClientState
     /// Records a run that wrote nothing else (a dry run, a refused or failed run); returns its id.
     func recordRun(_ run: SyncRunRecord) throws(StoreError) -> Int64
     /// Applies a change set in one transaction under `lease`, creating the client in the same
@@ -118,6 +119,11 @@ public struct LastSync: Sendable, Equatable {
 }
 
 extension PortalStorage {
+    /// Every user group and client user of a client, read in one transaction.
+    public func loadState(clientID: Int64) throws(StoreError) -> ClientState {
+        try loadState(clientID: clientID, sharing: nil)
+    }
+
     /// ``apply(_:run:within:extra:creating:)`` outside a lease, for a client that exists.
     public func apply(_ changes: ChangeSet, run: SyncRunRecord) throws(StoreError) -> Int64 {
         do {

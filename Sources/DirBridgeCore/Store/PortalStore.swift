@@ -161,14 +161,14 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
     /// Every user group and client user of a client, read in one transaction.
     ///
     /// Rows are read with cursors, so 100,000 users cost one query, not one per user.
-    public func loadState(clientID: Int64) throws(StoreError) -> ClientState {
+    public func loadState(clientID: Int64, sharing: StoredUserSharing?) throws(StoreError) -> ClientState {
         try storeOperation("loading client \(clientID)") {
-            try pool.read { db in try Self.readState(clientID: clientID, db: db) }
+            try pool.read { db in try Self.readState(clientID: clientID, db: db, sharing: sharing) }
         }
     }
 
-    /// ``loadState(clientID:)`` inside a transaction the caller holds.
-    static func readState(clientID: Int64, db: Database) throws -> ClientState {
+    /// ``loadState(clientID:sharing:)`` inside a transaction the caller holds.
+    static func readState(clientID: Int64, db: Database, sharing: StoredUserSharing? = nil) throws -> ClientState {
         guard let client = try ClientRecord.fetchOne(db, key: clientID) else {
             throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
         }
@@ -176,7 +176,11 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
         var users: [StoredUser] = []
         let rows = try Row.fetchCursor(
             db, sql: "SELECT \(StoredUser.orderedSelection) FROM client_users WHERE client_id = ? ORDER BY id", arguments: [clientID])
-        while let row = try rows.next() { users.append(StoredUser(orderedRow: row)) }
+        while let row = try rows.next() {
+            var user = StoredUser(orderedRow: row)
+            sharing?.share(&user)
+            users.append(user)
+        }
         let lastHistoryID = try Int64.fetchOne(
             db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
         return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)

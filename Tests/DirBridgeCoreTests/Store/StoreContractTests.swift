@@ -212,6 +212,58 @@ struct StoreContractTests {
         #expect(defaultMoved?.message == StoreSchema.defaultGroupRule)
     }
 
+    @Test("a state loaded sharing the directory's values equals one loaded without, and shares the equal values' storage",
+          arguments: StoreKind.allCases)
+    func loadStateSharingDirectoryValues(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        _ = try store.apply(
+            ChangeSet(clientID: client.id, editor: "acme-sync", userCreations: [
+                NewClientUser(email: "ann@acme.example", fields: [.firstName: "Ann", .title: "Chief Executive Officer"],
+                              externalID: "0b6e1c2a-7d4e-4f7a-9a51-3c1f6f0d2e11", externalDN: "uid=ann,ou=people,dc=acme,dc=example"),
+                NewClientUser(email: "bob@acme.example", fields: [.firstName: "Bob", .title: "Sales Representative"],
+                              externalID: "5f0c9b7e-2a41-4c3d-8e6f-9b1a2c3d4e5f", externalDN: "uid=bob,ou=people,dc=acme,dc=example"),
+                NewClientUser(email: "carol@acme.example", source: .portal),
+            ]),
+            run: applyRun(clientID: client.id))
+        let plain = try store.loadState(clientID: client.id)
+        func mapped(_ stored: StoredUser, fields: PortalFieldValues, dn: String) -> DirectoryUser {
+            // New strings, not the loaded ones: equal values in storage of their own.
+            DirectoryUser(mapped: MappedFields(dn: String(decoding: Array(dn.utf8), as: UTF8.self),
+                                               externalID: String(decoding: Array((stored.externalID ?? "").utf8), as: UTF8.self),
+                                               fields: fields, disabled: false),
+                          outcome: RuleOutcome(userGroup: defaultUserGroupName, role: "Guest", globalAdmin: false, groupManager: false, decisions: []))
+        }
+        let ann = try #require(plain.users.first { $0.email == "ann@acme.example" })
+        let bob = try #require(plain.users.first { $0.email == "bob@acme.example" })
+        // Ann as stored; Bob with a new title and DN (only his equal values can be shared).
+        let directory = [
+            mapped(ann, fields: PortalFieldValues([.email: "ann@acme.example", .firstName: "Ann", .title: "Chief Executive Officer"]),
+                   dn: "uid=ann,ou=people,dc=acme,dc=example"),
+            mapped(bob, fields: PortalFieldValues([.email: "bob@acme.example", .firstName: "Bob", .title: "Sales Director"]),
+                   dn: "uid=robert,ou=people,dc=acme,dc=example"),
+        ]
+        let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: Set(directory.map(\.mapped.externalID)),
+                                         entriesRead: 2, userEntries: 2, groupsRead: 0, references: 0)
+        let shared = try store.loadState(clientID: client.id, sharing: StoredUserSharing(snapshot: snapshot))
+        #expect(shared == plain)
+        func storage(_ text: String?) -> UnsafePointer<UInt8>? {
+            var copy = text
+            return copy?.withUTF8 { $0.baseAddress }
+        }
+        let sharedAnn = try #require(shared.users.first { $0.id == ann.id })
+        let sharedBob = try #require(shared.users.first { $0.id == bob.id })
+        #expect(storage(sharedAnn[.title]) == storage(directory[0].mapped.fields[.title]))
+        #expect(storage(sharedAnn.email) == storage(directory[0].mapped.email))
+        #expect(storage(sharedAnn.externalDN) == storage(directory[0].mapped.dn))
+        #expect(storage(sharedAnn.externalID) == storage(directory[0].mapped.externalID))
+        #expect(storage(sharedBob.email) == storage(directory[1].mapped.email))
+        #expect(storage(sharedBob[.title]) != storage(directory[1].mapped.fields[.title]) && sharedBob[.title] == "Sales Representative")
+        #expect(sharedBob.externalDN == "uid=bob,ou=people,dc=acme,dc=example")
+        // The users one apply wrote share its time.
+        #expect(storage(sharedAnn.createdAt) == storage(sharedBob.createdAt) && sharedAnn.createdAt == ann.createdAt)
+    }
+
     @Test("a change set is written with one history row per changed entity", arguments: StoreKind.allCases)
     func applyWritesHistory(kind: StoreKind) throws {
         let temp = try TemporaryStore(kind)

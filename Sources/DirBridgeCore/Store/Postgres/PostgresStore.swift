@@ -227,21 +227,24 @@ public final class PostgresStore: PortalStorage {
                           createdAt: try row.text("created_at"), updatedAt: try row.text("updated_at"))
     }
 
-    public func loadState(clientID: Int64) throws(StoreError) -> ClientState {
+    public func loadState(clientID: Int64, sharing: StoredUserSharing?) throws(StoreError) -> ClientState {
         try operation("loading client \(clientID)") {
-            try session.transaction("REPEATABLE READ") { db in try Self.readState(clientID: clientID, db: db) }
+            try session.transaction("REPEATABLE READ") { db in try Self.readState(clientID: clientID, db: db, sharing: sharing) }
         }
     }
 
-    static func readState(clientID: Int64, db: PostgresSession.Statements, locking: Bool = false) throws -> ClientState {
+    static func readState(clientID: Int64, db: PostgresSession.Statements, locking: Bool = false, sharing: StoredUserSharing? = nil) throws -> ClientState {
         let lock = locking ? " FOR SHARE" : ""
         guard let client = try db.row("SELECT \(clientColumns) FROM clients WHERE id = $1", PostgresBindings([clientID])).map(client) else {
             throw StoreError(.unknownClient, "no client with id \(clientID) in the portal store")
         }
         let groups = try db.rows("SELECT \(userGroupColumns) FROM user_groups WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID]))
             .map(userGroup)
-        let users = try db.values("SELECT \(userColumns()) FROM client_users WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID]),
-                                  user)
+        let users = try db.values("SELECT \(userColumns()) FROM client_users WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID])) { row in
+            var loaded = try user(row)
+            sharing?.share(&loaded)
+            return loaded
+        }
         let lastHistoryID = try db.row("SELECT max(id) AS id FROM history WHERE client_id = $1", PostgresBindings([clientID]))?
             .optionalInt("id")
         return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
