@@ -11,6 +11,8 @@ public final class StoredUserSharing: @unchecked Sendable {
     private let users: [DirectoryUser]
     private let positions: [String: Int]
     private var times = StringPool()
+    /// The last row's time: rows in id order mostly have their neighbour's (one apply's).
+    private var lastTime = ""
 
     public init(snapshot: DirectorySnapshot) {
         users = snapshot.users
@@ -22,18 +24,22 @@ public final class StoredUserSharing: @unchecked Sendable {
 
     /// Replaces the values of `stored` that equal one already held by that copy.
     func share(_ stored: inout StoredUser) {
-        stored.createdAt = times.shared(stored.createdAt)
-        stored.updatedAt = times.shared(stored.updatedAt)
+        stored.createdAt = time(stored.createdAt)
+        stored.updatedAt = time(stored.updatedAt)
         guard let id = stored.user.externalID, let position = positions[id] else { return }
-        let mapped = users[position].mapped
-        stored.user.externalID = mapped.externalID
-        if stored.user.externalDN == mapped.dn { stored.user.externalDN = mapped.dn }
-        if stored.user.fields == mapped.fields {
-            stored.user.fields = mapped.fields
+        stored.user.externalID = users[position].mapped.externalID
+        if stored.user.externalDN == users[position].mapped.dn { stored.user.externalDN = users[position].mapped.dn }
+        if stored.user.fields == users[position].mapped.fields {
+            stored.user.fields = users[position].mapped.fields
             return
         }
         for field in PortalField.allCases {
-            if let value = mapped.fields[field], stored.user.fields[field] == value { stored.user.fields[field] = value }
+            if let value = users[position].mapped.fields[field], stored.user.fields[field] == value { stored.user.fields[field] = value }
         }
+    }
+
+    private func time(_ text: String) -> String {
+        if text != lastTime { lastTime = times.shared(text) }
+        return lastTime
     }
 }
