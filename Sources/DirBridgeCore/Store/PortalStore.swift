@@ -174,8 +174,22 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
         }
         let groups = try StoredUserGroup.filter(StoredUserGroup.Columns.clientID == clientID).order(StoredUserGroup.Columns.id).fetchAll(db)
         var users: [StoredUser] = []
-        let rows = try Row.fetchCursor(
-            db, sql: "SELECT \(StoredUser.orderedSelection) FROM client_users WHERE client_id = ? ORDER BY id", arguments: [clientID])
+        // The client's rows in id order. Where they lie mostly together (a client's users are
+        // mostly created by its first sync), a scan of their id range takes them in table order,
+        // skipping other clients' rows: 100k users load in about half the time of the email
+        // index, whose rows must be fetched one by one and sorted.
+        let span = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS count, MIN(id) AS low, MAX(id) AS high FROM client_users WHERE client_id = ?",
+                                    arguments: [clientID])
+        let count: Int64 = span?["count"] ?? 0
+        let selection = "SELECT \(StoredUser.orderedSelection) FROM client_users"
+        let rows: RowCursor
+        if let low: Int64 = span?["low"], let high: Int64 = span?["high"], count * 2 >= high - low + 1 {
+            users.reserveCapacity(Int(count))
+            rows = try Row.fetchCursor(db, sql: "\(selection) WHERE +client_id = ? AND id BETWEEN ? AND ? ORDER BY id",
+                                       arguments: [clientID, low, high])
+        } else {
+            rows = try Row.fetchCursor(db, sql: "\(selection) WHERE client_id = ? ORDER BY id", arguments: [clientID])
+        }
         while let row = try rows.next() {
             var user = StoredUser(orderedRow: row)
             sharing?.share(&user)

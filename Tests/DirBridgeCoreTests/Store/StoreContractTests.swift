@@ -264,6 +264,34 @@ struct StoreContractTests {
         #expect(storage(sharedAnn.createdAt) == storage(sharedBob.createdAt) && sharedAnn.createdAt == ann.createdAt)
     }
 
+    @Test("a client's users load in id order, and only its own: rows lying together or spread among another client's",
+          arguments: StoreKind.allCases)
+    func loadStateAmongOtherClients(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, acme) = try temp.openWithClient()
+        let other = try store.ensureClient(ClientSpec(name: "Other Corp"))
+        func create(_ client: ClientRecord, _ names: [String]) throws {
+            _ = try store.apply(ChangeSet(clientID: client.id, editor: "acme-sync", userCreations: names.map {
+                NewClientUser(email: "\($0)@\(client.name.prefix(4).lowercased()).example", externalID: "\(client.id)-\($0)")
+            }), run: applyRun(clientID: client.id))
+        }
+        // Acme: ann, then eight of Other's users, then bob and carol; Other: those eight, then dave.
+        try create(acme, ["ann"])
+        try create(other, (1...8).map { "user\($0)" })
+        try create(acme, ["carol", "bob"])
+        try create(other, ["dave"])
+        let acmeState = try store.loadState(clientID: acme.id)
+        let otherState = try store.loadState(clientID: other.id)
+        // On SQLite, Acme's three rows span eleven ids (loaded through the index), Other's nine
+        // span eleven (its id range is scanned, Acme's two rows in it skipped).
+        #expect(acmeState.users.count == 3 && Set(acmeState.users.map(\.email)) == ["ann@acme.example", "bob@acme.example", "carol@acme.example"])
+        #expect(otherState.users.count == 9 && Set(otherState.users.map(\.email)) == Set((1...8).map { "user\($0)@othe.example" } + ["dave@othe.example"]))
+        for state in [acmeState, otherState] {
+            #expect(state.users.map(\.id) == state.users.map(\.id).sorted())
+            #expect(state.users.allSatisfy { $0.clientID == state.client.id })
+        }
+    }
+
     @Test("a change set is written with one history row per changed entity", arguments: StoreKind.allCases)
     func applyWritesHistory(kind: StoreKind) throws {
         let temp = try TemporaryStore(kind)
