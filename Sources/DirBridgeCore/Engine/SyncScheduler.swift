@@ -23,7 +23,8 @@ public struct ScheduleOptions: Sendable {
     public var watch: WatchOptions? = nil
     /// Workers sharing a store (PostgreSQL): ticks fall at the same moments in every worker
     /// (multiples of `every` plus an offset derived from the client's name), and a tick whose
-    /// client another worker has synced or is syncing is skipped.
+    /// client another worker has synced is skipped; while another worker is syncing it, this one
+    /// looks again until that worker is done (or gone: then this one syncs the tick) or the tick ends.
     public var sharedTicks = false
 
     public init(every: TimeInterval, incremental: IncrementalOptions = IncrementalOptions(), apply: Bool = false,
@@ -111,11 +112,14 @@ public struct SyncScheduler: Service {
             // Shared ticks: another worker holds the lease. Look again (not holding a place in the
             // gate meanwhile) until it is done or the tick ends: a holder that synced makes this a
             // skip; a holder that died on this host is taken over, and the tick is still synced.
-            while options.sharedTicks, Self.heldByAnotherWorker(ending), !Task.isShuttingDownGracefully,
-                  let pause = Self.recheckPause(tick: tick, every: options.every) {
+            var looks = 0
+            while options.sharedTicks, Self.heldByAnotherWorker(ending), !Task.isCancelled, !Task.isShuttingDownGracefully,
+                  let pause = Self.recheckPause(tick: tick, every: options.every, look: looks) {
+                looks += 1
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(pause)) }
                 await options.gate?.acquire()
-                if Task.isShuttingDownGracefully {
+                // A place in the gate that came only in the next tick: this tick stays the holder's.
+                if Task.isCancelled || Task.isShuttingDownGracefully || Date() >= tick.addingTimeInterval(options.every) {
                     await options.gate?.release()
                     break
                 }
@@ -179,10 +183,11 @@ public struct SyncScheduler: Service {
         return false
     }
 
-    /// How long to wait before looking at a held lease again (a second, less for short ticks),
-    /// or nil when the look would fall in the next tick.
-    static func recheckPause(tick: Date, every: TimeInterval, now: Date = Date()) -> TimeInterval? {
-        let pause = min(1, every / 4)
+    /// How long to wait before the `look`th look (from 0) at a held lease: a second (a quarter of
+    /// a tick shorter than four seconds), doubled after each look up to 30 s, so that a long sync
+    /// is not asked after every second; nil when the look would fall in the next tick.
+    static func recheckPause(tick: Date, every: TimeInterval, look: Int, now: Date = Date()) -> TimeInterval? {
+        let pause = min(min(1, every / 4) * pow(2, Double(min(look, 8))), 30)
         return now.addingTimeInterval(pause) < tick.addingTimeInterval(every) ? pause : nil
     }
 

@@ -224,6 +224,9 @@ struct StoreContractTests {
                 NewClientUser(email: "bob@acme.example", fields: [.firstName: "Bob", .title: "Sales Representative"],
                               externalID: "5f0c9b7e-2a41-4c3d-8e6f-9b1a2c3d4e5f", externalDN: "uid=bob,ou=people,dc=acme,dc=example"),
                 NewClientUser(email: "carol@acme.example", source: .portal),
+                // Precomposed ("ü" as one code point): the directory below has the decomposed form.
+                NewClientUser(email: "dana@acme.example", fields: [.lastName: "M\u{FC}ller-L\u{FC}denscheidt"],
+                              externalID: "9d2c4e6f-8a0b-4c1d-9e2f-3a4b5c6d7e8f", externalDN: "uid=dana,ou=people,dc=acme,dc=example"),
             ]),
             run: applyRun(clientID: client.id))
         let plain = try store.loadState(clientID: client.id)
@@ -236,21 +239,37 @@ struct StoreContractTests {
         }
         let ann = try #require(plain.users.first { $0.email == "ann@acme.example" })
         let bob = try #require(plain.users.first { $0.email == "bob@acme.example" })
+        let dana = try #require(plain.users.first { $0.email == "dana@acme.example" })
         // Ann as stored; Bob with a new title and DN (only his equal values can be shared).
         let directory = [
             mapped(ann, fields: PortalFieldValues([.email: "ann@acme.example", .firstName: "Ann", .title: "Chief Executive Officer"]),
                    dn: "uid=ann,ou=people,dc=acme,dc=example"),
             mapped(bob, fields: PortalFieldValues([.email: "bob@acme.example", .firstName: "Bob", .title: "Sales Director"]),
                    dn: "uid=robert,ou=people,dc=acme,dc=example"),
+            // Dana's name as Strings compare equal, in other bytes ("u" and a combining diaeresis).
+            mapped(dana, fields: PortalFieldValues([.email: "dana@acme.example", .lastName: "Mu\u{308}ller-Lu\u{308}denscheidt"]),
+                   dn: "uid=dana,ou=people,dc=acme,dc=example"),
         ]
+        #expect(directory[2].mapped.fields == dana.user.fields)
         let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: Set(directory.map(\.mapped.externalID)),
-                                         entriesRead: 2, userEntries: 2, groupsRead: 0, references: 0)
+                                         entriesRead: 3, userEntries: 3, groupsRead: 0, references: 0)
         let shared = try store.loadState(clientID: client.id, sharing: StoredUserSharing(snapshot: snapshot))
         #expect(shared == plain)
-        func storage(_ text: String?) -> UnsafePointer<UInt8>? {
+        /// Where a string's bytes are (compared while both strings are alive).
+        func storage(_ text: String?) -> UInt? {
             var copy = text
-            return copy?.withUTF8 { $0.baseAddress }
+            return copy?.withUTF8 { UInt(bitPattern: $0.baseAddress) }
         }
+        // Byte for byte the stored values (a saved plan's fingerprint hashes the bytes).
+        func bytes(_ state: ClientState) -> [[[UInt8]]] {
+            state.users.map { user in
+                (PortalField.allCases.map { user[$0] } + [user.externalID, user.externalDN, user.createdAt, user.updatedAt]).map { Array(($0 ?? "").utf8) }
+            }
+        }
+        #expect(bytes(shared) == bytes(plain))
+        let sharedDana = try #require(shared.users.first { $0.id == dana.id })
+        #expect(Array(sharedDana[.lastName]!.utf8) == Array("M\u{FC}ller-L\u{FC}denscheidt".utf8))
+        #expect(storage(sharedDana.email) == storage(directory[2].mapped.email))
         let sharedAnn = try #require(shared.users.first { $0.id == ann.id })
         let sharedBob = try #require(shared.users.first { $0.id == bob.id })
         #expect(storage(sharedAnn[.title]) == storage(directory[0].mapped.fields[.title]))

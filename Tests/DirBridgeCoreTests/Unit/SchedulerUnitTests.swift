@@ -33,16 +33,20 @@ struct SchedulerUnitTests {
         #expect(SharedTicks.start(of: start.addingTimeInterval(every), every: every, client: "Acme Corp") == start.addingTimeInterval(every))
     }
 
-    @Test("a lease held by another worker is looked at again every second until the tick ends; only a held lease is")
+    @Test("a lease held by another worker is looked at again after 1 s, 2 s, 4 s … (at most 30 s) until the tick ends; only a held lease is")
     func heldLeaseRechecks() {
         let tick = Date(timeIntervalSince1970: 1_000_000)
-        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, now: tick) == 1)
-        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, now: tick.addingTimeInterval(58.5)) == 1)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, look: 0, now: tick) == 1)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, look: 1, now: tick.addingTimeInterval(1)) == 2)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, look: 2, now: tick.addingTimeInterval(3)) == 4)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 900, look: 20, now: tick) == 30)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, look: 0, now: tick.addingTimeInterval(58.5)) == 1)
         // The next look would fall in the next tick: that tick is the next run's.
-        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, now: tick.addingTimeInterval(59)) == nil)
-        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, now: tick.addingTimeInterval(75)) == nil)
-        // Short ticks look four times per tick.
-        #expect(SyncScheduler.recheckPause(tick: tick, every: 2, now: tick) == 0.5)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, look: 0, now: tick.addingTimeInterval(59)) == nil)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, look: 3, now: tick.addingTimeInterval(52)) == nil)
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 60, look: 0, now: tick.addingTimeInterval(75)) == nil)
+        // Short ticks look first after a quarter of a tick.
+        #expect(SyncScheduler.recheckPause(tick: tick, every: 2, look: 0, now: tick) == 0.5)
         let holder = LeaseHolder(holder: "run", pid: 42, host: "other", acquiredAt: "", expiresAt: "")
         #expect(SyncScheduler.heldByAnotherWorker(.finished(.failure(LeaseError.held(client: "Acme", by: holder)))))
         // A lease lost after reading is a failure of this run, not another worker's tick.
