@@ -181,10 +181,10 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
         let span = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS count, MIN(id) AS low, MAX(id) AS high FROM client_users WHERE client_id = ?",
                                     arguments: [clientID])
         let count: Int64 = span?["count"] ?? 0
+        users.reserveCapacity(Int(count))
         let selection = "SELECT \(StoredUser.orderedSelection) FROM client_users"
         let rows: RowCursor
         if let low: Int64 = span?["low"], let high: Int64 = span?["high"], count * 2 >= high - low + 1 {
-            users.reserveCapacity(Int(count))
             rows = try Row.fetchCursor(db, sql: "\(selection) WHERE +client_id = ? AND id BETWEEN ? AND ? ORDER BY id",
                                        arguments: [clientID, low, high])
         } else {

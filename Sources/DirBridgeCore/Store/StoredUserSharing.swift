@@ -1,5 +1,3 @@
-import Foundation
-
 /// Lets the users a full plan loads from the store share storage with equal values already in
 /// memory: the directory's mapped user with the same external id (its fields, id and DN), and
 /// the other stored users' times (the users one apply wrote share its time).
@@ -35,42 +33,31 @@ public final class StoredUserSharing: @unchecked Sendable {
         guard let id = stored.user.externalID, let position = positions[id], Self.same(id, users[position].mapped.externalID) else { return }
         stored.user.externalID = users[position].mapped.externalID
         if let dn = stored.user.externalDN, Self.same(dn, users[position].mapped.dn) { stored.user.externalDN = users[position].mapped.dn }
-        var all = true
+        // Each field with the mapped field's bytes takes its storage; when every field does (or
+        // both have none), the whole slot array is the mapped user's.
+        var every = true
         for field in PortalField.allCases {
-            guard let value = users[position].mapped.fields[field] else {
-                all = all && stored.user.fields[field] == nil
-                continue
-            }
-            if let mine = stored.user.fields[field], Self.same(mine, value) { continue }
-            all = false
-        }
-        if all {
-            stored.user.fields = users[position].mapped.fields
-            return
-        }
-        for field in PortalField.allCases {
-            if let value = users[position].mapped.fields[field], let mine = stored.user.fields[field], Self.same(mine, value) {
-                stored.user.fields[field] = value
+            switch (stored.user.fields[field], users[position].mapped.fields[field]) {
+            case (nil, nil): continue
+            case let (mine?, value?) where Self.same(mine, value): stored.user.fields[field] = value
+            default: every = false
             }
         }
+        if every { stored.user.fields = users[position].mapped.fields }
     }
 
     /// A time shared with the rows before it; only ASCII text is pooled (the pool compares as
     /// Strings do, which for ASCII is byte for byte).
     private func time(_ text: String) -> String {
-        guard Self.same(text, lastTime) else {
+        if !Self.same(text, lastTime) {
             guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return text }
             lastTime = times.shared(text)
-            return lastTime
         }
         return lastTime
     }
 
     /// The same UTF-8 bytes.
     static func same(_ a: String, _ b: String) -> Bool {
-        var (a, b) = (a, b)
-        return a.withUTF8 { x in
-            b.withUTF8 { y in x.count == y.count && (x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0) }
-        }
+        a.utf8.count == b.utf8.count && a.utf8.elementsEqual(b.utf8)
     }
 }
