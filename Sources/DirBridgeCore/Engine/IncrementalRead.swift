@@ -147,10 +147,10 @@ enum IncrementalReader {
             state.groupsHighwater = collector.newestGroup ?? fallback
         }
         var update = DirectoryCacheUpdate(client: mapping.client.name, replaceAll: true, state: state)
+        try collector.finish()
         update.encodedUpserts = collector.upserts
-        // Distinct keys as the store compares them, byte for byte (Swift's String equality would
-        // merge two canonically equivalent non-ASCII ids that are two rows).
-        update.state.cachedUsers = Set(collector.upserts.lazy.filter { $0.kind == .user }.map { Array($0.key.utf8) }).count
+        update.spooledUpserts = collector.spool
+        // cachedUsers is counted by the store as it writes the rows (a full read replaces the cache).
         return IncrementalReadResult(snapshot: snapshot, entriesRead: snapshot.entriesRead, cacheUpdate: update, method: .full, fullReason: reason)
     }
 

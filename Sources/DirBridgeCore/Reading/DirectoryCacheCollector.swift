@@ -8,17 +8,24 @@ final class DirectoryCacheCollector {
     /// Attributes read for the cache beside the mapping's: the keys and the timestamp high-water mark.
     static let cacheAttributes = ["entryUUID", "nsUniqueId", "modifyTimestamp", "objectGUID"]
     let extraAttributes = DirectoryCacheCollector.cacheAttributes
+    /// Rows kept in memory: every row when no spool could be made.
     private(set) var upserts: [CacheRow] = []
+    /// The rows of a full read, in a temporary file (``CacheRowSpool``), or nil.
+    let spool: CacheRowSpool?
     private(set) var newestUser: String?
     private(set) var newestGroup: String?
 
     /// The cache's key attribute (``SyncState/syncKey``): nil for entryUUID, `nsuniqueid` on 389 DS.
     let syncKey: String?
 
-    init(mapping: Mapping, syncKey: String? = nil) {
+    init(mapping: Mapping, syncKey: String? = nil, spool: CacheRowSpool? = CacheRowSpool()) {
         self.mapping = mapping
         self.syncKey = syncKey
+        self.spool = spool
     }
+
+    /// Ends the read: throws when the spool could not keep every row.
+    func finish() throws(SyncError) { try spool?.finish() }
 
     /// False once a kept entry had no `entryUUID` (or no `nsUniqueId` where that keys the cache).
     private(set) var everyEntryHasUUID = true
@@ -32,7 +39,8 @@ final class DirectoryCacheCollector {
         let uuid = Self.syncUUID(of: entry, syncKey: syncKey)
         if uuid?.isEmpty ?? true { everyEntryHasUUID = false }
         guard let key = Self.key(of: entry, uuid: uuid, kind: kind, mapping: mapping) else { return }
-        upserts.append(CacheRow(kind: kind, key: key, entry: entry, mapping: mapping, email: .some(email)))
+        let row = CacheRow(kind: kind, key: key, entry: entry, mapping: mapping, email: .some(email))
+        if let spool { spool.append(row) } else { upserts.append(row) }
         if let stamp = entry.first("modifytimestamp"), stamp > (newest ?? "") { newest = stamp }
     }
 

@@ -57,6 +57,13 @@ struct CacheRow: Sendable {
         dn = DistinguishedName.canonical(entry.dn)
         self.email = email ?? (try? mapping.mapUser(entry).get()).map { $0.email.lowercased() }
     }
+
+    /// A row as ``CacheRowSpool`` reads it back: the entry already encoded, the columns set after.
+    init(kind: EntryKind, key: String, encodedEntry: [UInt8]) {
+        self.kind = kind
+        self.key = key
+        self.entry = encodedEntry
+    }
 }
 
 /// What one sync changes in the client's directory cache and sync state; written in the
@@ -67,6 +74,9 @@ public struct DirectoryCacheUpdate: Sendable {
     var replaceAll: Bool
     /// Entries to write, already encoded (``EntryCodec``).
     var encodedUpserts: [CacheRow] = []
+    /// A full read's entries, kept in a temporary file until they are written (before
+    /// ``encodedUpserts``); nil when the rows are in memory.
+    var spooledUpserts: CacheRowSpool?
     var deletions: [(kind: EntryKind, key: String)] = []
     /// The whole sync state after the apply: it replaces the stored one.
     var state: SyncState
@@ -86,10 +96,19 @@ public struct DirectoryCacheUpdate: Sendable {
         let upsert = try db.cachedStatement(sql: """
             INSERT OR REPLACE INTO directory_cache (client, kind, key, entry, external_id, dn, email) VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
-        for row in encodedUpserts {
-            try upsert.execute(arguments: [client, row.kind.rawValue, row.key, Data(row.entry), row.externalID, row.dn, row.email])
+        func upsertRows(_ rows: [CacheRow]) throws {
+            for row in rows {
+                try upsert.execute(arguments: [client, row.kind.rawValue, row.key, Data(row.entry), row.externalID, row.dn, row.email])
+            }
         }
+        try spooledUpserts?.forEachBatch(1_000, upsertRows)
+        try upsertRows(encodedUpserts)
         var state = state
+        if replaceAll {
+            // Distinct keys as the cache compares them (a key written twice is one row).
+            state.cachedUsers = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM directory_cache WHERE client = ? AND kind = 'user'", arguments: [client]) ?? 0
+        }
         if let countingClientID {
             // The portal-side edits made since the last incremental apply: this plan saw them
             // (or, when a write slipped in unseen, no store counter is recorded and the next run

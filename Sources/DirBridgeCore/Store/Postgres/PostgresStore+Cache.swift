@@ -168,12 +168,9 @@ extension PostgresStore: DirectoryCacheStoring {
                                PostgresBindings([client, kind.rawValue, keys]))
             }
         }
-        // Upserts in multi-row statements of up to 1,000 entries (7 values each).
-        var start = 0
-        let rows = update.encodedUpserts
-        while start < rows.count {
-            let batch = rows[start..<min(start + 1_000, rows.count)]
-            start += batch.count
+        // Upserts in multi-row statements of up to 1,000 entries (7 values each): a full read's
+        // from their temporary file first, then those held in memory.
+        func upsert(_ batch: ArraySlice<CacheRow>) throws {
             var binds = PostgresBindings(capacity: batch.count * 7)
             for row in batch {
                 binds.append(client)
@@ -190,7 +187,16 @@ extension PostgresStore: DirectoryCacheStoring {
                 SET client = EXCLUDED.client, entry = EXCLUDED.entry, external_id = EXCLUDED.external_id, dn = EXCLUDED.dn, email = EXCLUDED.email
                 """, binds)
         }
+        try update.spooledUpserts?.forEachBatch(1_000) { try upsert($0[...]) }
+        let rows = update.encodedUpserts
+        for start in stride(from: 0, to: rows.count, by: 1_000) { try upsert(rows[start..<min(start + 1_000, rows.count)]) }
         var state = update.state
+        if update.replaceAll {
+            // Distinct keys as the cache compares them (a key written twice is one row).
+            state.cachedUsers = Int(try db.row(
+                "SELECT COUNT(*) AS users FROM directory_cache WHERE dirbridge_fold(client) = dirbridge_fold($1) AND kind = 'user'",
+                PostgresBindings([client]))?.int("users") ?? 0)
+        }
         if let countingClientID = update.countingClientID {
             // As on SQLite: the edits since the last incremental apply were seen by this plan, or
             // (an unseen write slipped in) no counter is recorded and the next run plans everything.
