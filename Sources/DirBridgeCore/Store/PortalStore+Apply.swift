@@ -42,6 +42,15 @@ extension PortalStore {
         if let runClient = run.clientID, runClient != changes.clientID {
             throw StoreError(.invalidChange, "the sync run is for client \(runClient), the changes for client \(changes.clientID)")
         }
+        // A large apply's own page cache, back to the default once it committed or rolled back.
+        let rows = changes.userCreations.count + changes.userUpdates.count
+            + (extra.map { $0.encodedUpserts.count + ($0.spooledUpserts?.count ?? 0) } ?? 0)
+        let pageCache = PageCache.kilobytes(forRows: rows)
+        defer {
+            if pageCache > PageCache.defaultKilobytes {
+                try? pool.writeWithoutTransaction { try $0.execute(sql: "PRAGMA cache_size = -\(PageCache.defaultKilobytes)") }
+            }
+        }
         do {
             return try pool.write { db -> Result<Int64, Objection> in
                 try lease?.verify(db)
@@ -61,6 +70,7 @@ extension PortalStore {
                     // Thrown, not returned: the transaction rolls back (a client created above included).
                     throw Objected(value: objected)
                 }
+                if pageCache > PageCache.defaultKilobytes { try db.execute(sql: "PRAGMA cache_size = -\(pageCache)") }
                 var writer = try ChangeSetWriter(db: db, changes: changes, now: Date())
                 var runRecord = run
                 runRecord.clientID = changes.clientID
