@@ -10,6 +10,8 @@ public struct IncrementalOptions: Sendable, Equatable {
     public var margin: TimeInterval
     /// Read everything this time, whatever the cache says.
     public var forceFull: Bool
+    /// Whether the run can write the cache (an apply): a dry run's full read keeps no entries for it.
+    public var writesCache = true
 
     public init(fullEvery: TimeInterval = 24 * 3600, margin: TimeInterval = 300, forceFull: Bool = false) {
         self.fullEvery = fullEvery
@@ -95,12 +97,13 @@ enum IncrementalReader {
             fullReason = "no directory cache yet (first incremental run)"
         }
         logger.info("full directory read", metadata: ["reason": "\(fullReason)"])
-        return try fullRead(mapping, connection: connection, scope: scope, reason: fullReason, logger: logger, progress: progress, shouldStop: shouldStop)
+        return try fullRead(mapping, connection: connection, scope: scope, reason: fullReason, keepsEntries: options.writesCache, logger: logger,
+                            progress: progress, shouldStop: shouldStop)
     }
 
     /// A full read that also rebuilds the cache, and the starting point of the next delta.
     private static func fullRead(
-        _ mapping: Mapping, connection: DirectoryConnection, scope: String, reason: String, logger: Logger,
+        _ mapping: Mapping, connection: DirectoryConnection, scope: String, reason: String, keepsEntries: Bool, logger: Logger,
         progress: ((Int) -> Void)?, shouldStop: () -> Bool
     ) throws -> IncrementalReadResult {
         var state = SyncState()
@@ -131,7 +134,13 @@ enum IncrementalReader {
             state.usnServer = mark.server
         }
         let started = Date()
-        let collector = DirectoryCacheCollector(mapping: mapping, syncKey: state.syncKey)
+        let collector = DirectoryCacheCollector(mapping: mapping, syncKey: state.syncKey, keepsEntries: keepsEntries)
+        if keepsEntries && collector.spool == nil {
+            logger.notice("""
+                no temporary file can be made in \(CacheRowSpool.directory): the directory cache's entries are kept in memory \
+                until the apply writes them; set TMPDIR to a writable directory with room (about 400 bytes per entry)
+                """)
+        }
         let snapshot = try DirectorySnapshotReader.read(
             mapping, connection: connection, logger: logger, progress: progress, collector: collector, shouldStop: shouldStop)
         if method == .contentSync && !collector.everyEntryHasUUID {

@@ -166,8 +166,10 @@ private struct SyncRun {
         do {
             let connection = try DirectoryConnection.open(mapping.directory, logger: logger)
             if request.incremental, let cached = store as? any DirectoryCacheStoring {
+                var cacheOptions = request.incrementalOptions
+                cacheOptions.writesCache = request.apply
                 let result = try IncrementalReader.read(
-                    mapping, store: cached, connection: connection, options: request.incrementalOptions, logger: logger,
+                    mapping, store: cached, connection: connection, options: cacheOptions, logger: logger,
                     progress: progress, shouldStop: request.shouldStop)
                 read = DirectoryRead(snapshot: result.snapshot, entriesRead: result.entriesRead, incremental: result)
             } else {

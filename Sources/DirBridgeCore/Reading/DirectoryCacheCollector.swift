@@ -18,10 +18,16 @@ final class DirectoryCacheCollector {
     /// The cache's key attribute (``SyncState/syncKey``): nil for entryUUID, `nsuniqueid` on 389 DS.
     let syncKey: String?
 
-    init(mapping: Mapping, syncKey: String? = nil, spool: CacheRowSpool? = CacheRowSpool()) {
+    /// False for a dry run: its cache update is never written, so no entry is kept (the
+    /// high-water marks and the keys' check still are).
+    let keepsEntries: Bool
+
+    /// `spool` is made only when entries are kept; nil keeps them in memory.
+    init(mapping: Mapping, syncKey: String? = nil, keepsEntries: Bool = true, spool: @autoclosure () -> CacheRowSpool? = CacheRowSpool()) {
         self.mapping = mapping
         self.syncKey = syncKey
-        self.spool = spool
+        self.keepsEntries = keepsEntries
+        self.spool = keepsEntries ? spool() : nil
     }
 
     /// Ends the read: throws when the spool could not keep every row.
@@ -39,8 +45,10 @@ final class DirectoryCacheCollector {
         let uuid = Self.syncUUID(of: entry, syncKey: syncKey)
         if uuid?.isEmpty ?? true { everyEntryHasUUID = false }
         guard let key = Self.key(of: entry, uuid: uuid, kind: kind, mapping: mapping) else { return }
-        let row = CacheRow(kind: kind, key: key, entry: entry, mapping: mapping, email: .some(email))
-        if let spool { spool.append(row) } else { upserts.append(row) }
+        if keepsEntries {
+            let row = CacheRow(kind: kind, key: key, entry: entry, mapping: mapping, email: .some(email))
+            if let spool { spool.append(row) } else { upserts.append(row) }
+        }
         if let stamp = entry.first("modifytimestamp"), stamp > (newest ?? "") { newest = stamp }
     }
 

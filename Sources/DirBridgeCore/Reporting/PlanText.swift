@@ -41,16 +41,22 @@ public enum PlanText {
             .create: "Users to create", .link: "Portal users to link", .update: "Users to update",
             .enable: "Users to re-enable", .disable: "Users to disable",
         ]
+        // Every action counted in one pass that reads only the action in place, then only the
+        // shown changes visited: a filter over the changes copies each one it looks at, and
+        // copying 100k planned creations five times to count them took a tenth of a second.
+        var counts: [PlannedAction: Int] = [:]
+        plan.userChanges.withUnsafeBufferPointer { changes in
+            for index in changes.indices { counts[changes[index].action, default: 0] += 1 }
+        }
         for action in PlannedAction.allCases {
-            // Counted, then only the shown ones visited: copying 100k planned creations to print
-            // the first few took a tenth of a second.
-            let changes = plan.userChanges.lazy.filter { $0.action == action }
-            let count = changes.count
+            let count = counts[action] ?? 0
             guard count > 0 else { continue }
             out.append("")
             out.append("\(titles[action]!) (\(count)):")
-            for change in changes.prefix(limit) {
-                out += lines(for: change, verbose: verbose)
+            var shown = 0
+            for index in plan.userChanges.indices where shown < limit && plan.userChanges[index].action == action {
+                out += lines(for: plan.userChanges[index], verbose: verbose)
+                shown += 1
             }
             out += more(count)
         }

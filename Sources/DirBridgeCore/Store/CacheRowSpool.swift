@@ -6,7 +6,7 @@ import Foundation
 /// A full read with `--incremental` keeps every entry encoded for the cache (about 300 bytes of
 /// attributes per user, its key, DN and email); held in memory they were the largest part of the
 /// run's peak (72 MB of 234 MB at 100k users). Rows are appended through a 1 MB buffer to a
-/// file created with `mkstemp` (mode 0600) in ``directory`` and unlinked at once: nothing is left
+/// file created with `mkstemp` (mode 0600, closed on exec) in ``directory`` and unlinked at once: nothing is left
 /// behind when the run ends, fails or is killed, and only this process (and root) can reach it.
 ///
 /// Confined to one thread at a time: the mapping thread appends during the read, the applying
@@ -19,6 +19,8 @@ final class CacheRowSpool: @unchecked Sendable {
     }
 
     private let descriptor: Int32
+    /// The directory the file was made in, for messages.
+    private let directory: String
     private var buffer: [UInt8] = []
     private static let bufferSize = 1 << 20
     /// The first write that failed, as `strerror` names it; reported by ``finish()``.
@@ -33,7 +35,9 @@ final class CacheRowSpool: @unchecked Sendable {
         template += Array("dirbridge-cache-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { return nil }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         descriptor = fd
+        self.directory = directory
         unlink(template)
         buffer.reserveCapacity(Self.bufferSize)
     }
@@ -71,9 +75,9 @@ final class CacheRowSpool: @unchecked Sendable {
             var offset = 0
             while offset < raw.count {
                 let result = pwrite(descriptor, raw.baseAddress! + offset, raw.count - offset, off_t(written + offset))
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    failure = String(cString: strerror(errno))
+                if result < 0 && errno == EINTR { continue }
+                guard result > 0 else {
+                    failure = result < 0 ? String(cString: strerror(errno)) : "nothing could be written"
                     return
                 }
                 offset += result
@@ -88,7 +92,7 @@ final class CacheRowSpool: @unchecked Sendable {
         flush()
         if let failure {
             throw SyncError(kind: .store, message: """
-                cannot keep the directory cache's entries in a temporary file in \(Self.directory): \(failure); \
+                cannot keep the directory cache's entries in a temporary file in \(directory): \(failure); \
                 free space there, or set TMPDIR to a directory with room (about 400 bytes per entry)
                 """)
         }
@@ -127,7 +131,7 @@ final class CacheRowSpool: @unchecked Sendable {
 
     private func readFailure(_ detail: String) -> SyncError {
         SyncError(kind: .store, message: """
-            cannot read back the directory cache's entries from their temporary file in \(Self.directory): \(detail); \
+            cannot read back the directory cache's entries from their temporary file in \(directory): \(detail); \
             nothing was written: run the sync again
             """)
     }

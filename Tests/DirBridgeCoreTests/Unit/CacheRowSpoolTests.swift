@@ -65,7 +65,7 @@ struct CacheRowSpoolTests {
         #expect(again == rows.count)
     }
 
-    @Test("no spool where no file can be made: the collector keeps the rows in memory")
+    @Test("no spool where no file can be made: the collector keeps the rows in memory; a dry run keeps none")
     func noSpool() throws {
         #expect(CacheRowSpool(directory: "/nonexistent/dirbridge-spool-test") == nil)
         let mapping = try MappingLoader.load(
@@ -88,6 +88,15 @@ struct CacheRowSpoolTests {
         var back: [CacheRow] = []
         try #require(spooled.spool).forEachBatch(10) { back += $0 }
         #expect(back.map(columns) == inMemory.upserts.map(columns))
+
+        // A dry run's collector keeps no entry and makes no file, but still finds the high-water mark.
+        let dryRun = DirectoryCacheCollector(mapping: mapping, keepsEntries: false, spool: CacheRowSpool(directory: directory.path))
+        var stamped = entry
+        stamped.values["modifytimestamp"] = [Array("20261206040000Z".utf8)]
+        dryRun.keep(user: stamped, email: "a@example.com")
+        try dryRun.finish()
+        #expect(dryRun.spool == nil && dryRun.upserts.isEmpty)
+        #expect(dryRun.newestUser == "20261206040000Z" && dryRun.everyEntryHasUUID)
     }
 
     @Test("a row cut short is not read")
