@@ -90,9 +90,16 @@ public enum DirectorySnapshotReader {
 
     /// Entries sharing an email (case-insensitive) are all skipped and reported; none is chosen.
     static func removeDuplicateEmails(_ users: [DirectoryUser]) -> ([DirectoryUser], [SkippedEntry]) {
-        var byEmail: [String: [Int]] = [:]
-        for (position, user) in users.enumerated() { byEmail[user.mapped.email.lowercased(), default: []].append(position) }
-        let duplicated = byEmail.filter { $0.value.count > 1 }
+        // Each email's last position, and the positions of the emails met more than once: an
+        // array per email (and a lowercased copy of each) made 2M allocations at 1M users, and
+        // freeing them took about half a second at the end of the read.
+        var seen: [String: Int] = [:]
+        seen.reserveCapacity(users.count)
+        var duplicated: [String: [Int]] = [:]
+        for (position, user) in users.enumerated() {
+            let email = user.mapped.email.lowercasedSharingStorage
+            if let previous = seen.updateValue(position, forKey: email) { duplicated[email, default: [previous]].append(position) }
+        }
         guard !duplicated.isEmpty else { return (users, []) }
         var drop = Set<Int>()
         var skipped: [SkippedEntry] = []
@@ -193,6 +200,48 @@ struct SnapshotBuilder {
     }
 }
 
+/// Group positions by member (a canonical DN, or a lowercased uid). Most members belong to
+/// one group directly: its position is held in the dictionary itself, and only a member of
+/// several gets an array (at 1M members, an array each was about 48 MB, and freeing them a
+/// good part of a second).
+struct GroupsByMember {
+    /// ≥ 0: the member's one group; < 0: `-1 - i`, its groups are `several[i]`.
+    private var slots: [String: Int] = [:]
+    private var several: [[Int]] = []
+
+    mutating func add(_ member: String, group: Int) {
+        guard let slot = slots[member] else {
+            slots[member] = group
+            return
+        }
+        if slot >= 0 {
+            several.append([slot, group])
+            slots[member] = -several.count
+        } else {
+            several[-1 - slot].append(group)
+        }
+    }
+
+    /// The member's groups, in the order they were added.
+    func groups(of member: String) -> Groups {
+        guard let slot = slots[member] else { return Groups(single: nil, rest: nil) }
+        return slot >= 0 ? Groups(single: slot, rest: nil) : Groups(single: nil, rest: several[-1 - slot].makeIterator())
+    }
+
+    struct Groups: Sequence, IteratorProtocol {
+        fileprivate var single: Int?
+        fileprivate var rest: IndexingIterator<[Int]>?
+
+        mutating func next() -> Int? {
+            if let value = single {
+                single = nil
+                return value
+            }
+            return rest?.next()
+        }
+    }
+}
+
 /// The groups read, indexed for membership lookups and nested-group walks.
 struct GroupIndex {
     struct Node {
@@ -211,8 +260,8 @@ struct GroupIndex {
     private let readsPrimaryGroups: Bool
     private(set) var nodes: [Node] = []
     private var byDN: [String: Int] = [:]
-    private var byMemberDN: [String: [Int]] = [:]
-    private var byMemberUID: [String: [Int]] = [:]
+    private var byMemberDN = GroupsByMember()
+    private var byMemberUID = GroupsByMember()
     private var closures: [Int: [GroupMembership]] = [:]
     private var membershipsByDirectGroups: [[Int]: [GroupMembership]] = [:]
     /// Groups by the RID their primary members carry in `primaryGroupID` (PrimaryGroups.swift).
@@ -295,12 +344,12 @@ struct GroupIndex {
             for bytes in entry.values[attribute] ?? [] {
                 if memberFilter != nil, DistinguishedName.isCanonical(utf8: bytes), !memberFilterHashes.contains(Self.fingerprint(bytes)) { continue }
                 if let member = DistinguishedName.canonical(String(decoding: bytes, as: UTF8.self)), memberFilter?.contains(member) ?? true {
-                    byMemberDN[member, default: []].append(position)
+                    byMemberDN.add(member, group: position)
                 }
             }
         }
         if readsMemberUID {
-            for uid in entry.strings("memberuid") { byMemberUID[uid.lowercased(), default: []].append(position) }
+            for uid in entry.strings("memberuid") { byMemberUID.add(uid.lowercased(), group: position) }
         }
         if readsPrimaryGroups, let rid = PrimaryGroups.relativeID(ofGroup: entry) { byPrimaryGroupID[rid] = position }
     }
@@ -309,7 +358,7 @@ struct GroupIndex {
     mutating func link() {
         guard nested else { return }
         for (position, node) in nodes.enumerated() {
-            for parent in byMemberDN[node.dn] ?? [] where parent != position {
+            for parent in byMemberDN.groups(of: node.dn) where parent != position {
                 nodes[position].parents.append(parent)
             }
         }
@@ -321,10 +370,10 @@ struct GroupIndex {
         var direct = Set<Int>()
         var outside: [GroupMembership] = []
         if !dnMemberAttributes.isEmpty, let dn = DistinguishedName.canonical(entry.dn) {
-            direct.formUnion(byMemberDN[dn] ?? [])
+            direct.formUnion(byMemberDN.groups(of: dn))
         }
         if readsMemberUID {
-            for uid in entry.strings("uid") { direct.formUnion(byMemberUID[uid.lowercased()] ?? []) }
+            for uid in entry.strings("uid") { direct.formUnion(byMemberUID.groups(of: uid.lowercased())) }
         }
         if readsPrimaryGroups, let rid = PrimaryGroups.primaryGroupID(of: entry), let group = byPrimaryGroupID[rid] {
             direct.insert(group)

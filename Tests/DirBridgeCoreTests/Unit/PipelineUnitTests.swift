@@ -172,4 +172,39 @@ struct PipelineUnitTests {
         // Dora is in EMEA directly and in sales through it: nesting survives the filter.
         #expect(Set(filtered.memberships(of: EntryAttributes(dn: "uid=dora,ou=people,dc=a", values: [:])).map(\.cn)) == ["emea", "sales"])
     }
+
+    @Test("GroupsByMember: one group held inline, several in order, an unknown member none")
+    func groupsByMember() {
+        var index = GroupsByMember()
+        index.add("uid=a", group: 3)
+        index.add("uid=b", group: 1)
+        index.add("uid=b", group: 7)
+        index.add("uid=b", group: 2)
+        index.add("uid=c", group: 5)
+        index.add("uid=c", group: 5)  // listed twice (member and uniqueMember): kept twice, as before
+        index.add("uid=d", group: 0)
+        index.add("uid=d", group: 4)
+        #expect(Array(index.groups(of: "uid=a")) == [3])
+        #expect(Array(index.groups(of: "uid=b")) == [1, 7, 2])
+        #expect(Array(index.groups(of: "uid=c")) == [5, 5])
+        #expect(Array(index.groups(of: "uid=d")) == [0, 4])
+        #expect(Array(index.groups(of: "uid=nobody")).isEmpty)
+        #expect(Set(index.groups(of: "uid=b")) == [1, 2, 7])
+    }
+
+    @Test("entries sharing an email (any case) are all skipped, the others kept in order")
+    func duplicateEmails() {
+        func user(_ uid: String, _ email: String) -> DirectoryUser {
+            DirectoryUser(mapped: MappedFields(dn: "uid=\(uid),ou=people,dc=a", externalID: uid, fields: [.email: email], disabled: false),
+                          outcome: RuleOutcome(userGroup: "Default User Group", role: "Guest", globalAdmin: false, groupManager: false, decisions: []))
+        }
+        let users = [user("a", "a@example.com"), user("s1", "s@example.com"), user("b", "b@example.com"), user("s2", "S@Example.com"),
+                     user("c", "c@example.com"), user("s3", "s@example.com"), user("t1", "Ünal@example.com"), user("t2", "ünal@example.com")]
+        let (kept, skipped) = DirectorySnapshotReader.removeDuplicateEmails(users)
+        #expect(kept.map(\.mapped.externalID) == ["a", "b", "c"])
+        #expect(skipped.map(\.externalID) == ["s1", "s2", "s3", "t1", "t2"])
+        #expect(skipped[0].reason == "duplicate email s@example.com (also uid=s2,ou=people,dc=a; uid=s3,ou=people,dc=a); skipped, none chosen")
+        #expect(skipped[3].reason.hasPrefix("duplicate email ünal@example.com (also uid=t2,ou=people,dc=a)"))
+        #expect(DirectorySnapshotReader.removeDuplicateEmails(Array(users.prefix(1))).1.isEmpty)
+    }
 }
