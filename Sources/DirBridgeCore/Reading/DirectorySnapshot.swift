@@ -98,7 +98,14 @@ public enum DirectorySnapshotReader {
         var duplicated: [String: [Int]] = [:]
         for (position, user) in users.enumerated() {
             let email = user.mapped.email.lowercasedSharingStorage
-            if let previous = seen.updateValue(position, forKey: email) { duplicated[email, default: [previous]].append(position) }
+            guard let index = seen.index(forKey: email) else {
+                seen[email] = position
+                continue
+            }
+            // Named as first spelled: an NFC and an NFD spelling are one email, whose reason shows the first.
+            let (first, previous) = seen[index]
+            seen.values[index] = position
+            duplicated[first, default: [previous]].append(position)
         }
         guard !duplicated.isEmpty else { return (users, []) }
         var drop = Set<Int>()

@@ -54,7 +54,8 @@ public enum PlanText {
             out.append("")
             out.append("\(titles[action]!) (\(count)):")
             var shown = 0
-            for index in plan.userChanges.indices where shown < limit && plan.userChanges[index].action == action {
+            for index in plan.userChanges.indices where plan.userChanges[index].action == action {
+                guard shown < limit else { break }
                 out += lines(for: plan.userChanges[index], verbose: verbose)
                 shown += 1
             }

@@ -61,12 +61,7 @@ final class CacheRowSpool: @unchecked Sendable {
         if buffer.count >= Self.bufferSize { flush() }
     }
 
-    private func put(_ bytes: some Collection<UInt8>) {
-        var length = UInt64(bytes.count)
-        while length >= 0x80 { buffer.append(UInt8(length & 0x7F) | 0x80); length >>= 7 }
-        buffer.append(UInt8(length))
-        buffer.append(contentsOf: bytes)
-    }
+    private func put(_ bytes: some Collection<UInt8>) { LEB128.append(bytes, to: &buffer) }
 
     private func flush() {
         defer { buffer.removeAll(keepingCapacity: true) }
@@ -140,23 +135,7 @@ final class CacheRowSpool: @unchecked Sendable {
     static func decode(_ bytes: [UInt8], at position: inout Int) -> CacheRow? {
         bytes.withUnsafeBufferPointer { bytes in
             var at = position
-            func length() -> Int? {
-                var value = 0
-                var shift = 0
-                while at < bytes.count, shift < 63 {
-                    let byte = bytes[at]
-                    at += 1
-                    value |= Int(byte & 0x7F) << shift
-                    if byte & 0x80 == 0 { return value }
-                    shift += 7
-                }
-                return nil
-            }
-            func chunk() -> UnsafeBufferPointer<UInt8>? {
-                guard let count = length(), count <= bytes.count - at else { return nil }
-                defer { at += count }
-                return UnsafeBufferPointer(rebasing: bytes[at..<at + count])
-            }
+            func chunk() -> UnsafeBufferPointer<UInt8>? { LEB128.chunk(bytes, at: &at) }
             func text() -> String? { chunk().map { String(decoding: $0, as: UTF8.self) } }
             guard at < bytes.count else { return nil }
             let flags = bytes[at]

@@ -199,12 +199,15 @@ struct PipelineUnitTests {
                           outcome: RuleOutcome(userGroup: "Default User Group", role: "Guest", globalAdmin: false, groupManager: false, decisions: []))
         }
         let users = [user("a", "a@example.com"), user("s1", "s@example.com"), user("b", "b@example.com"), user("s2", "S@Example.com"),
-                     user("c", "c@example.com"), user("s3", "s@example.com"), user("t1", "Ünal@example.com"), user("t2", "ünal@example.com")]
+                     user("c", "c@example.com"), user("s3", "s@example.com"), user("t1", "Ünal@example.com"), user("t2", "ünal@example.com"),
+                     user("n1", "jos\u{00E9}@example.com"), user("n2", "jose\u{0301}@example.com")]
         let (kept, skipped) = DirectorySnapshotReader.removeDuplicateEmails(users)
         #expect(kept.map(\.mapped.externalID) == ["a", "b", "c"])
-        #expect(skipped.map(\.externalID) == ["s1", "s2", "s3", "t1", "t2"])
-        #expect(skipped[0].reason == "duplicate email s@example.com (also uid=s2,ou=people,dc=a; uid=s3,ou=people,dc=a); skipped, none chosen")
-        #expect(skipped[3].reason.hasPrefix("duplicate email ünal@example.com (also uid=t2,ou=people,dc=a)"))
+        #expect(skipped.map(\.externalID) == ["n1", "n2", "s1", "s2", "s3", "t1", "t2"])
+        // An NFC and an NFD spelling are one email, named as first spelled (NFC here), byte for byte.
+        #expect(skipped[0].reason.utf8.starts(with: "duplicate email jos\u{00E9}@example.com (also".utf8))
+        #expect(skipped[2].reason == "duplicate email s@example.com (also uid=s2,ou=people,dc=a; uid=s3,ou=people,dc=a); skipped, none chosen")
+        #expect(skipped[5].reason.hasPrefix("duplicate email ünal@example.com (also uid=t2,ou=people,dc=a)"))
         #expect(DirectorySnapshotReader.removeDuplicateEmails(Array(users.prefix(1))).1.isEmpty)
     }
 }
