@@ -7,10 +7,10 @@ enum EntryCodec {
         out.reserveCapacity(256)
         func put(_ count: Int) { LEB128.append(count, to: &out) }
         func put(bytes: some Collection<UInt8>) { LEB128.append(bytes, to: &out) }
-        put(bytes: Array(entry.dn.utf8))
+        put(bytes: entry.dn.utf8)
         put(entry.values.count)
         for (name, values) in entry.values.sorted(by: { $0.key < $1.key }) {
-            put(bytes: Array(name.utf8))
+            put(bytes: name.utf8)
             put(values.count)
             for value in values { put(bytes: value) }
         }
