@@ -110,8 +110,11 @@ public enum DecisionReason: Sendable, Hashable, CustomStringConvertible {
 public struct RuleEvaluator: Sendable {
     public let rules: [MappingRule]
 
+    private let hasFilters: Bool
+
     public init(rules: [MappingRule]) {
         self.rules = rules
+        hasFilters = rules.contains { if case .filter = $0.selector { true } else { false } }
     }
 
     public func evaluate(user: EntryAttributes, memberships: [GroupMembership]) -> RuleOutcome {
@@ -169,6 +172,16 @@ public struct RuleEvaluator: Sendable {
         return RuleOutcome(
             userGroup: finalGroup, role: role?.name ?? defaultRoleName, globalAdmin: globalAdmin,
             groupManager: groupManager, decisions: decisions)
+    }
+
+    /// Whether the entry matches each `filter:` rule, in rule order (empty when no rule has a
+    /// filter). With the user's memberships, all that ``evaluate(user:memberships:)`` reads of it.
+    public func filterMatches(_ user: EntryAttributes) -> [Bool] {
+        guard hasFilters else { return [] }
+        return rules.compactMap { rule in
+            if case .filter(let filter, _) = rule.selector { return filter.matches(user) }
+            return nil
+        }
     }
 
     /// The order decisions are listed in (a switch: this runs for every user).

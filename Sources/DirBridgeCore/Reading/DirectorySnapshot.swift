@@ -167,6 +167,7 @@ struct SnapshotBuilder {
     private var presentIDs = Set<String>()
     private var names = StringPool()
     private var decisions = SharingPool<[Decision]>()
+    private var outcomes: [OutcomeKey: RuleOutcome] = [:]
 
     init(mapping: Mapping, index: GroupIndex) {
         self.mapping = mapping
@@ -181,13 +182,7 @@ struct SnapshotBuilder {
         switch mapping.mapUser(entry) {
         case .success(let mapped):
             presentIDs.insert(mapped.externalID)
-            let memberships = index.memberships(of: entry)
-            var outcome = evaluator.evaluate(user: entry, memberships: memberships)
-            // The users of one group share its name and their decisions (a rule, through the same
-            // groups) rather than each holding a rendered copy.
-            outcome.userGroup = names.shared(outcome.userGroup)
-            outcome.decisions = decisions.shared(outcome.decisions)
-            users.append(DirectoryUser(mapped: mapped, outcome: outcome))
+            users.append(DirectoryUser(mapped: mapped, outcome: outcome(of: entry)))
             return mapped.email.lowercasedSharingStorage
         case .failure(let reason):
             let id = Mapping.externalID(entry, attribute: mapping.users.id)
@@ -195,6 +190,26 @@ struct SnapshotBuilder {
             skipped.append(SkippedEntry(dn: entry.dn, reason: reason.description, externalID: id.isEmpty ? nil : id))
             return nil
         }
+    }
+
+    /// The rules' outcome for a user. The rules see only the user's memberships and which of
+    /// their filters the entry matches, so users alike in both (most users of one department)
+    /// get one outcome, evaluated once: its group name and decisions are then shared, not
+    /// rendered again for each user.
+    private mutating func outcome(of entry: EntryAttributes) -> RuleOutcome {
+        let (memberships, groups) = index.membershipsAndKey(of: entry)
+        let key = groups.map { OutcomeKey(groups: $0, filterMatches: evaluator.filterMatches(entry)) }
+        if let key, let known = outcomes[key] { return known }
+        var outcome = evaluator.evaluate(user: entry, memberships: memberships)
+        outcome.userGroup = names.shared(outcome.userGroup)
+        outcome.decisions = decisions.shared(outcome.decisions)
+        if let key { outcomes[key] = outcome }
+        return outcome
+    }
+
+    private struct OutcomeKey: Hashable {
+        var groups: [Int]
+        var filterMatches: [Bool]
     }
 
     /// The snapshot, with entries sharing an email skipped.
@@ -373,7 +388,14 @@ struct GroupIndex {
 
     /// The groups `entry` belongs to, directly and (when nested) through groups in groups.
     mutating func memberships(of entry: EntryAttributes) -> [GroupMembership] {
-        guard !nodes.isEmpty || readsMemberOf else { return [] }
+        membershipsAndKey(of: entry).memberships
+    }
+
+    /// The user's memberships, and the positions of its direct groups when they alone decide
+    /// the memberships (no group outside groups.base, no server confirmation): users with the
+    /// same key have the same memberships.
+    mutating func membershipsAndKey(of entry: EntryAttributes) -> (memberships: [GroupMembership], key: [Int]?) {
+        guard !nodes.isEmpty || readsMemberOf else { return ([], []) }
         var direct = Set<Int>()
         var outside: [GroupMembership] = []
         if !dnMemberAttributes.isEmpty, let dn = DistinguishedName.canonical(entry.dn) {
@@ -411,8 +433,11 @@ struct GroupIndex {
             resolved = best.values.sorted { $0.groupDN < $1.groupDN }
             membershipsByDirectGroups[key] = resolved
         }
-        let all = outside.isEmpty ? resolved : resolved + outside
-        return inChain == nil ? all : confirmedByServer(all, of: entry)
+        guard outside.isEmpty, inChain == nil else {
+            let all = outside.isEmpty ? resolved : resolved + outside
+            return (inChain == nil ? all : confirmedByServer(all, of: entry), nil)
+        }
+        return (resolved, key)
     }
 
     /// A group and every group above it, each with the shortest path from it; cycle-safe, depth-capped.

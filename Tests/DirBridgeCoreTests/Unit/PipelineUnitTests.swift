@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Logging
 import Testing
 @testable import DirBridgeCore
 
@@ -209,5 +210,58 @@ struct PipelineUnitTests {
         #expect(skipped[2].reason == "duplicate email s@example.com (also uid=s2,ou=people,dc=a; uid=s3,ou=people,dc=a); skipped, none chosen")
         #expect(skipped[5].reason.hasPrefix("duplicate email ünal@example.com (also uid=t2,ou=people,dc=a)"))
         #expect(DirectorySnapshotReader.removeDuplicateEmails(Array(users.prefix(1))).1.isEmpty)
+    }
+    @Test("users alike in memberships and filter answers share one outcome, equal to evaluating the rules for each user")
+    func outcomesAreSharedOnlyWhenAlike() throws {
+        let mapping = try MappingLoader.load(yaml: """
+            client: Acme
+            directory: { url: "ldap://127.0.0.1:1", bind_dn: "cn=x,dc=a", bind_password_env: X }
+            users: { base: "ou=people,dc=a", id: entryUUID, fields: { email: mail } }
+            groups: { base: "ou=groups,dc=a", members: [member, memberOf], nested: true }
+            rules:
+              - filter: (title=Manager)
+                group_manager: true
+                user_group: Sales
+              - group: cn=emea,ou=groups,dc=a
+                role: Editor
+              - groups: cn=dept-*
+                user_group: '{cn | trimprefix("dept-")}'
+              - group: cn=outside,ou=elsewhere,dc=a
+                global_admin: true
+            """, file: "acme.yaml", baseDirectory: "/tmp", environment: [:])
+        let groups = [
+            EntryAttributes(dn: "cn=dept-sales,ou=groups,dc=a", strings: ["cn": ["dept-sales"], "member": [
+                "uid=a,ou=people,dc=a", "uid=b,ou=people,dc=a", "uid=c,ou=people,dc=a", "cn=emea,ou=groups,dc=a"]]),
+            EntryAttributes(dn: "cn=emea,ou=groups,dc=a", strings: ["cn": ["emea"], "member": ["uid=d,ou=people,dc=a", "uid=e,ou=people,dc=a"]]),
+            EntryAttributes(dn: "cn=dept-hr,ou=groups,dc=a", strings: ["cn": ["dept-hr"], "member": ["uid=f,ou=people,dc=a", "uid=e,ou=people,dc=a"]]),
+        ]
+        func user(_ uid: String, title: String? = nil, memberOf: [String] = []) -> EntryAttributes {
+            var strings = ["entryuuid": [uid], "mail": ["\(uid)@example.com"], "memberof": memberOf]
+            if let title { strings["title"] = [title] }
+            return EntryAttributes(dn: "uid=\(uid),ou=people,dc=a", strings: strings)
+        }
+        let entries = [
+            user("a"), user("b"), user("c", title: "Manager"), // one group; c also matches the filter
+            user("d"), user("e"), user("f"), user("g"),         // nested, two groups, another group, none
+            user("h", memberOf: ["cn=outside,ou=elsewhere,dc=a"]), user("i", title: "Manager"),
+            user("j", memberOf: ["cn=dept-hr,ou=groups,dc=a"]),  // memberOf naming a group read: as a member
+        ]
+        var builder = SnapshotBuilder(mapping: mapping, index: GroupIndex(mapping: mapping, groups: groups))
+        for entry in entries { builder.add(user: entry) }
+        let snapshot = builder.finish(entriesRead: entries.count, references: 0, logger: Logger(label: "test"))
+        var fresh = GroupIndex(mapping: mapping, groups: groups)
+        let evaluator = RuleEvaluator(rules: mapping.rules)
+        #expect(snapshot.users.count == entries.count)
+        for (entry, user) in zip(entries, snapshot.users) {
+            #expect(user.outcome == evaluator.evaluate(user: entry, memberships: fresh.memberships(of: entry)), "\(entry.dn)")
+        }
+        let outcome = Dictionary(uniqueKeysWithValues: snapshot.users.map { ($0.mapped.externalID, $0.outcome) })
+        #expect(outcome["a"] == outcome["b"] && outcome["a"]?.userGroup == "sales" && outcome["a"]?.role == "Guest")
+        #expect(outcome["d"]?.userGroup == "sales" && outcome["d"]?.role == "Editor")
+        #expect(outcome["c"] != outcome["a"] && outcome["c"]?.userGroup == "Sales" && outcome["c"]?.groupManager == true)
+        #expect(outcome["i"]?.userGroup == "Sales" && outcome["g"]?.userGroup == defaultUserGroupName)
+        #expect(outcome["h"]?.globalAdmin == true && outcome["g"]?.globalAdmin == false)
+        #expect(outcome["j"] == outcome["f"] && outcome["j"]?.userGroup == "hr")
+        #expect(outcome["e"]?.role == "Editor" && outcome["e"]?.userGroup == "hr")
     }
 }
