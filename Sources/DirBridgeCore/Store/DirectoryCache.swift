@@ -38,6 +38,20 @@ enum CacheLookup: String {
 /// One entry of the directory cache as written: the encoded entry and, for users, the
 /// columns that find it without decoding the cache (external id, normalised DN, mapped email).
 struct CacheRow: Sendable {
+    /// `rows` with only the last row of each (kind, key), in their order: one PostgreSQL
+    /// upsert may not meet a row twice, and the entry read last wins, as SQLite's
+    /// INSERT OR REPLACE gives it (users keyed by an id two entries share). Keys are compared
+    /// byte for byte, as both databases compare them (Swift's `==` holds NFC equal to NFD).
+    static func lastOfEachKey(_ rows: ArraySlice<CacheRow>) -> ArraySlice<CacheRow> {
+        struct Key: Hashable { var kind: EntryKind, key: [UInt8] }
+        func key(_ index: Int) -> Key { Key(kind: rows[index].kind, key: Array(rows[index].key.utf8)) }
+        var last: [Key: Int] = [:]
+        last.reserveCapacity(rows.count)
+        for index in rows.indices { last[key(index)] = index }
+        guard last.count < rows.count else { return rows }
+        return ArraySlice(rows.indices.filter { last[key($0)] == $0 }.map { rows[$0] })
+    }
+
     var kind: EntryKind
     var key: String
     var entry: [UInt8]

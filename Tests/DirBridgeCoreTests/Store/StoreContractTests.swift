@@ -491,6 +491,37 @@ struct StoreContractTests {
         #expect(try temp.count("sync_runs") == 0)
     }
 
+    @Test("a directory cache written with one key twice, in one batch and across batches, keeps the entry read last",
+          arguments: StoreKind.allCases)
+    func cacheKeyWrittenTwice(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let cacheStore = try #require(store as? any DirectoryCacheStoring)
+        func row(_ kind: EntryKind, _ key: String, mail: String) -> CacheRow {
+            var row = CacheRow(kind: kind, key: key, encodedEntry: EntryCodec.encode(
+                EntryAttributes(dn: "uid=\(key),ou=people,dc=a", strings: ["mail": [mail]])))
+            (row.externalID, row.email) = (key, mail)
+            return row
+        }
+        // Users keyed by an id two entries share (no entryUUID): "e-1" twice in the first
+        // 1,000-row batch, "e-2" in the first and the second; a group with a user's key; a key in
+        // NFC and in NFD (two keys to both databases).
+        var rows = [row(.user, "e-1", mail: "first@a"), row(.group, "e-1", mail: "group@a"), row(.user, "e-2", mail: "early@a"),
+                    row(.user, "e-1", mail: "second@a"), row(.user, "\u{00C5}s", mail: "nfc@a"), row(.user, "A\u{030A}s", mail: "nfd@a")]
+        rows += (0..<1_200).map { row(.user, "k-\($0)", mail: "k\($0)@a") }
+        rows.append(row(.user, "e-2", mail: "late@a"))
+        var update = DirectoryCacheUpdate(client: "Acme Corp", replaceAll: true, state: SyncState())
+        update.encodedUpserts = rows
+        _ = try store.apply(ChangeSet(clientID: client.id), run: applyRun(clientID: client.id), within: nil, extra: update, creating: nil)
+        let users = try cacheStore.cachedEntries(client: "Acme Corp", kind: .user)
+        #expect(try cacheStore.cachedUserCount(client: "Acme Corp") == 1_204)
+        #expect(users["e-1"]?.first("mail") == "second@a" && users["e-2"]?.first("mail") == "late@a")
+        #expect(try cacheStore.cachedEntries(client: "Acme Corp", kind: .group)["e-1"]?.first("mail") == "group@a")
+        #expect(try cacheStore.cachedKeys(client: "Acme Corp", kind: .user).filter { $0.hasSuffix("s") }.map { Array($0.utf8) }.sorted { $0.lexicographicallyPrecedes($1) }
+                == [Array("A\u{030A}s".utf8), Array("\u{00C5}s".utf8)])
+        #expect(try cacheStore.directoryCache(client: "Acme Corp")?.state.cachedUsers == 1_204)
+    }
+
     @Test("a dry run records only its sync run", arguments: StoreKind.allCases)
     func recordRunWritesOnlyTheRun(kind: StoreKind) throws {
         let temp = try TemporaryStore(kind)

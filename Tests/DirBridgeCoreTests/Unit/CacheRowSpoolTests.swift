@@ -65,6 +65,16 @@ struct CacheRowSpoolTests {
         #expect(again == rows.count)
     }
 
+    @Test("a batch keeps the last row of each kind and key, in order; keys compare byte for byte")
+    func lastOfEachKey() {
+        let rows = [row(.user, key: "a", entry: [1]), row(.group, key: "a", entry: [2]), row(.user, key: "b", entry: [3]),
+                    row(.user, key: "a", entry: [4]), row(.user, key: "\u{00C5}", entry: [5]), row(.user, key: "A\u{030A}", entry: [6])]
+        let kept = CacheRow.lastOfEachKey(rows[...])
+        #expect(kept.map(\.entry) == [[2], [3], [4], [5], [6]])
+        let unique = Array(rows.prefix(3))[1...]
+        #expect(CacheRow.lastOfEachKey(unique).map(\.entry) == [[2], [3]])
+    }
+
     @Test("no spool where no file can be made: the collector keeps the rows in memory; a dry run keeps none")
     func noSpool() throws {
         #expect(CacheRowSpool(directory: "/nonexistent/dirbridge-spool-test") == nil)

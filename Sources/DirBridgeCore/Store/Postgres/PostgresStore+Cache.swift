@@ -170,7 +170,8 @@ extension PostgresStore: DirectoryCacheStoring {
         }
         // Upserts in multi-row statements of up to 1,000 entries (7 values each): a full read's
         // from their temporary file first, then those held in memory.
-        func upsert(_ batch: ArraySlice<CacheRow>) throws {
+        func upsert(_ rows: ArraySlice<CacheRow>) throws {
+            let batch = CacheRow.lastOfEachKey(rows)
             var binds = PostgresBindings(capacity: batch.count * 7)
             for row in batch {
                 binds.append(client)
