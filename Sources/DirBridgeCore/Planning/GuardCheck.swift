@@ -90,13 +90,21 @@ public struct GuardCheck: Sendable, Equatable, Codable {
                 "the directory returned no users under \(usersBase) matching \(usersFilter), but the store holds \(enabledDirectoryUsers) enabled directory users; "
                 + "a broken filter, a bind account that cannot see the entries, or an outage must not disable a company (--force overrides)"))
         }
-        let disables = changes.filter { $0.action == .disable }.count
+        // The changes are read in place (an index, not a copy, per change: a copy retains each
+        // of a change's fields, and a first sync's plan holds one creation per user).
+        var disables = 0
+        var demotions = 0
+        changes.withUnsafeBufferPointer { changes in
+            for index in changes.indices {
+                if changes[index].action == .disable { disables += 1 }
+                demotions += Self.demotions(in: changes[index])
+            }
+        }
         let limit = maxDisable.limit(of: enabledDirectoryUsers)
         if disables > limit {
             violations.append(GuardViolation(guardName: "max_disable", message:
                 "\(disables) users would be disabled, above max_disable \(maxDisable) (\(limit) of \(enabledDirectoryUsers) enabled directory users); review the plan, then --max-disable or --force"))
         }
-        let demotions = changes.reduce(0) { $0 + Self.demotions(in: $1) }
         if demotions > maxDemote {
             violations.append(GuardViolation(guardName: "max_demote", message:
                 "\(demotions) Global Admin / Group Manager / role removals, above max_demote \(maxDemote); review the plan, then --force"))
@@ -120,8 +128,7 @@ public struct GuardCheck: Sendable, Equatable, Codable {
     /// grants it; so does re-enabling a user who holds one.
     public func grants(users: [StoredUser], changes: [PlannedUserChange]) -> [PrivilegeGrant] {
         // Only the users the changes touch: a whole-client dictionary per plan is not needed.
-        let touched = Set(changes.compactMap(\.userID))
-        let storedByID = Dictionary(users.lazy.filter { touched.contains($0.id) }.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let storedByID = Self.storedUsers(touchedBy: changes, in: users)
         let privileged = Set(privilegedRoles.map { $0.lowercased() })
         func held(globalAdmin: Bool, groupManager: Bool, role: String, enabled: Bool) -> [PrivilegeGrant.Privilege] {
             guard enabled else { return [] }
@@ -132,26 +139,29 @@ public struct GuardCheck: Sendable, Equatable, Codable {
             return result
         }
         var grants: [PrivilegeGrant] = []
-        for change in changes where change.action != .disable {
-            let stored = change.userID.flatMap { storedByID[$0] }
-            let creating = change.action == .create
-            func old(_ attribute: UserAttribute) -> FieldValue? { creating ? nil : change.fields[attribute]?.old }
-            func new(_ attribute: UserAttribute) -> FieldValue? { change.fields[attribute]?.new }
-            let before = creating ? [] : held(
-                globalAdmin: old(.globalAdmin)?.flag ?? stored?.globalAdmin ?? false,
-                groupManager: old(.groupManager)?.flag ?? stored?.groupManager ?? false,
-                role: old(.role)?.text ?? stored?.role ?? defaultRoleName,
-                enabled: old(.enabled)?.flag ?? stored?.enabled ?? false)
-            let after = held(
-                globalAdmin: new(.globalAdmin)?.flag ?? (creating ? false : stored?.globalAdmin ?? false),
-                groupManager: new(.groupManager)?.flag ?? (creating ? false : stored?.groupManager ?? false),
-                role: new(.role)?.text ?? (creating ? defaultRoleName : stored?.role ?? defaultRoleName),
-                enabled: new(.enabled)?.flag ?? (creating ? true : stored?.enabled ?? true))
-            // A role written `admin` before and `Admin` now is no grant.
-            for privilege in after where !before.contains(where: { $0.sameAs(privilege) }) {
-                let reason = change.reasons.first { $0.contains(privilege.ruleKey) }
-                    ?? (change.action == .enable ? change.reasons.first : nil)
-                grants.append(PrivilegeGrant(email: change.email, privilege: privilege, action: change.action, reason: reason))
+        changes.withUnsafeBufferPointer { changes in
+            for index in changes.indices where changes[index].action != .disable {
+                let stored = changes[index].userID.flatMap { storedByID[$0] }
+                let creating = changes[index].action == .create
+                func old(_ attribute: UserAttribute) -> FieldValue? { creating ? nil : changes[index].fields[attribute]?.old }
+                func new(_ attribute: UserAttribute) -> FieldValue? { changes[index].fields[attribute]?.new }
+                let before = creating ? [] : held(
+                    globalAdmin: old(.globalAdmin)?.flag ?? stored?.globalAdmin ?? false,
+                    groupManager: old(.groupManager)?.flag ?? stored?.groupManager ?? false,
+                    role: old(.role)?.text ?? stored?.role ?? defaultRoleName,
+                    enabled: old(.enabled)?.flag ?? stored?.enabled ?? false)
+                let after = held(
+                    globalAdmin: new(.globalAdmin)?.flag ?? (creating ? false : stored?.globalAdmin ?? false),
+                    groupManager: new(.groupManager)?.flag ?? (creating ? false : stored?.groupManager ?? false),
+                    role: new(.role)?.text ?? (creating ? defaultRoleName : stored?.role ?? defaultRoleName),
+                    enabled: new(.enabled)?.flag ?? (creating ? true : stored?.enabled ?? true))
+                // A role written `admin` before and `Admin` now is no grant.
+                for privilege in after where !before.contains(where: { $0.sameAs(privilege) }) {
+                    let change = changes[index]
+                    let reason = change.reasons.first { $0.contains(privilege.ruleKey) }
+                        ?? (change.action == .enable ? change.reasons.first : nil)
+                    grants.append(PrivilegeGrant(email: change.email, privilege: privilege, action: change.action, reason: reason))
+                }
             }
         }
         return grants
@@ -186,21 +196,32 @@ public struct GuardCheck: Sendable, Equatable, Codable {
         change.fields[flag].map { $0.old?.flag == true && $0.new?.flag == false } ?? false
     }
 
+    /// The stored users the changes name by id: only those, not a whole-client dictionary per plan.
+    private static func storedUsers(touchedBy changes: [PlannedUserChange], in users: [StoredUser]) -> [Int64: StoredUser] {
+        var touched = Set<Int64>()
+        changes.withUnsafeBufferPointer { changes in
+            for index in changes.indices { if let id = changes[index].userID { touched.insert(id) } }
+        }
+        guard !touched.isEmpty else { return [:] }
+        return Dictionary(users.lazy.filter { touched.contains($0.id) }.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// `adminsBefore` counts the whole client; `users` holds at least the users the changes touch.
     private static func lastGlobalAdminViolation(adminsBefore: Int, users: [StoredUser], changes: [PlannedUserChange]) -> GuardViolation? {
         guard adminsBefore > 0 else { return nil }
-        let touched = Set(changes.compactMap(\.userID))
-        let storedByID = Dictionary(users.lazy.filter { touched.contains($0.id) }.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let storedByID = storedUsers(touchedBy: changes, in: users)
         var adminsAfter = adminsBefore
-        for change in changes {
-            let gaNew = change.fields[.globalAdmin]?.new?.flag
-            let enabledNew = change.fields[.enabled]?.new?.flag
-            if let id = change.userID, let stored = storedByID[id] {
-                let before = stored.globalAdmin && stored.enabled
-                let after = (gaNew ?? stored.globalAdmin) && (enabledNew ?? stored.enabled)
-                adminsAfter += (after ? 1 : 0) - (before ? 1 : 0)
-            } else if gaNew == true {
-                adminsAfter += 1
+        changes.withUnsafeBufferPointer { changes in
+            for index in changes.indices {
+                let gaNew = changes[index].fields[.globalAdmin]?.new?.flag
+                let enabledNew = changes[index].fields[.enabled]?.new?.flag
+                if let id = changes[index].userID, let stored = storedByID[id] {
+                    let before = stored.globalAdmin && stored.enabled
+                    let after = (gaNew ?? stored.globalAdmin) && (enabledNew ?? stored.enabled)
+                    adminsAfter += (after ? 1 : 0) - (before ? 1 : 0)
+                } else if gaNew == true {
+                    adminsAfter += 1
+                }
             }
         }
         guard adminsAfter == 0 else { return nil }

@@ -156,11 +156,12 @@ extension ChangeSet {
         // Positions, not copies, of the creations: each copy of a planned change retains its every field.
         let changes = plan.userChanges
         let creations = changes.indices.filter { changes[$0].action == .create }.concurrentMap { position -> NewClientUser in
-            let change = changes[position]
-            if let creation = change.fields.creation {
+            if let creation = changes[position].fields.creation {
                 // The planned user itself: its values are the mapped entry's, not copies.
-                return NewClientUser(creation.user, userGroupName: creation.userGroup, invite: change.invite, reasons: change.reasons)
+                return NewClientUser(creation.user, userGroupName: creation.userGroup, invite: changes[position].invite,
+                                     reasons: changes[position].reasons)
             }
+            let change = changes[position]
             var user = NewClientUser(PortalUser(email: change.email, externalID: change.externalID, externalDN: change.dn), userGroupName: nil,
                                      invite: change.invite, reasons: change.reasons)
             for element in change.fields {
@@ -168,8 +169,9 @@ extension ChangeSet {
             }
             return user
         }
-        let updates = plan.userChanges.filter { $0.action != .create }.compactMap { change -> ClientUserUpdate? in
-            guard let id = change.userID else { return nil }
+        let updates = changes.indices.compactMap { position -> ClientUserUpdate? in
+            guard changes[position].action != .create, let id = changes[position].userID else { return nil }
+            let change = changes[position]
             return ClientUserUpdate(userID: id, action: change.historyAction, fields: change.fields, reason: change.reasons.joined(separator: "\n"))
         }
         self.init(
