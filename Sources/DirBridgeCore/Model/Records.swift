@@ -144,12 +144,15 @@ public struct ClientPopulation: Sendable, Equatable {
     /// The figures of a fully loaded client.
     public init(users: [StoredUser]) {
         var population = ClientPopulation(enabledDirectoryUsers: 0, directoryUsers: 0, enabledGlobalAdmins: 0)
-        for user in users {
-            if user.source == .directory {
-                population.directoryUsers += 1
-                if user.enabled { population.enabledDirectoryUsers += 1 }
+        // Read in place: a copy of each user would retain its every field.
+        users.withUnsafeBufferPointer { users in
+            for index in users.indices {
+                if users[index].source == .directory {
+                    population.directoryUsers += 1
+                    if users[index].enabled { population.enabledDirectoryUsers += 1 }
+                }
+                if users[index].globalAdmin && users[index].enabled { population.enabledGlobalAdmins += 1 }
             }
-            if user.globalAdmin && user.enabled { population.enabledGlobalAdmins += 1 }
         }
         self = population
     }

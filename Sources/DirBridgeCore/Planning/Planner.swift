@@ -58,8 +58,9 @@ public struct Planner: Sendable {
 
         var byExternalID: [String: Int] = [:]
         byExternalID.reserveCapacity(users.count)
-        for (position, user) in users.enumerated() {
-            if let id = user.externalID, user.source == .directory { byExternalID[id] = position }
+        // The stored users are read in place here and below: a copy of each would retain its every field.
+        for position in users.indices {
+            if let id = users[position].externalID, users[position].source == .directory { byExternalID[id] = position }
         }
         // By lowercased email, built on first need: a resync that finds every user by external
         // id never asks (folding and indexing every stored email was a quarter of its plan).
@@ -68,7 +69,7 @@ public struct Planner: Sendable {
             if emailIndex == nil {
                 var index: [String: Int] = [:]
                 index.reserveCapacity(users.count)
-                for (position, user) in users.enumerated() { index[user.email.lowercased()] = position }
+                for position in users.indices { index[users[position].email.lowercased()] = position }
                 emailIndex = index
             }
             return emailIndex?[email.lowercased()]
@@ -151,8 +152,9 @@ public struct Planner: Sendable {
 
         // Directory users no longer in the directory's answer.
         if mapping.deprovision.missing == .disable {
-            for (position, stored) in users.enumerated() where stored.source == .directory && stored.enabled && !matched[position] {
-                guard let id = stored.externalID, !snapshot.presentIDs.contains(id) else { continue }
+            for position in users.indices where users[position].source == .directory && users[position].enabled && !matched[position] {
+                guard let id = users[position].externalID, !snapshot.presentIDs.contains(id) else { continue }
+                let stored = users[position]
                 if protected.contains(stored.email.lowercased()) {
                     protectedKept.append(ProtectedNote(email: stored.email, withheld: ["disable (not in the directory any more)"]))
                     continue
