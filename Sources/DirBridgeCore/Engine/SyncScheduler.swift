@@ -93,7 +93,6 @@ public struct SyncScheduler: Service {
         }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             number += 1
-            var started = Date()
             let control = RunControl()
             var request = SyncRequest(
                 mapping: mapping, storePath: options.storePath, apply: options.apply, incremental: true,
@@ -103,6 +102,9 @@ public struct SyncScheduler: Service {
                 await options.gate?.release()
                 break
             }
+            // The run's time starts once the gate lets it in: waiting for another client's run
+            // is not this run's duration.
+            var started = Date()
             // Shared ticks: the tick this run falls in (once the gate let it start: a run that
             // waited into the next tick is that tick's run); the next one starts `every` after it.
             let tick = options.sharedTicks ? SharedTicks.start(of: Date(), every: options.every, client: mapping.client.name) : started
@@ -127,6 +129,8 @@ public struct SyncScheduler: Service {
                 ending = await runOnce(request, control: control)
                 await options.gate?.release()
             }
+            // Stopped while waiting for another worker's run: no skip with a next run to report.
+            if Self.heldByAnotherWorker(ending), Task.isCancelled || Task.isShuttingDownGracefully { break }
             let seconds = Date().timeIntervalSince(started)
             var delay = options.every
             switch ending {
