@@ -93,6 +93,9 @@ public struct SyncScheduler: Service {
         }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             number += 1
+            // When the run was due: without shared ticks, the next one is `every` after it,
+            // however long the gate kept this one waiting.
+            let due = Date()
             let control = RunControl()
             var request = SyncRequest(
                 mapping: mapping, storePath: options.storePath, apply: options.apply, incremental: true,
@@ -107,7 +110,7 @@ public struct SyncScheduler: Service {
             var started = Date()
             // Shared ticks: the tick this run falls in (once the gate let it start: a run that
             // waited into the next tick is that tick's run); the next one starts `every` after it.
-            let tick = options.sharedTicks ? SharedTicks.start(of: Date(), every: options.every, client: mapping.client.name) : started
+            let tick = options.sharedTicks ? SharedTicks.start(of: Date(), every: options.every, client: mapping.client.name) : due
             if options.sharedTicks { request.skipIfSyncedSince = tick }
             var ending = await runOnce(request, control: control)
             await options.gate?.release()
@@ -129,8 +132,9 @@ public struct SyncScheduler: Service {
                 ending = await runOnce(request, control: control)
                 await options.gate?.release()
             }
-            // Stopped while waiting for another worker's run: no skip with a next run to report.
-            if Self.heldByAnotherWorker(ending), Task.isCancelled || Task.isShuttingDownGracefully { break }
+            // Shared ticks, stopped while waiting for another worker's run: no skip with a next
+            // run to report.
+            if options.sharedTicks, Self.heldByAnotherWorker(ending), Task.isCancelled || Task.isShuttingDownGracefully { break }
             let seconds = Date().timeIntervalSince(started)
             var delay = options.every
             switch ending {

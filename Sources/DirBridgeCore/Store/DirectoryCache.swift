@@ -43,8 +43,15 @@ struct CacheRow: Sendable {
     /// INSERT OR REPLACE gives it (users keyed by an id two entries share). Keys are compared
     /// byte for byte, as both databases compare them (Swift's `==` holds NFC equal to NFD).
     static func lastOfEachKey(_ rows: ArraySlice<CacheRow>) -> ArraySlice<CacheRow> {
-        struct Key: Hashable { var kind: EntryKind, key: [UInt8] }
-        func key(_ index: Int) -> Key { Key(kind: rows[index].kind, key: Array(rows[index].key.utf8)) }
+        struct Key: Hashable {
+            var kind: EntryKind, key: String
+            static func == (a: Key, b: Key) -> Bool { a.kind == b.kind && a.key.hasSameUTF8(as: b.key) }
+            func hash(into hasher: inout Hasher) {
+                hasher.combine(kind)
+                key.hashUTF8(into: &hasher)
+            }
+        }
+        func key(_ index: Int) -> Key { Key(kind: rows[index].kind, key: rows[index].key) }
         var last: [Key: Int] = [:]
         last.reserveCapacity(rows.count)
         for index in rows.indices { last[key(index)] = index }

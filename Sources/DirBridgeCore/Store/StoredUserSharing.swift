@@ -1,5 +1,3 @@
-import Foundation
-
 /// Lets the users a full plan loads from the store share storage with equal values already in
 /// memory: the directory's mapped user with the same external id (its fields, id and DN), and
 /// the other stored users' times (the users one apply wrote share its time).
@@ -58,16 +56,8 @@ public final class StoredUserSharing: @unchecked Sendable {
         return lastTime
     }
 
-    /// The same UTF-8 bytes: compared with memcmp where both strings hold their UTF-8 in one
-    /// piece (native strings do; iterating both views byte by byte was a fifth of a 100k
-    /// no-op plan), else by iterating.
+    /// The same UTF-8 bytes (``String/hasSameUTF8(as:)``).
     static func same(_ a: String, _ b: String) -> Bool {
-        guard a.utf8.count == b.utf8.count else { return false }
-        let compared = a.utf8.withContiguousStorageIfAvailable { x in
-            b.utf8.withContiguousStorageIfAvailable { y in
-                x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0
-            }
-        }
-        return (compared ?? nil) ?? a.utf8.elementsEqual(b.utf8)
+        a.hasSameUTF8(as: b)
     }
 }

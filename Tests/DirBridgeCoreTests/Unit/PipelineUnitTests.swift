@@ -257,6 +257,9 @@ struct PipelineUnitTests {
         }
         let outcome = Dictionary(uniqueKeysWithValues: snapshot.users.map { ($0.mapped.externalID, $0.outcome) })
         #expect(outcome["a"] == outcome["b"] && outcome["a"]?.userGroup == "sales" && outcome["a"]?.role == "Guest")
+        // Alike users hold one outcome: the same decisions' storage, not equal copies.
+        let storage = { (id: String) in outcome[id]?.decisions.withUnsafeBufferPointer { $0.baseAddress } }
+        #expect(storage("a") != nil && storage("a") == storage("b") && storage("j") == storage("f"))
         #expect(outcome["d"]?.userGroup == "sales" && outcome["d"]?.role == "Editor")
         #expect(outcome["c"] != outcome["a"] && outcome["c"]?.userGroup == "Sales" && outcome["c"]?.groupManager == true)
         #expect(outcome["i"]?.userGroup == "Sales" && outcome["g"]?.userGroup == defaultUserGroupName)
