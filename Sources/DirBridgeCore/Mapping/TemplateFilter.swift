@@ -41,7 +41,8 @@ public enum TemplateFilter: Sendable, Equatable {
     /// one element (`first`, `last` and `join` keep a lone value as it is).
     func apply(one value: String) -> String {
         switch self {
-        case .lower: value.lowercased()
+        // Itself (no copy) when it has no letter to lower: emails mostly are lowercase already.
+        case .lower: value.lowercasedSharingStorage
         case .upper: value.uppercased()
         case .trim: Self.trimmed(value)
         case .first, .last, .join: value
