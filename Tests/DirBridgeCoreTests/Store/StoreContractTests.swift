@@ -510,8 +510,14 @@ struct StoreContractTests {
                     row(.user, "e-1", mail: "second@a"), row(.user, "\u{00C5}s", mail: "nfc@a"), row(.user, "A\u{030A}s", mail: "nfd@a")]
         rows += (0..<1_200).map { row(.user, "k-\($0)", mail: "k\($0)@a") }
         rows.append(row(.user, "e-2", mail: "late@a"))
+        // A full read's rows wait in a temporary file and are written first; the last few (here
+        // the late "e-2" among them) come from memory after them.
+        let spool = try #require(CacheRowSpool(directory: temp.directory.path))
+        for row in rows.dropLast(100) { spool.append(row) }
+        try spool.finish()
         var update = DirectoryCacheUpdate(client: "Acme Corp", replaceAll: true, state: SyncState())
-        update.encodedUpserts = rows
+        update.spooledUpserts = spool
+        update.encodedUpserts = Array(rows.suffix(100))
         _ = try store.apply(ChangeSet(clientID: client.id), run: applyRun(clientID: client.id), within: nil, extra: update, creating: nil)
         let users = try cacheStore.cachedEntries(client: "Acme Corp", kind: .user)
         #expect(try cacheStore.cachedUserCount(client: "Acme Corp") == 1_204)
