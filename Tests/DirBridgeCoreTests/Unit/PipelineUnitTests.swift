@@ -150,12 +150,7 @@ struct PipelineUnitTests {
 
     @Test("an index of cached groups for a few users finds their memberships whether member values are canonical or not")
     func groupIndexMemberFilter() throws {
-        let mapping = try MappingLoader.load(yaml: """
-            client: Acme
-            directory: { url: "ldap://127.0.0.1:1", bind_dn: "cn=x,dc=a", bind_password_env: X }
-            users: { base: "ou=people,dc=a", id: entryUUID, fields: { email: mail } }
-            groups: { base: "ou=groups,dc=a", members: [member], nested: true }
-            """, file: "acme.yaml", baseDirectory: "/tmp", environment: [:])
+        let mapping = try Self.mapping(members: "[member]")
         let groups = [
             EntryAttributes(dn: "cn=sales,ou=groups,dc=a", strings: ["cn": ["sales"], "member": [
                 "UID=Ann,OU=People,DC=a", "uid=bob,ou=people,dc=a", "uid=carl,ou=people,dc=a", "cn=emea,ou=groups,dc=a"]]),
@@ -211,13 +206,21 @@ struct PipelineUnitTests {
         #expect(skipped[5].reason.hasPrefix("duplicate email ünal@example.com (also uid=t2,ou=people,dc=a)"))
         #expect(DirectorySnapshotReader.removeDuplicateEmails(Array(users.prefix(1))).1.isEmpty)
     }
-    @Test("users alike in memberships and filter answers share one outcome, equal to evaluating the rules for each user")
-    func outcomesAreSharedOnlyWhenAlike() throws {
-        let mapping = try MappingLoader.load(yaml: """
+
+    /// A mapping of users under ou=people,dc=a and nested groups under ou=groups,dc=a.
+    private static func mapping(members: String, rules: String = "") throws -> Mapping {
+        try MappingLoader.load(yaml: """
             client: Acme
             directory: { url: "ldap://127.0.0.1:1", bind_dn: "cn=x,dc=a", bind_password_env: X }
             users: { base: "ou=people,dc=a", id: entryUUID, fields: { email: mail } }
-            groups: { base: "ou=groups,dc=a", members: [member, memberOf], nested: true }
+            groups: { base: "ou=groups,dc=a", members: \(members), nested: true }
+            """ + rules, file: "acme.yaml", baseDirectory: "/tmp", environment: [:])
+    }
+
+    @Test("users alike in memberships and filter answers share one outcome, equal to evaluating the rules for each user")
+    func outcomesAreSharedOnlyWhenAlike() throws {
+        let mapping = try Self.mapping(members: "[member, memberOf]", rules: """
+
             rules:
               - filter: (title=Manager)
                 group_manager: true
@@ -228,7 +231,7 @@ struct PipelineUnitTests {
                 user_group: '{cn | trimprefix("dept-")}'
               - group: cn=outside,ou=elsewhere,dc=a
                 global_admin: true
-            """, file: "acme.yaml", baseDirectory: "/tmp", environment: [:])
+            """)
         let groups = [
             EntryAttributes(dn: "cn=dept-sales,ou=groups,dc=a", strings: ["cn": ["dept-sales"], "member": [
                 "uid=a,ou=people,dc=a", "uid=b,ou=people,dc=a", "uid=c,ou=people,dc=a", "cn=emea,ou=groups,dc=a"]]),
