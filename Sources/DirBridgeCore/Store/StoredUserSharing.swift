@@ -30,16 +30,16 @@ public final class StoredUserSharing: @unchecked Sendable {
     func share(_ stored: inout StoredUser) {
         stored.createdAt = time(stored.createdAt)
         stored.updatedAt = time(stored.updatedAt)
-        guard let id = stored.user.externalID, let position = positions[id], Self.same(id, users[position].mapped.externalID) else { return }
+        guard let id = stored.user.externalID, let position = positions[id], id.hasSameUTF8(as: users[position].mapped.externalID) else { return }
         stored.user.externalID = users[position].mapped.externalID
-        if let dn = stored.user.externalDN, Self.same(dn, users[position].mapped.dn) { stored.user.externalDN = users[position].mapped.dn }
+        if let dn = stored.user.externalDN, dn.hasSameUTF8(as: users[position].mapped.dn) { stored.user.externalDN = users[position].mapped.dn }
         // Each field with the mapped field's bytes takes its storage; when every field does (or
         // both have none), the whole slot array is the mapped user's.
         var every = true
         for field in PortalField.allCases {
             switch (stored.user.fields[field], users[position].mapped.fields[field]) {
             case (nil, nil): continue
-            case let (mine?, value?) where Self.same(mine, value): stored.user.fields[field] = value
+            case let (mine?, value?) where mine.hasSameUTF8(as: value): stored.user.fields[field] = value
             default: every = false
             }
         }
@@ -49,15 +49,10 @@ public final class StoredUserSharing: @unchecked Sendable {
     /// A time shared with the rows before it; only ASCII text is pooled (the pool compares as
     /// Strings do, which for ASCII is byte for byte).
     private func time(_ text: String) -> String {
-        if !Self.same(text, lastTime) {
+        if !text.hasSameUTF8(as: lastTime) {
             guard text.utf8.allSatisfy({ $0 < 0x80 }) else { return text }
             lastTime = times.shared(text)
         }
         return lastTime
-    }
-
-    /// The same UTF-8 bytes (``String/hasSameUTF8(as:)``).
-    static func same(_ a: String, _ b: String) -> Bool {
-        a.hasSameUTF8(as: b)
     }
 }
