@@ -287,12 +287,14 @@ private struct ChangeSetWriter {
             PreparedUsers(users: users[range], groupIDs: groupIDs[range], clientID: clientID, now: now, groupNames: names)
         }
         let ranges = stride(from: 0, to: users.count, by: Self.chunk).map { $0..<min($0 + Self.chunk, users.count) }
+        let bulk = users.count >= BulkCreationTriggers.minimumCreations ? try BulkCreationTriggers.suspend(db) : nil
         var next = Background(ranges[0], prepare)
         for (index, range) in ranges.enumerated() {
             let prepared = next.value()
             if index + 1 < ranges.count { next = Background(ranges[index + 1], prepare) }
             try insert(users[range], prepared)
         }
+        try bulk?.finish(db)
     }
 
     /// Inserts one prepared chunk: `userBatch` rows per statement, then each row's invitation

@@ -22,6 +22,70 @@ struct PortalStoreTests {
         #expect(pragmas.1 == 1)
     }
 
+    /// 1,200 creations: every tenth in Sales, a Global Admin in the Default User Group and a
+    /// Group Manager in Sales among them.
+    static let largeCreation: [NewClientUser] = (0..<1_200).map { index in
+        NewClientUser(email: "user\(index)@acme.example", fields: [.title: "Title \(index)"],
+                      userGroupName: index % 10 == 0 ? "Sales" : nil, globalAdmin: index == 3, groupManager: index == 20,
+                      externalID: "ext-\(index)", invite: index % 9 == 0)
+    }
+
+    @Test("a large creation sets the insert triggers aside and leaves the store as the per-row triggers would; a portal's own trigger keeps them per row")
+    func largeCreationWithoutPerRowTriggers() throws {
+        #expect(Self.largeCreation.count >= BulkCreationTriggers.minimumCreations)
+        func triggers(_ temp: TemporaryStore) throws -> [String] {
+            try temp.rows("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").map { "\($0["name"] as String): \($0["sql"] as String)" }
+        }
+        func schemaVersion(_ temp: TemporaryStore) throws -> Int { try temp.int("PRAGMA schema_version") }
+        /// Applies the creation; returns how much the apply itself moved the schema version.
+        func apply(_ temp: TemporaryStore) throws -> Int {
+            let (store, client) = try temp.openWithClient()
+            let version = try schemaVersion(temp)
+            _ = try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")], userCreations: Self.largeCreation),
+                                run: applyRun(clientID: client.id))
+            return try schemaVersion(temp) - version
+        }
+        let bulk = try TemporaryStore(), perRow = try TemporaryStore()
+        _ = try bulk.openWithClient()
+        _ = try perRow.openWithClient()
+        let fresh = try triggers(bulk)
+        // The portal's own trigger on inserted users: the creation must run it for every row.
+        try perRow.execute("CREATE TABLE portal_audit (user_id INTEGER NOT NULL)")
+        try perRow.execute("CREATE TRIGGER portal_audit_insert AFTER INSERT ON client_users BEGIN INSERT INTO portal_audit VALUES (NEW.id); END")
+        // Two triggers dropped and created again in the bulk store's transaction; no schema change in the other.
+        #expect(try apply(bulk) == 4)
+        #expect(try apply(perRow) == 0)
+        #expect(try perRow.count("portal_audit") == Self.largeCreation.count)
+        #expect(try triggers(bulk) == fresh)
+        #expect(try triggers(perRow) == (fresh + ["portal_audit_insert: CREATE TRIGGER portal_audit_insert AFTER INSERT ON client_users BEGIN INSERT INTO portal_audit VALUES (NEW.id); END"]).sorted())
+        let counter = "SELECT client_id, counter FROM store_changes ORDER BY client_id"
+        #expect(try bulk.rows(counter).map { [$0["client_id"] as Int64, $0["counter"] as Int64] }
+                == perRow.rows(counter).map { [$0["client_id"] as Int64, $0["counter"] as Int64] })
+        #expect(try bulk.int("SELECT counter FROM store_changes") >= Self.largeCreation.count)
+        let users = """
+            SELECT u.email, u.title, u.global_admin, u.group_manager, u.external_id, g.name AS user_group,
+                   (SELECT count(*) FROM invitations i WHERE i.user_id = u.id) AS invitations,
+                   (SELECT CAST(changes AS TEXT) FROM history h WHERE h.entity = 'user' AND h.entity_id = u.id) AS history
+            FROM client_users u JOIN user_groups g ON g.id = u.user_group_id ORDER BY u.id
+            """
+        func described(_ temp: TemporaryStore) throws -> [String] {
+            try temp.rows(users).map { row in
+                ["email", "title", "global_admin", "group_manager", "external_id", "user_group", "invitations", "history"]
+                    .map { "\(row.value($0))" }.joined(separator: "|")
+            }
+        }
+        let written = try described(bulk)
+        #expect(written.count == Self.largeCreation.count)
+        #expect(written == (try described(perRow)))
+        // The rows the per-row triggers checked are the same rows here: the Global Admin and the Group Manager are in.
+        #expect(try bulk.int("SELECT count(*) FROM client_users WHERE global_admin = 1 OR group_manager = 1") == 2)
+        // The store still enforces the rules on a later write.
+        let error = #expect(throws: TestSQLError.self) {
+            try bulk.execute("INSERT INTO client_users (client_id, email, user_group_id, global_admin, created_at, updated_at) SELECT 1, 'late@acme.example', id, 1, 'x', 'x' FROM user_groups WHERE name = 'Sales'")
+        }
+        #expect(error?.message == StoreSchema.globalAdminRule)
+    }
+
     @Test("a store written by the first migration opens after the later ones")
     func olderStoreIsMigrated() throws {
         let temp = try TemporaryStore()

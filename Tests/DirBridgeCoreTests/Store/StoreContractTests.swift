@@ -163,6 +163,32 @@ struct StoreContractTests {
         #expect(try temp.count("sync_runs") == 0)
     }
 
+    @Test("a flag rule broken by one user deep in a large creation is named, and nothing is written", arguments: StoreKind.allCases, [true, false])
+    func ruleBrokenInLargeCreation(kind: StoreKind, globalAdmin: Bool) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, client) = try temp.openWithClient()
+        let tables = ["sync_runs", "client_users", "user_groups", "history", "invitations", "store_changes"]
+        let before = try tables.map(temp.count)
+        // User 700 is a Global Admin in Sales, or a Group Manager in the Default User Group.
+        let creations = (0..<1_200).map { index in
+            NewClientUser(email: "user\(index)@acme.example", userGroupName: index == 700 && globalAdmin ? "Sales" : nil,
+                          globalAdmin: index == 700 && globalAdmin, groupManager: index == 700 && !globalAdmin, externalID: "ext-\(index)",
+                          invite: index % 5 == 0)
+        }
+        let error = #expect(throws: StoreError.self) {
+            try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")], userCreations: creations),
+                            run: applyRun(clientID: client.id))
+        }
+        #expect(error?.code == .invariantViolation)
+        #expect(error?.message.contains(globalAdmin ? StoreSchema.globalAdminRule : StoreSchema.groupManagerRule) == true)
+        #expect(error?.message.contains("user700@acme.example") == true)
+        #expect(try tables.map(temp.count) == before)
+        if kind == .sqlite {
+            // The rolled-back transaction took the triggers' drop with it.
+            #expect(try temp.int("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ('client_users_rules_on_insert', 'client_users_counted_insert')") == 2)
+        }
+    }
+
     @Test("Group Manager in the Default User Group is refused by the API", arguments: StoreKind.allCases)
     func groupManagerRuleThroughAPI(kind: StoreKind) throws {
         let temp = try TemporaryStore(kind)
