@@ -232,15 +232,15 @@ struct GroupsByMember {
     private var several: [[Int]] = []
 
     mutating func add(_ member: String, group: Int) {
-        guard let slot = slots[member] else {
-            slots[member] = group
-            return
-        }
+        // One hash for a member seen first (most members are in one group); a member seen
+        // again gets its slot back below.
+        guard let slot = slots.updateValue(group, forKey: member) else { return }
         if slot >= 0 {
             several.append([slot, group])
             slots[member] = -several.count
         } else {
             several[-1 - slot].append(group)
+            slots[member] = slot
         }
     }
 

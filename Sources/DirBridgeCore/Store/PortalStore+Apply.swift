@@ -171,11 +171,13 @@ private struct ChangeSetWriter {
         try Self.context("history of run \(runID)") { try flushHistory() }
     }
 
-    private static func context<Result>(_ what: String, _ body: () throws -> Result) throws -> Result {
+    /// Runs `body`, naming `what` in its error; `what` is built only on an error (a first sync
+    /// calls this for every created user).
+    private static func context<Result>(_ what: @autoclosure () -> String, _ body: () throws -> Result) throws -> Result {
         do {
             return try body()
         } catch {
-            throw StoreError.from(error, context: what)
+            throw StoreError.from(error, context: what())
         }
     }
 
@@ -278,8 +280,8 @@ private struct ChangeSetWriter {
         guard !users.isEmpty else { return }
         var groups: [Int64] = []
         groups.reserveCapacity(users.count)
-        for user in users {
-            groups.append(try Self.context("client user \(user.email)") { try self.groupID(named: user.userGroupName) })
+        for index in users.indices {
+            groups.append(try Self.context("client user \(users[index].email)") { try self.groupID(named: users[index].userGroupName) })
         }
         let names = groupNames.mapValues { $0.name }
         let (clientID, now, groupIDs) = (changes.clientID, now, groups)
@@ -315,7 +317,7 @@ private struct ChangeSetWriter {
             } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT && rows.count > 1 && db.isInsideTransaction {
                 for row in rows {
                     try Self.context("client user \(users[base + row].email)") {
-                        try finishCreation(users[base + row], history: prepared.history[row],
+                        try finishCreation(of: users, at: base + row, history: prepared.history[row],
                                            userID: try insertUsers(Self.userArguments(clientID: changes.clientID.databaseValue, now: now.databaseValue,
                                                                                       prepared.values(row..<row + 1)), count: 1))
                     }
@@ -326,7 +328,7 @@ private struct ChangeSetWriter {
             }
             for (offset, row) in rows.enumerated() {
                 try Self.context("client user \(users[base + row].email)") {
-                    try finishCreation(users[base + row], history: prepared.history[row], userID: firstID + Int64(offset))
+                    try finishCreation(of: users, at: base + row, history: prepared.history[row], userID: firstID + Int64(offset))
                 }
             }
         }
@@ -343,10 +345,11 @@ private struct ChangeSetWriter {
         return db.lastInsertedRowID - Int64(count - 1)
     }
 
-    /// The invitation and the history row of a created user.
-    private mutating func finishCreation(_ user: NewClientUser, history changes: String, userID: Int64) throws {
-        if user.invite { try insertInvitation(userID: userID, email: user.email) }
-        try history(entity: "user", id: userID, action: .created, changes: changes, reason: user.reason)
+    /// The invitation and the history row of the created user at `index` (read in place: a
+    /// first sync finishes every user).
+    private mutating func finishCreation(of users: ArraySlice<NewClientUser>, at index: Int, history changes: String, userID: Int64) throws {
+        if users[index].invite { try insertInvitation(userID: userID, email: users[index].email) }
+        try history(entity: "user", id: userID, action: .created, changes: changes, reason: users[index].reason)
     }
 
     /// One chunk of creations as the statements bind them: each user's `client_users` values,
