@@ -86,6 +86,47 @@ struct PortalStoreTests {
         #expect(error?.message == StoreSchema.globalAdminRule)
     }
 
+    @Test("a state of more users than a sharing chunk loads in row order, equal to one loaded without sharing, matched values shared in every chunk")
+    func loadStateSharingInChunks() throws {
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        // Two and a half chunks: two shared on another thread, the rest on the loading one.
+        let count = PortalStore.sharingChunk * 5 / 2 + 7
+        _ = try store.apply(ChangeSet(clientID: client.id, userCreations: (0..<count).map { index in
+            NewClientUser(email: "user\(index)@acme.example", fields: [.title: "Title of user number \(index)"],
+                          externalID: "external-id-of-user-\(index)", externalDN: "uid=user\(index),ou=people,dc=acme,dc=example")
+        }), run: applyRun(clientID: client.id))
+        let plain = try store.loadState(clientID: client.id)
+        #expect(plain.users.count == count)
+        // Every other user is in the directory, with its title changed for every sixth.
+        let directory = plain.users.enumerated().filter { $0.offset % 2 == 0 }.map { offset, stored in
+            DirectoryUser(mapped: MappedFields(dn: String(decoding: Array(stored.externalDN!.utf8), as: UTF8.self),
+                                               externalID: String(decoding: Array(stored.externalID!.utf8), as: UTF8.self),
+                                               fields: PortalFieldValues([.email: String(decoding: Array(stored.email.utf8), as: UTF8.self),
+                                                                          .title: offset % 6 == 0 ? "New title \(offset)" : String(decoding: Array(stored[.title]!.utf8), as: UTF8.self)]),
+                                               disabled: false),
+                          outcome: RuleOutcome(userGroup: defaultUserGroupName, role: "Guest", globalAdmin: false, groupManager: false, decisions: []))
+        }
+        let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: Set(directory.map(\.mapped.externalID)),
+                                         entriesRead: directory.count, userEntries: directory.count, groupsRead: 0, references: 0)
+        let shared = try store.loadState(clientID: client.id, sharing: StoredUserSharing(snapshot: snapshot))
+        #expect(shared == plain)
+        #expect(shared.users.map(\.id) == plain.users.map(\.id))
+        func storage(_ text: String?) -> UInt? {
+            var copy = text
+            return copy?.withUTF8 { UInt(bitPattern: $0.baseAddress) }
+        }
+        // In the first chunk, the second, and the last rows: an equal title is the directory's, a changed one the store's.
+        for offset in [2, 4, PortalStore.sharingChunk + 8, PortalStore.sharingChunk * 2 + 2, count - 1 - (count - 1) % 2] {
+            let user = shared.users[offset], mapped = directory[offset / 2].mapped
+            #expect(storage(user.email) == storage(mapped.email))
+            #expect(storage(user.externalID) == storage(mapped.externalID))
+            #expect((storage(user[.title]) == storage(mapped.fields[.title])) == (offset % 6 != 0))
+            #expect(user[.title] == "Title of user number \(offset)")
+        }
+        #expect(storage(shared.users[1].email) != storage(directory[0].mapped.email))
+    }
+
     @Test("a store written by the first migration opens after the later ones")
     func olderStoreIsMigrated() throws {
         let temp = try TemporaryStore()
