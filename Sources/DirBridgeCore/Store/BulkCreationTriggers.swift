@@ -14,12 +14,17 @@ import GRDB
 ///
 /// - Other connections never see the store without the triggers: the drop, the inserts and
 ///   the re-creation commit together, and a failure rolls all of them back.
-/// - It is used only when every trigger on the tables the creations write (`client_users`,
-///   `history`, `invitations`) is exactly what this build's migrations create, by name and
-///   SQL. A store whose portal added or changed a trigger there keeps the per-row path, so
-///   no trigger this code does not know is ever skipped.
+/// - It is used only when every trigger on the tables written meanwhile (`client_users`,
+///   `history`, `invitations`, `store_changes`; table names in any case) is exactly what this
+///   build's migrations create, by name and SQL byte for byte. A store whose portal added or
+///   changed a trigger there keeps the per-row path, so no trigger this code does not know is
+///   ever skipped, nor fired fewer times.
 /// - The check raises the trigger's own message for the first inserted row (by id) that
-///   breaks a rule, naming the user, so the apply fails as the per-row trigger would fail it.
+///   breaks a rule, naming the user, so the apply fails as the per-row trigger would fail it;
+///   also when an insert fails later on (a duplicate email after the broken rule), as the
+///   per-row trigger would have stopped at the rule first.
+/// - Each bulk apply moves the store's `schema_version` by four (two drops, two creations):
+///   other connections re-prepare their statements once, as after any schema change.
 struct BulkCreationTriggers {
     /// The triggers set aside, by name, with the SQL that creates them again.
     private let dropped: [(name: String, sql: String)]
@@ -31,8 +36,8 @@ struct BulkCreationTriggers {
 
     /// The triggers set aside; their bodies are what ``finish(_:)`` does in one statement each.
     static let suspended = ["client_users_rules_on_insert", "client_users_counted_insert"]
-    /// The tables written while the triggers are away.
-    private static let writtenTables = ["client_users", "history", "invitations"]
+    /// The tables written while the triggers are away, lowercased.
+    private static let writtenTables = ["client_users", "history", "invitations", "store_changes"]
 
     /// The triggers on ``writtenTables`` that this build's migrations create: name → SQL, read
     /// from a fresh in-memory store once per process. Nil if that store could not be built.
@@ -44,7 +49,8 @@ struct BulkCreationTriggers {
 
     private static func triggers(_ db: Database) throws -> [String: String] {
         let rows = try Row.fetchAll(db, sql: """
-            SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN (\(writtenTables.map { "'\($0)'" }.joined(separator: ", ")))
+            SELECT name, sql FROM sqlite_master
+            WHERE type = 'trigger' AND lower(tbl_name) IN (\(writtenTables.map { "'\($0)'" }.joined(separator: ", ")))
             """)
         return Dictionary(rows.map { ($0["name"] as String, $0["sql"] as String) }, uniquingKeysWith: { first, _ in first })
     }
@@ -52,8 +58,14 @@ struct BulkCreationTriggers {
     /// Drops the two insert triggers inside the open transaction, when the store's triggers
     /// are this build's; returns nil (and drops nothing) otherwise.
     static func suspend(_ db: Database) throws -> BulkCreationTriggers? {
-        guard let expected, try triggers(db) == expected else { return nil }
-        let dropped = suspended.compactMap { name in expected[name].map { (name: name, sql: $0) } }
+        guard let expected else { return nil }
+        let present = try triggers(db)
+        // Byte for byte: Swift's == would take canonically equivalent text as equal.
+        guard present.count == expected.count,
+              present.allSatisfy({ name, sql in expected[name].map { sql.hasSameUTF8(as: $0) } ?? false })
+        else { return nil }
+        // Created again from the store's own text.
+        let dropped = suspended.compactMap { name in present[name].map { (name: name, sql: $0) } }
         guard dropped.count == suspended.count else { return nil }
         let lastID = try Int64.fetchOne(db, sql: "SELECT max(id) FROM client_users") ?? 0
         for trigger in dropped { try db.execute(sql: "DROP TRIGGER \(trigger.name)") }
@@ -64,7 +76,19 @@ struct BulkCreationTriggers {
     /// counter by their number, and creates the triggers again. Throws the rule's
     /// ``StoreError`` (and the caller's transaction rolls back) when a row breaks one.
     func finish(_ db: Database) throws {
-        // The trigger's three checks, in its order, for each inserted row; the first failing row by id.
+        if let broken = try brokenRule(db) { throw broken }
+        // What the counting trigger would have added, one per inserted row of each client.
+        try db.execute(sql: """
+            INSERT INTO store_changes (client_id, counter)
+            SELECT client_id, count(*) FROM client_users WHERE id > ? GROUP BY client_id
+            ON CONFLICT (client_id) DO UPDATE SET counter = counter + excluded.counter
+            """, arguments: [lastIDBefore])
+        for trigger in dropped { try db.execute(sql: trigger.sql) }
+    }
+
+    /// The error the rules trigger would have raised for the rows inserted so far, if any: its
+    /// three checks, in its order, for each row; the first failing row by id.
+    func brokenRule(_ db: Database) throws -> StoreError? {
         if let broken = try Row.fetchOne(db, sql: """
             SELECT email, rule FROM (
                 SELECT u.id, u.email,
@@ -75,14 +99,8 @@ struct BulkCreationTriggers {
                 WHERE u.id > ?4)
             WHERE rule IS NOT NULL ORDER BY id LIMIT 1
             """, arguments: [StoreSchema.sameClientRule, StoreSchema.globalAdminRule, StoreSchema.groupManagerRule, lastIDBefore]) {
-            throw StoreError(.invariantViolation, "client user \(broken["email"] as String): \(broken["rule"] as String)")
+            return StoreError(.invariantViolation, "client user \(broken["email"] as String): \(broken["rule"] as String)")
         }
-        // What the counting trigger would have added, one per inserted row of each client.
-        try db.execute(sql: """
-            INSERT INTO store_changes (client_id, counter)
-            SELECT client_id, count(*) FROM client_users WHERE id > ? GROUP BY client_id
-            ON CONFLICT (client_id) DO UPDATE SET counter = counter + excluded.counter
-            """, arguments: [lastIDBefore])
-        for trigger in dropped { try db.execute(sql: trigger.sql) }
+        return nil
     }
 }

@@ -265,11 +265,17 @@ private struct ChangeSetWriter {
         }
         let ranges = stride(from: 0, to: users.count, by: Self.chunk).map { $0..<min($0 + Self.chunk, users.count) }
         let bulk = users.count >= BulkCreationTriggers.minimumCreations ? try BulkCreationTriggers.suspend(db) : nil
-        var next = Background(ranges[0], prepare)
-        for (index, range) in ranges.enumerated() {
-            let prepared = next.value()
-            if index + 1 < ranges.count { next = Background(ranges[index + 1], prepare) }
-            try insert(users[range], prepared)
+        do {
+            var next = Background(ranges[0], prepare)
+            for (index, range) in ranges.enumerated() {
+                let prepared = next.value()
+                if index + 1 < ranges.count { next = Background(ranges[index + 1], prepare) }
+                try insert(users[range], prepared)
+            }
+        } catch {
+            // A row inserted before the failure may break a rule: the per-row trigger would have stopped there first.
+            if let bulk, db.isInsideTransaction, let broken = try? bulk.brokenRule(db) { throw broken }
+            throw error
         }
         try bulk?.finish(db)
     }

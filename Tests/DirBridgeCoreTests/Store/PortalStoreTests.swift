@@ -86,6 +86,63 @@ struct PortalStoreTests {
         #expect(error?.message == StoreSchema.globalAdminRule)
     }
 
+    /// A portal's own trigger that logs every firing into `portal_audit`.
+    static let portalTriggers = [
+        "CREATE TRIGGER portal_audit_insert AFTER INSERT ON CLIENT_USERS BEGIN INSERT INTO portal_audit VALUES (NEW.id); END",
+        "CREATE TRIGGER portal_counter_audit AFTER UPDATE ON store_changes BEGIN INSERT INTO portal_audit VALUES (NEW.counter); END",
+    ]
+
+    @Test("a portal's own trigger on a table the creations write, named in any case, keeps the per-row triggers and fires for every row",
+          arguments: portalTriggers)
+    func portalTriggerKeepsPerRowPath(trigger: String) throws {
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        try temp.execute("CREATE TABLE portal_audit (value INTEGER NOT NULL)")
+        try temp.execute(trigger)
+        let version = try temp.int("PRAGMA schema_version")
+        _ = try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")], userCreations: Self.largeCreation),
+                            run: applyRun(clientID: client.id))
+        #expect(try temp.int("PRAGMA schema_version") == version)
+        #expect(try temp.count("portal_audit") >= Self.largeCreation.count)
+        #expect(try temp.count("client_users") == Self.largeCreation.count)
+    }
+
+    @Test("in a large creation, the error is the one the per-row triggers give: the first rule broken by id, before a later duplicate",
+          arguments: [[(50, "manager"), (700, "admin")], [(700, "admin"), (900, "duplicate")], [(690, "duplicate"), (700, "admin")]])
+    func largeCreationErrorAsPerRow(faults: [(Int, String)]) throws {
+        var creations = Self.largeCreation
+        for (index, fault) in faults {
+            switch fault {
+            case "manager": creations[index] = NewClientUser(email: "user\(index)@acme.example", groupManager: true, externalID: "ext-\(index)")
+            case "admin": creations[index] = NewClientUser(email: "user\(index)@acme.example", userGroupName: "Sales", globalAdmin: true, externalID: "ext-\(index)")
+            default: creations[index] = NewClientUser(email: "USER5@acme.example", externalID: "ext-\(index)")
+            }
+        }
+        func error(perRow: Bool) throws -> StoreError? {
+            let temp = try TemporaryStore()
+            let (store, client) = try temp.openWithClient()
+            if perRow {
+                try temp.execute("CREATE TABLE portal_audit (value INTEGER NOT NULL)")
+                try temp.execute(Self.portalTriggers[0])
+            }
+            let before = try temp.count("client_users")
+            let triggers = "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"
+            let triggersBefore = try temp.int(triggers)
+            let error = #expect(throws: StoreError.self) {
+                try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")], userCreations: creations),
+                                run: applyRun(clientID: client.id))
+            }
+            #expect(try temp.count("client_users") == before)
+            #expect(try temp.int(triggers) == triggersBefore)
+            return error
+        }
+        let bulk = try error(perRow: false), perRow = try error(perRow: true)
+        let (first, fault) = faults[0]
+        #expect(bulk?.code == (fault == "duplicate" ? .duplicate : .invariantViolation))
+        #expect(bulk?.message.contains(fault == "duplicate" ? "USER5@acme.example" : "user\(first)@acme.example") == true)
+        #expect(bulk == perRow)
+    }
+
     @Test("a state of more users than a sharing chunk loads in row order, equal to one loaded without sharing, matched values shared in every chunk")
     func loadStateSharingInChunks() throws {
         let temp = try TemporaryStore()
