@@ -175,7 +175,7 @@ public struct Planner: Sendable {
         let others = keys.indices.sorted { keys[$0] < keys[$1] }.map { changes[$0] }
         changes = []  // Freed before the creations are built: at 100k, each array of changes is 20 MB.
         let emails = creations.map { snapshot.users[$0.position].mapped.email.lowercasedSharingStorage }
-        let creationOrder = emails.indices.sorted { emails[$0] < emails[$1] }.map { creations[$0] }
+        let creationOrder = String.orderedPositions(emails).map { creations[$0] }
         changes = creationOrder.concurrentMap(extraCapacity: others.count, context: { [Decision: String]() }) { texts, creation in
             create(snapshot.users[creation.position], group: creation.group, decisionTexts: &texts)
         }

@@ -55,6 +55,29 @@ struct World {
 
 @Suite("Planner: the diff and the guards, without a server")
 struct PlannerTests {
+    @Test("creations are ordered by email as a String sort orders them, ASCII prefixes compared first")
+    func emailOrderWithPrefixes() {
+        // Shared and short prefixes, equal prefixes of other lengths, a NUL-free tie at eight
+        // bytes, non-ASCII emails (precomposed and decomposed accents, a combining accent right
+        // after the eighth byte), duplicates.
+        var emails = ["a@x", "ab@x", "aarav.allen1@x", "aarav.allen10@x", "aarav.allen2@x", "aarav.al@x", "aarav.al", "aarav.a",
+                      "zoe@x", "élise@x", "e\u{301}lise@x", "elise@x", "aarav.ale\u{301}@x", "aarav.alé@x", "aarav.ald@x", "ärzte@x",
+                      "", "~tilde@x", "0digit@x", "aarav.allen1@x", "_under@x", "Aarav.allen@x", "aarav.allenn"]
+        // And many generated ones, sharing their first bytes in groups.
+        for index in 0..<500 { emails.append("user.\(String(index % 7, radix: 2))\(index)@bench.example") }
+        // Ties in the first sixteen bytes, decided later.
+        for index in 0..<100 { emails.append("aarav.allen.smith\(index % 13)\(index)@bench.example") }
+        let fast = String.orderedPositions(emails).map { emails[$0] }
+        let plain = emails.sorted()
+        #expect(fast.count == plain.count)
+        #expect(fast == plain)
+        // Byte for byte as well where the strings are ASCII (no two spellings of one string).
+        #expect(zip(fast, plain).allSatisfy { $0.asciiOrderPrefix == nil || $0.hasSameUTF8(as: $1) })
+        #expect("aarav.alé@x".asciiOrderPrefix == nil && "e\u{301}".asciiOrderPrefix == nil)
+        #expect("ab".asciiOrderPrefix.map { [$0.0, $0.1] } == [0x6162_0000_0000_0000, 0])
+        #expect("abcdefghijklmnopq".asciiOrderPrefix.map { [$0.0, $0.1] } == [0x6162_6364_6566_6768, 0x696A_6B6C_6D6E_6F70])
+    }
+
     @Test("an unchanged directory gives an empty plan; a changed title is one update with old and new")
     func diff() throws {
         var world = try World()
