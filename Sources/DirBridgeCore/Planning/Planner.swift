@@ -74,6 +74,14 @@ public struct Planner: Sendable {
             }
             return emailIndex?[email.lowercased()]
         }
+        // Whether an id is in the directory's answer: a skipped entry's, or a user's (their
+        // set built on first need: a run whose stored users all match never asks).
+        var directoryIDs: Set<String>?
+        func isPresent(_ id: String) -> Bool {
+            if snapshot.presentIDs.contains(id) { return true }
+            if directoryIDs == nil { directoryIDs = Set(snapshot.users.map(\.mapped.externalID)) }
+            return directoryIDs?.contains(id) ?? false
+        }
         let protected = Set(mapping.deprovision.protected.map { $0.lowercased() })
         let mappedFields = mapping.users.fields.keys.sorted { $0.rawValue < $1.rawValue }
 
@@ -124,7 +132,7 @@ public struct Planner: Sendable {
                         change.historyAction = .linked
                         change.reasons.insert("adopted: portal user with the same email (adopt_existing: email)", at: 0)
                     }
-                } else if stored.source == .directory, let oldID = stored.externalID, !snapshot.presentIDs.contains(oldID) {
+                } else if stored.source == .directory, let oldID = stored.externalID, !isPresent(oldID) {
                     // The entry was deleted and created again (a new immutable id, the same
                     // email): the person comes back to their portal user, re-enabled.
                     planUpdate(position, user, group: targetGroup) { change in
@@ -153,7 +161,7 @@ public struct Planner: Sendable {
         // Directory users no longer in the directory's answer.
         if mapping.deprovision.missing == .disable {
             for position in users.indices where users[position].source == .directory && users[position].enabled && !matched[position] {
-                guard let id = users[position].externalID, !snapshot.presentIDs.contains(id) else { continue }
+                guard let id = users[position].externalID, !isPresent(id) else { continue }
                 let stored = users[position]
                 if protected.contains(stored.email.lowercased()) {
                     protectedKept.append(ProtectedNote(email: stored.email, withheld: ["disable (not in the directory any more)"]))

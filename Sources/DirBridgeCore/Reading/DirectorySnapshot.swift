@@ -23,7 +23,11 @@ public struct SkippedEntry: Sendable, Codable, Equatable {
 public struct DirectorySnapshot: Sendable {
     public var users: [DirectoryUser]
     public var skipped: [SkippedEntry]
-    /// External ids of every user entry read, skipped ones included.
+    /// External ids present in the directory beside the users' own: those of the skipped
+    /// entries that have one (a skipped entry is still present, so its portal user is not
+    /// disabled). A user's id is present by being in `users`: the planner asks both.
+    /// (Every user's id was gathered here as it was mapped: a set of 1M ids, grown one at a
+    /// time on the mapping thread, for a question asked only about stored users left unmatched.)
     public var presentIDs: Set<String>
     /// Entries read from the directory this run: every user entry for a full read, only the
     /// changed users and groups for an incremental one.
@@ -164,7 +168,6 @@ struct SnapshotBuilder {
     private let evaluator: RuleEvaluator
     private var users: [DirectoryUser] = []
     private var skipped: [SkippedEntry] = []
-    private var presentIDs = Set<String>()
     private var names = StringPool()
     private var decisions = SharingPool<[Decision]>()
     private var outcomes: [OutcomeKey: RuleOutcome] = [:]
@@ -181,12 +184,10 @@ struct SnapshotBuilder {
     mutating func add(user entry: EntryAttributes) -> String? {
         switch mapping.mapUser(entry) {
         case .success(let mapped):
-            presentIDs.insert(mapped.externalID)
             users.append(DirectoryUser(mapped: mapped, outcome: outcome(of: entry)))
             return mapped.email.lowercasedSharingStorage
         case .failure(let reason):
             let id = Mapping.externalID(entry, attribute: mapping.users.id)
-            if !id.isEmpty { presentIDs.insert(id) }
             skipped.append(SkippedEntry(dn: entry.dn, reason: reason.description, externalID: id.isEmpty ? nil : id))
             return nil
         }
@@ -217,7 +218,7 @@ struct SnapshotBuilder {
         let (kept, duplicates) = DirectorySnapshotReader.removeDuplicateEmails(users)
         let allSkipped = skipped + duplicates
         logger.debug("directory view built", metadata: ["users": "\(users.count + skipped.count)", "groups": "\(index.count)", "skipped": "\(allSkipped.count)"])
-        return DirectorySnapshot(users: kept, skipped: allSkipped, presentIDs: presentIDs, entriesRead: entriesRead,
+        return DirectorySnapshot(users: kept, skipped: allSkipped, presentIDs: Set(allSkipped.compactMap(\.externalID)), entriesRead: entriesRead,
                                  userEntries: users.count + skipped.count, groupsRead: index.count, references: references)
     }
 }

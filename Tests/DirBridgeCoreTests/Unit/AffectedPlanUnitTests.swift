@@ -54,7 +54,7 @@ struct AffectedPlanUnitTests {
         let full = world.plan(scenario.directory)
 
         let affectedUsers = scenario.directory.filter { user in scenario.changed.contains { "id-\($0)" == user.mapped.externalID } }
-        let snapshot = DirectorySnapshot(users: affectedUsers, skipped: [], presentIDs: Set(affectedUsers.map(\.mapped.externalID)),
+        let snapshot = DirectorySnapshot(users: affectedUsers, skipped: [], presentIDs: [],
                                          entriesRead: affectedUsers.count, userEntries: affectedUsers.count, groupsRead: 0, references: 0)
         var partial = world.state
         partial.users = world.users.filter { scenario.changed.contains($0.id) }

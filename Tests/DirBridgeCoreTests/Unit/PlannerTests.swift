@@ -47,7 +47,8 @@ struct World {
     }
 
     func plan(_ directory: [DirectoryUser], read: Int? = nil) -> Plan {
-        let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: Set(directory.map(\.mapped.externalID)),
+        // No skipped entries: the users' own ids are present by being users.
+        let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: [],
                                          entriesRead: read ?? directory.count, userEntries: read ?? directory.count, groupsRead: 0, references: 0)
         return Planner(mapping: mapping).plan(snapshot: snapshot, state: state)
     }
@@ -76,6 +77,28 @@ struct PlannerTests {
         #expect("aarav.alé@x".asciiOrderPrefix == nil && "e\u{301}".asciiOrderPrefix == nil)
         #expect("ab".asciiOrderPrefix.map { [$0.0, $0.1] } == [0x6162_0000_0000_0000, 0])
         #expect("abcdefghijklmnopq".asciiOrderPrefix.map { [$0.0, $0.1] } == [0x6162_6364_6566_6768, 0x696A_6B6C_6D6E_6F70])
+    }
+
+    @Test("an id is present when a user or a skipped entry has it: a skipped entry's user is kept, an email whose owner is still present is not taken over, a gone owner comes back")
+    func presentIDs() throws {
+        var world = try World(maxDisable: "100%")
+        world.stored(1, "a@acme.example")
+        world.stored(2, "b@acme.example")
+        world.stored(3, "c@acme.example")
+        // Entry 9 has b's email and comes first; b's own entry (id-2) is still there, later on:
+        // entry 9 is skipped, not b re-keyed. c's entry is skipped (say, no usable email): c stays.
+        // a's entry is gone and entry 8 has its email: a comes back with the new id.
+        let directory = [world.directoryUser(9, "b@acme.example"), world.directoryUser(8, "a@acme.example"), world.directoryUser(2, "b2@acme.example")]
+        let snapshot = DirectorySnapshot(users: directory, skipped: [SkippedEntry(dn: "uid=3,ou=people,dc=a", reason: "no email", externalID: "id-3")],
+                                         presentIDs: ["id-3"], entriesRead: 4, userEntries: 4, groupsRead: 0, references: 0)
+        let plan = Planner(mapping: world.mapping).plan(snapshot: snapshot, state: world.state)
+        #expect(plan.skipped.contains { $0.dn == "uid=9,ou=people,dc=a" && $0.reason.contains("belongs to another directory user") })
+        #expect(!plan.userChanges.contains { $0.userID == 3 })
+        let comeback = try #require(plan.userChanges.first { $0.userID == 1 })
+        #expect(comeback.fields[.externalID]?.new?.text == "id-8")
+        #expect(comeback.reasons.contains { $0.hasPrefix("back in the directory with a new") && $0.contains("(was id-1)") }, "\(comeback.reasons)")
+        #expect(plan.userChanges.first { $0.userID == 2 }?.fields[.field(.email)]?.new?.text == "b2@acme.example")
+        #expect(plan.summary.disable == 0)
     }
 
     @Test("an unchanged directory gives an empty plan; a changed title is one update with old and new")
