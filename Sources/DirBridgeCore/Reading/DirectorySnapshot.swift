@@ -231,24 +231,8 @@ struct GroupsByMember {
     /// ≥ 0: the member's one group; < 0: `-1 - i`, its groups are `several[i]`.
     private var slots: [String: Int] = [:]
     private var several: [[Int]] = []
-    /// Members added and not indexed yet, in order.
-    private var added: [(member: String, group: Int)] = []
 
-    /// Records that `member` is in `group`; ``index()`` files it once every group is read.
     mutating func add(_ member: String, group: Int) {
-        added.append((member, group))
-    }
-
-    /// Files every member added since the last call, in the order added, into a table sized
-    /// once for all of them: grown one member at a time, it was rehashed about twenty times
-    /// (a fifth of reading 1,000 groups of 100k members).
-    mutating func index() {
-        slots.reserveCapacity(slots.count + added.count)
-        for (member, group) in added { file(member, group: group) }
-        added = []
-    }
-
-    private mutating func file(_ member: String, group: Int) {
         // One hash for a member seen first (most members are in one group); a member seen
         // again gets its slot back below.
         guard let slot = slots.updateValue(group, forKey: member) else { return }
@@ -261,9 +245,8 @@ struct GroupsByMember {
         }
     }
 
-    /// The member's groups, in the order they were added; after ``index()``.
+    /// The member's groups, in the order they were added.
     func groups(of member: String) -> Groups {
-        precondition(added.isEmpty, "GroupsByMember: index() before lookups")
         guard let slot = slots[member] else { return Groups(single: nil, rest: nil) }
         return slot >= 0 ? Groups(single: slot, rest: nil) : Groups(single: nil, rest: several[-1 - slot].makeIterator())
     }
@@ -394,10 +377,8 @@ struct GroupIndex {
         if readsPrimaryGroups, let rid = PrimaryGroups.relativeID(ofGroup: entry) { byPrimaryGroupID[rid] = position }
     }
 
-    /// Indexes the members, and links groups that are members of groups, once all groups are read.
+    /// Links groups that are members of groups, once all groups are read.
     mutating func link() {
-        byMemberDN.index()
-        byMemberUID.index()
         guard nested else { return }
         for (position, node) in nodes.enumerated() {
             for parent in byMemberDN.groups(of: node.dn) where parent != position {

@@ -169,7 +169,7 @@ struct PipelineUnitTests {
         #expect(Set(filtered.memberships(of: EntryAttributes(dn: "uid=dora,ou=people,dc=a", values: [:])).map(\.cn)) == ["emea", "sales"])
     }
 
-    @Test("GroupsByMember: one group held inline, several in order (across two index() calls), an unknown member none")
+    @Test("GroupsByMember: one group held inline, several in order, an unknown member none")
     func groupsByMember() {
         var index = GroupsByMember()
         index.add("uid=a", group: 3)
@@ -179,17 +179,13 @@ struct PipelineUnitTests {
         index.add("uid=c", group: 5)
         index.add("uid=c", group: 5)  // listed twice (member and uniqueMember): kept twice, as before
         index.add("uid=d", group: 0)
-        index.index()
-        // Added after a first index(): filed behind the groups already there.
         index.add("uid=d", group: 4)
-        index.add("uid=b", group: 9)
-        index.index()
         #expect(Array(index.groups(of: "uid=a")) == [3])
-        #expect(Array(index.groups(of: "uid=b")) == [1, 7, 2, 9])
+        #expect(Array(index.groups(of: "uid=b")) == [1, 7, 2])
         #expect(Array(index.groups(of: "uid=c")) == [5, 5])
         #expect(Array(index.groups(of: "uid=d")) == [0, 4])
         #expect(Array(index.groups(of: "uid=nobody")).isEmpty)
-        #expect(Set(index.groups(of: "uid=b")) == [1, 2, 7, 9])
+        #expect(Set(index.groups(of: "uid=b")) == [1, 2, 7])
     }
 
     @Test("entries sharing an email (any case) are all skipped, the others kept in order")
