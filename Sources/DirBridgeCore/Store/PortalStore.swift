@@ -211,24 +211,40 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
     /// of it in ``StoredUserSharing/share(_:)``. One chunk is shared at a time (the sharing is
     /// used by one thread at a time, in row order), and the users keep the rows' order.
     private static func readSharing(_ rows: RowCursor, into users: inout [StoredUser], sharing: StoredUserSharing) throws {
-        let share: @Sendable ([StoredUser]) -> [StoredUser] = { chunk in
-            var chunk = chunk
+        // The chunk travels in a box the worker empties: its array is then the worker's alone and
+        // is shared in place (a `var` copy of a captured array copied all of its users first).
+        final class Chunk: @unchecked Sendable {
+            var users: [StoredUser]
+            init(_ users: [StoredUser]) { self.users = users }
+        }
+        let share: @Sendable (Chunk) -> [StoredUser] = { box in
+            var chunk = box.users
+            box.users = []
             for index in chunk.indices { sharing.share(&chunk[index]) }
             return chunk
         }
         var chunk: [StoredUser] = []
         chunk.reserveCapacity(sharingChunk)
         var pending: Background<[StoredUser]>?
-        while let row = try rows.next() {
-            chunk.append(StoredUser(orderedRow: row))
-            guard chunk.count == sharingChunk else { continue }
-            if let pending { users += pending.value() }
-            pending = Background(chunk, share)
-            chunk = []
-            chunk.reserveCapacity(sharingChunk)
+        do {
+            while let row = try rows.next() {
+                chunk.append(StoredUser(orderedRow: row))
+                guard chunk.count == sharingChunk else { continue }
+                if let pending { users += pending.value() }
+                let box = Chunk(chunk)
+                chunk = []
+                chunk.reserveCapacity(sharingChunk)
+                pending = Background(box, share)
+            }
+        } catch {
+            // No job outlives the load.
+            _ = pending?.value()
+            throw error
         }
         if let pending { users += pending.value() }
-        users += share(chunk)
+        let last = Chunk(chunk)
+        chunk = []
+        users += share(last)
     }
 
     /// The part of a client's state that an affected-only plan needs, in one transaction:
