@@ -251,6 +251,26 @@ struct SyncEngineTests {
         #expect(try fixture.int("SELECT count(*) FROM client_users") == 10)
     }
 
+    @Test("synced users whose entries are then skipped (their emails now the same) are still present: kept, not disabled", arguments: StoreKind.allCases)
+    func skippedEntriesStayPresent(store: StoreKind) throws {
+        let fixture = try EngineFixture("skipped-present", store: store)
+        try fixture.sync()
+        let before = try fixture.int("SELECT count(*) FROM client_users WHERE enabled")
+        #expect(try fixture.int("SELECT count(*) FROM client_users WHERE enabled AND lower(email) IN ('s1@example.com', 's2@example.com')") == 2)
+        try fixture.slapd.modify("""
+            dn: uid=s1,ou=people,dc=example,dc=com
+            changetype: modify
+            replace: mail
+            mail: S2@example.com
+
+            """)
+        let outcome = try fixture.sync()
+        #expect(outcome.plan.skipped.filter { $0.reason.contains("duplicate email") }.count == 2)
+        #expect(outcome.plan.summary.disable == 0)
+        #expect(try fixture.int("SELECT count(*) FROM client_users WHERE enabled") == before)
+        #expect(try fixture.int("SELECT count(*) FROM client_users WHERE enabled AND lower(email) IN ('s1@example.com', 's2@example.com')") == 2)
+    }
+
     @Test("a portal-created user is untouched, then adopted with adopt_existing: email", arguments: StoreKind.allCases)
     func portalUserAdoption(store: StoreKind) throws {
         let fixture = try EngineFixture("adopt", store: store) { $0.replacingOccurrences(of: "adopt_existing: email", with: "adopt_existing: none") }
