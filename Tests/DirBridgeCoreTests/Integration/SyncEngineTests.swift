@@ -234,9 +234,8 @@ struct SyncEngineTests {
         #expect(try strict.portalContents() == before)
     }
 
-    @Test("two entries with the same email are both reported by DN and skipped; the rest is applied", arguments: StoreKind.allCases)
-    func duplicateEmails(store: StoreKind) throws {
-        let fixture = try EngineFixture("duplicates", store: store)
+    /// Gives entry s1 the email of s2 (another case): both entries are then skipped as duplicates.
+    static func giveS1TheEmailOfS2(_ fixture: EngineFixture) throws {
         try fixture.slapd.modify("""
             dn: uid=s1,ou=people,dc=example,dc=com
             changetype: modify
@@ -244,6 +243,12 @@ struct SyncEngineTests {
             mail: S2@example.com
 
             """)
+    }
+
+    @Test("two entries with the same email are both reported by DN and skipped; the rest is applied", arguments: StoreKind.allCases)
+    func duplicateEmails(store: StoreKind) throws {
+        let fixture = try EngineFixture("duplicates", store: store)
+        try Self.giveS1TheEmailOfS2(fixture)
         let outcome = try fixture.sync()
         let skipped = outcome.plan.skipped.filter { $0.reason.contains("duplicate email") }.map(\.dn).sorted()
         #expect(skipped == ["uid=s1,ou=people,dc=example,dc=com", "uid=s2,ou=people,dc=example,dc=com"])
@@ -257,13 +262,7 @@ struct SyncEngineTests {
         try fixture.sync()
         let before = try fixture.int("SELECT count(*) FROM client_users WHERE enabled")
         #expect(try fixture.int("SELECT count(*) FROM client_users WHERE enabled AND lower(email) IN ('s1@example.com', 's2@example.com')") == 2)
-        try fixture.slapd.modify("""
-            dn: uid=s1,ou=people,dc=example,dc=com
-            changetype: modify
-            replace: mail
-            mail: S2@example.com
-
-            """)
+        try Self.giveS1TheEmailOfS2(fixture)
         let outcome = try fixture.sync()
         #expect(outcome.plan.skipped.filter { $0.reason.contains("duplicate email") }.count == 2)
         #expect(outcome.plan.summary.disable == 0)
