@@ -15,6 +15,8 @@ public final class DirectoryConnection {
     private let pageSize: Int
     private let bindDN: String?
     let logger: Logger
+    /// The size of the last entry parsed: the next one's buffer starts about as large.
+    private var lastEntrySize = 256
 
     /// Connects to the first URL of `configuration` that answers, sets up TLS and binds.
     ///
@@ -155,7 +157,7 @@ public final class DirectoryConnection {
                 let (type, message) = try nextMessage(messageID, operation: operation)
                 switch type {
                 case cldap_res_search_entry:
-                    page.append(try parseEntry(message.pointer, operation: operation, expectedAttributes: attributeNames?.count ?? 0))
+                    page.append(try parseEntry(message.pointer, operation: operation))
                 case cldap_res_search_reference:
                     statistics.references += 1
                 case cldap_res_search_result:
@@ -243,10 +245,9 @@ public final class DirectoryConnection {
         cookie = next
     }
 
-    /// Turns one search-entry message into a ``DirectoryEntry``, streaming attributes with the BER iterator.
-    /// One entry's DN and attributes; `expectedAttributes` (the number asked for) sizes its
-    /// dictionary once instead of growing it attribute by attribute.
-    func parseEntry(_ message: OpaquePointer, operation: String, expectedAttributes: Int = 0) throws(DirectoryError) -> DirectoryEntry {
+    /// Turns one search-entry message into a ``DirectoryEntry``, streaming attributes with the
+    /// BER iterator into the entry's one buffer (names lowercased on the way).
+    func parseEntry(_ message: OpaquePointer, operation: String) throws(DirectoryError) -> DirectoryEntry {
         var ber: OpaquePointer?
         var dnValue = berval(bv_len: 0, bv_val: nil)
         let rc = ldap_get_dn_ber(handle, message, &ber, &dnValue)
@@ -255,26 +256,31 @@ public final class DirectoryConnection {
         }
         defer { if let ber { ber_free(ber, 0) } }
         let dn = string(of: dnValue)
-        var values = [String: [[UInt8]]](minimumCapacity: min(expectedAttributes, 64))
+        // Sized like the entry before (a large group's size is not carried over).
+        var builder = EntryAttributes.Builder(capacity: min(lastEntrySize + lastEntrySize / 4 + 16, 4096))
+        // A name the server sent twice (in other cases, say): merged with the first when done.
+        var repeated: [(name: String, values: [[UInt8]])] = []
         while true {
             var name = berval(bv_len: 0, bv_val: nil)
             var list: UnsafeMutablePointer<berval>?
             let attributeRC = ldap_get_attribute_ber(handle, message, ber, &name, &list)
             if attributeRC != LDAP_SUCCESS || name.bv_val == nil { break }
-            var collected: [[UInt8]] = []
-            if let list {
-                var index = 0
-                while let start = list[index].bv_val {
-                    collected.append(Array(UnsafeRawBufferPointer(start: start, count: Int(list[index].bv_len))))
-                    index += 1
-                }
-                ber_memfree(list)
+            var count = 0
+            if let list { while list[count].bv_val != nil { count += 1 } }
+            let appended = builder.append(lowercasing: UnsafeRawBufferPointer(start: name.bv_val, count: Int(name.bv_len)), count: count) {
+                UnsafeRawBufferPointer(start: list![$0].bv_val, count: Int(list![$0].bv_len))
             }
-            // One lookup and no copy for the usual first value list of a name.
-            let key = lowercasedName(name)
-            if let earlier = values.updateValue(collected, forKey: key) { values[key] = earlier + collected }
+            if !appended {
+                repeated.append((lowercasedName(name), (0..<count).map {
+                    Array(UnsafeRawBufferPointer(start: list![$0].bv_val, count: Int(list![$0].bv_len)))
+                }))
+            }
+            if let list { ber_memfree(list) }
         }
-        return DirectoryEntry(dn: dn, values: values)
+        lastEntrySize = builder.bytes.count
+        var entry = EntryAttributes(dn: dn, encodedAttributes: builder.bytes)
+        for (name, values) in repeated { entry.set(name, to: (entry[name].map { $0.map { Array($0) } } ?? []) + values) }
+        return entry
     }
 
     private func string(of value: berval) -> String {

@@ -2,17 +2,26 @@ import Foundation
 
 /// A compact, binary-safe encoding of an entry: length-prefixed DN, attribute names and values.
 enum EntryCodec {
+    /// The DN, the number of attributes, then the attributes in name order, each as
+    /// ``EntryAttributes`` holds it (so decoding takes them as they are).
     static func encode(_ entry: EntryAttributes) -> [UInt8] {
+        let attributes = entry.encodedAttributes
+        var ranges: [(name: UnsafeBufferPointer<UInt8>, range: Range<Int>)] = []
         var out: [UInt8] = []
-        out.reserveCapacity(256)
-        func put(_ count: Int) { LEB128.append(count, to: &out) }
-        func put(bytes: some Collection<UInt8>) { LEB128.append(bytes, to: &out) }
-        put(bytes: entry.dn.utf8)
-        put(entry.values.count)
-        for (name, values) in entry.values.sorted(by: { $0.key < $1.key }) {
-            put(bytes: name.utf8)
-            put(values.count)
-            for value in values { put(bytes: value) }
+        out.reserveCapacity(entry.dn.utf8.count + attributes.count + 8)
+        LEB128.append(entry.dn.utf8, to: &out)
+        attributes.withUnsafeBufferPointer { bytes in
+            var start = 0
+            EntryAttributes.walk(bytes) { name, _, _, end in
+                ranges.append((name, start..<end))
+                start = end
+                return true
+            }
+            LEB128.append(ranges.count, to: &out)
+            if zip(ranges, ranges.dropFirst()).contains(where: { !$0.name.lexicographicallyPrecedes($1.name) }) {
+                ranges.sort { $0.name.lexicographicallyPrecedes($1.name) }
+            }
+            for (_, range) in ranges { out.append(contentsOf: bytes[range]) }
         }
         return out
     }
@@ -21,23 +30,16 @@ enum EntryCodec {
         data.withUnsafeBytes { raw -> EntryAttributes? in
             let bytes = raw.bindMemory(to: UInt8.self)
             var position = 0
-            func count() -> Int? { LEB128.read(bytes, at: &position) }
-            func chunk() -> UnsafeBufferPointer<UInt8>? { LEB128.chunk(bytes, at: &position) }
-            guard let dn = chunk(), let attributes = count() else { return nil }
-            var values: [String: [[UInt8]]] = [:]
-            values.reserveCapacity(attributes)
-            for _ in 0..<attributes {
-                guard let name = chunk(), let valueCount = count() else { return nil }
-                var list: [[UInt8]] = []
-                list.reserveCapacity(valueCount)
-                for _ in 0..<valueCount {
-                    guard let value = chunk() else { return nil }
-                    list.append(Array(value))
-                }
-                values[String(decoding: name, as: UTF8.self)] = list
+            guard let dn = LEB128.chunk(bytes, at: &position), let attributes = LEB128.read(bytes, at: &position) else { return nil }
+            let rest = UnsafeBufferPointer(rebasing: bytes[position...])
+            var count = 0, end = 0
+            EntryAttributes.walk(rest) { _, _, _, after in
+                count += 1
+                end = after
+                return true
             }
-            guard position == bytes.count else { return nil }
-            return EntryAttributes(dn: String(decoding: dn, as: UTF8.self), values: values)
+            guard count == attributes, end == rest.count else { return nil }
+            return EntryAttributes(dn: String(decoding: dn, as: UTF8.self), encodedAttributes: Array(rest))
         }
     }
 }

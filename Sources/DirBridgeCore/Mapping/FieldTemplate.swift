@@ -24,15 +24,15 @@ public struct FieldTemplate: Sendable, Equatable, CustomStringConvertible {
         var convertsUUID: Bool
 
         func render(_ entry: EntryAttributes) -> String {
-            guard let raw = entry.values[attribute], !raw.isEmpty else {
+            guard let raw = entry[attribute], let first = raw.first else {
                 return filters.isEmpty ? "" : Self.apply(filters, to: [])
             }
             if filters.isEmpty {
-                return convertsUUID ? TemplateFilter.uuidText(raw[0]) : Self.text(raw[0])
+                return convertsUUID ? TemplateFilter.uuidText(first) : Self.text(first)
             }
             if raw.count == 1 {
                 // One value (the usual case): the filters one after the other, no arrays.
-                var value = convertsUUID ? TemplateFilter.uuidText(raw[0]) : Self.text(raw[0])
+                var value = convertsUUID ? TemplateFilter.uuidText(first) : Self.text(first)
                 for filter in filters { value = filter.apply(one: value) }
                 return value
             }
@@ -42,7 +42,7 @@ public struct FieldTemplate: Sendable, Equatable, CustomStringConvertible {
 
         /// A value as text, without NUL characters: no portal field holds one, and PostgreSQL's
         /// text and jsonb refuse them (both stores get the same value).
-        static func text(_ bytes: [UInt8]) -> String {
+        static func text(_ bytes: ArraySlice<UInt8>) -> String {
             bytes.contains(0) ? String(decoding: bytes.lazy.filter { $0 != 0 }, as: UTF8.self) : String(decoding: bytes, as: UTF8.self)
         }
 

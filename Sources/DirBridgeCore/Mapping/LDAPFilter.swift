@@ -60,7 +60,7 @@ public indirect enum LDAPFilter: Sendable, Equatable, CustomStringConvertible {
         case .not(let inner):
             return !inner.matches(entry)
         case .present(let attribute):
-            return !(entry.values[attribute]?.isEmpty ?? true)
+            return !(entry[attribute]?.isEmpty ?? true)
         case .equality(let attribute, let value), .approx(let attribute, let value):
             return Self.lowered(entry, attribute).contains { Self.equal($0, value) }
         case .substrings(let attribute, let initial, let any, let final):
@@ -116,12 +116,12 @@ public indirect enum LDAPFilter: Sendable, Equatable, CustomStringConvertible {
     // MARK: Evaluation helpers
 
     private static func lowered(_ entry: EntryAttributes, _ attribute: String) -> [String] {
-        guard let raw = entry.values[attribute] else { return [] }
+        guard let raw = entry[attribute] else { return [] }
         return raw.map { String(decoding: $0, as: UTF8.self).lowercased() }
     }
 
     private static func integers(_ entry: EntryAttributes, _ attribute: String) -> [UInt64] {
-        guard let raw = entry.values[attribute] else { return [] }
+        guard let raw = entry[attribute] else { return [] }
         return raw.compactMap { bytes in
             let text = String(decoding: bytes, as: UTF8.self).trimmingSpaces()
             if let unsigned = UInt64(text) { return unsigned }

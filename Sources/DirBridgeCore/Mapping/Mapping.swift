@@ -125,7 +125,7 @@ public struct Mapping: Sendable {
     /// The id attribute's first value: 16-byte binary (AD `objectGUID`) becomes UUID text,
     /// anything else its UTF-8 text.
     static func externalID(_ entry: EntryAttributes, attribute: String) -> String {
-        guard let raw = entry.values[attribute]?.first, !raw.isEmpty else { return "" }
+        guard let raw = entry[attribute]?.first, !raw.isEmpty else { return "" }
         if raw.count == 16, attribute == "objectguid" || String(validating: raw, as: UTF8.self) == nil {
             return TemplateFilter.uuidText(raw)
         }

@@ -229,11 +229,11 @@ public struct RuleEvaluator: Sendable {
     private func render(_ template: FieldTemplate, group: GroupMembership?) -> String? {
         let name: String
         if template.isConstant {
-            name = template.render(EntryAttributes(dn: "", values: [:]))
+            name = template.render(EntryAttributes(dn: ""))
         } else {
-            var entry = group?.attributes ?? EntryAttributes(dn: group?.groupDN ?? "", values: [:])
-            if entry.values["cn"]?.isEmpty ?? true, let cn = group?.cn {
-                entry.values["cn"] = [Array(cn.utf8)]
+            var entry = group?.attributes ?? EntryAttributes(dn: group?.groupDN ?? "")
+            if entry["cn"]?.isEmpty ?? true, let cn = group?.cn {
+                entry.set("cn", to: [Array(cn.utf8)])
             }
             name = template.render(entry)
         }

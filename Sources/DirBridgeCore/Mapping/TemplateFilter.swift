@@ -129,8 +129,9 @@ public enum TemplateFilter: Sendable, Equatable {
     /// 16 raw bytes in Active Directory `objectGUID` order (first three fields little-endian)
     /// → canonical lowercase UUID text; a value that already is 36-character UUID text is
     /// lowercased; anything else is returned as UTF-8 text.
-    static func uuidText(_ bytes: [UInt8]) -> String {
-        if bytes.count == 16 {
+    static func uuidText(_ value: some Collection<UInt8>) -> String {
+        if value.count == 16 {
+            let bytes = Array(value)
             let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15]
             var out = ""
             out.reserveCapacity(36)
@@ -142,7 +143,7 @@ public enum TemplateFilter: Sendable, Equatable {
             }
             return out
         }
-        let text = String(decoding: bytes, as: UTF8.self)
+        let text = String(decoding: value, as: UTF8.self)
         return text.count == 36 ? text.lowercased() : text
     }
 

@@ -364,7 +364,8 @@ struct GroupIndex {
         nodes.append(Node(dn: dn.normalized, cn: entry.first("cn") ?? dn.rdnValue ?? entry.dn, entry: entry))
         byDN[dn.normalized] = position
         for attribute in dnMemberAttributes {
-            for bytes in entry.values[attribute] ?? [] {
+            guard let members = entry[attribute] else { continue }
+            for bytes in members {
                 if memberFilter != nil, DistinguishedName.isCanonical(utf8: bytes), !memberFilterHashes.contains(Self.fingerprint(bytes)) { continue }
                 if let member = DistinguishedName.canonical(String(decoding: bytes, as: UTF8.self)), memberFilter?.contains(member) ?? true {
                     byMemberDN.add(member, group: position)

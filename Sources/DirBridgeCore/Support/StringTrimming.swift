@@ -23,6 +23,15 @@ extension String {
         return (compared ?? nil) ?? utf8.elementsEqual(other.utf8)
     }
 
+    /// Whether `bytes` are this string's UTF-8 bytes (see ``hasSameUTF8(as:)``).
+    func hasSameUTF8(asBytes bytes: UnsafeRawBufferPointer) -> Bool {
+        guard utf8.count == bytes.count else { return false }
+        let compared = utf8.withContiguousStorageIfAvailable { mine in
+            mine.isEmpty || memcmp(mine.baseAddress!, bytes.baseAddress!, mine.count) == 0
+        }
+        return compared ?? utf8.elementsEqual(bytes)
+    }
+
     /// Feeds the string's UTF-8 bytes to `hasher`: the hash that goes with ``hasSameUTF8(as:)``.
     func hashUTF8(into hasher: inout Hasher) {
         if utf8.withContiguousStorageIfAvailable({ hasher.combine(bytes: UnsafeRawBufferPointer($0)) }) == nil {

@@ -17,6 +17,71 @@ struct IncrementalUnitTests {
         #expect(EntryCodec.decode(Data(encoded + [0])) == nil)
     }
 
+    @Test("the cache codec writes the DN, the count and the attributes in name order, whatever order they were read in")
+    func codecBytesInNameOrder() throws {
+        // As the server sent them: not in name order, names in mixed case.
+        var builder = EntryAttributes.Builder()
+        for (name, values) in [("sn", ["Ng"]), ("Mail", ["ann@example.com"]), ("CN", ["Ann Ng", "Ann"])] {
+            #expect(Self.append(name, values.map { Array($0.utf8) }, to: &builder))
+        }
+        let read = EntryAttributes(dn: "uid=ann", encodedAttributes: builder.bytes)
+        #expect(read.values == ["sn": [Array("Ng".utf8)], "mail": [Array("ann@example.com".utf8)], "cn": [Array("Ann Ng".utf8), Array("Ann".utf8)]])
+        func chunk(_ text: String) -> [UInt8] { [UInt8(text.utf8.count)] + Array(text.utf8) }
+        let expected = chunk("uid=ann") + [3]
+            + chunk("cn") + [2] + chunk("Ann Ng") + chunk("Ann")
+            + chunk("mail") + [1] + chunk("ann@example.com")
+            + chunk("sn") + [1] + chunk("Ng")
+        #expect(EntryCodec.encode(read) == expected)
+        // The same entry built from a dictionary: equal, and the same bytes.
+        let built = EntryAttributes(dn: "uid=ann", strings: ["SN": ["Ng"], "mail": ["ann@example.com"], "cn": ["Ann Ng", "Ann"]])
+        #expect(built == read)
+        #expect(EntryCodec.encode(built) == expected)
+        #expect(EntryCodec.decode(Data(expected)) == read)
+    }
+
+    @Test("an entry's values read in place: present, empty and absent attributes, a name repeated in another case, values replaced")
+    func entryValuesInPlace() throws {
+        var builder = EntryAttributes.Builder()
+        func append(_ name: String, _ values: [[UInt8]]) -> Bool { Self.append(name, values, to: &builder) }
+        #expect(append("member", [Array("uid=a".utf8), [], Array("uid=b".utf8)]))
+        #expect(append("objectGUID", [[0x00, 0xFF, 0x10]]))
+        #expect(append("description", []))
+        // The same name in other letters is refused, and nothing of it is written.
+        let before = builder.bytes
+        #expect(!append("MEMBER", [Array("uid=c".utf8)]))
+        #expect(builder.bytes == before)
+        var entry = EntryAttributes(dn: "cn=staff", encodedAttributes: builder.bytes)
+        #expect(entry.attributeCount == 3)
+        let members = try #require(entry["member"])
+        #expect(members.count == 3 && !members.isEmpty)
+        #expect(members.map { Array($0) } == [Array("uid=a".utf8), [], Array("uid=b".utf8)])
+        #expect(members.first.map { Array($0) } == Array("uid=a".utf8))
+        #expect(entry["objectguid"].map { $0.map { Array($0) } } == [[0x00, 0xFF, 0x10]])
+        #expect(entry["description"]?.isEmpty == true && entry["description"]?.first == nil)
+        #expect(entry["mail"] == nil && entry["objectGUID"] == nil)
+        #expect(entry.first("objectGUID") != nil && entry.strings("Member") == ["uid=a", "", "uid=b"] && entry.bytes("mail").isEmpty)
+        #expect(entry.containsName { $0.elementsEqual("objectguid".utf8) } && !entry.containsName { $0.contains(UInt8(ascii: ";")) })
+        // Replacing an attribute's values, and adding one.
+        entry.set("member", to: [Array("uid=c".utf8)])
+        entry.set("cn", to: [Array("Staff".utf8)])
+        #expect(entry.values == ["member": [Array("uid=c".utf8)], "objectguid": [[0x00, 0xFF, 0x10]], "description": [], "cn": [Array("Staff".utf8)]])
+        entry.values["description"] = nil
+        #expect(entry.attributeCount == 3 && entry["description"] == nil && entry.first("cn") == "Staff")
+    }
+
+    /// Appends as the directory reader does: name and values from buffers that live through the call.
+    static func append(_ name: String, _ values: [[UInt8]], to builder: inout EntryAttributes.Builder) -> Bool {
+        let joined = values.flatMap { $0 }
+        let starts = values.reduce(into: [0]) { $0.append($0.last! + $1.count) }
+        return Array(name.utf8).withUnsafeBytes { raw in
+            joined.withUnsafeBytes { all in
+                builder.append(lowercasing: raw, count: values.count) { index in
+                    UnsafeRawBufferPointer(rebasing: all[starts[index]..<starts[index + 1]])
+                }
+            }
+        }
+    }
+
     @Test("BER: a sync request control, and the state and done controls slapd sends")
     func berControls() throws {
         let request = BER.sequence(BER.enumerated(1) + BER.octetString(Array("rid=000,csn=x".utf8)))
