@@ -278,10 +278,12 @@ enum UUIDText {
         return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(characters[$0]) }.joined(separator: "-")
     }
 
+    /// 16 bytes as UUID text (8-4-4-4-12 lowercase hex digits); other lengths as hex digits alone.
     static func format(_ bytes: [UInt8]) -> String {
-        guard bytes.count == 16 else { return bytes.map { String(format: "%02x", $0) }.joined() }
-        let hex = bytes.map { String(format: "%02x", $0) }
-        return [hex[0..<4], hex[4..<6], hex[6..<8], hex[8..<10], hex[10..<16]].map { $0.joined() }.joined(separator: "-")
+        let hex = Hex.encode(bytes)
+        guard bytes.count == 16 else { return hex }
+        let digits = Array(hex.utf8)
+        return [0..<8, 8..<12, 12..<16, 16..<20, 20..<32].map { String(decoding: digits[$0], as: UTF8.self) }.joined(separator: "-")
     }
 }
 

@@ -278,8 +278,8 @@ public final class DirectoryConnection {
             if let list { ber_memfree(list) }
         }
         lastEntrySize = builder.bytes.count
-        var entry = EntryAttributes(dn: dn, encodedAttributes: builder.bytes)
-        for (name, values) in repeated { entry.set(name, to: (entry[name].map { $0.map { Array($0) } } ?? []) + values) }
+        var entry = EntryAttributes(dn: dn, storage: builder.bytes)
+        for (name, values) in repeated { entry.append(name, values: values) }
         return entry
     }
 

@@ -7,16 +7,18 @@ import Foundation
 /// such as Active Directory's `objectGUID` survive intact.
 ///
 /// All of an entry's attributes live in one byte buffer, each as its name, its number of
-/// values and each value, every one length-prefixed (LEB128): the directory cache's encoding
-/// (``EntryCodec``) without the DN. A dictionary of arrays cost about twenty allocations per
-/// entry, made on the reading thread and freed on the mapping thread; on two cores that was
-/// a tenth of a 100k-user read. ``subscript(_:)`` reads values in place; ``values`` gives the
-/// dictionary for code that is not on the per-entry path.
+/// values, the byte length of its values and each value, all of them length-prefixed
+/// (LEB128). Without the byte lengths, that is the directory cache's encoding (``EntryCodec``)
+/// after the DN; with them, finding an attribute steps over the attributes before it, not over
+/// their every value (a large group's members). A dictionary of arrays cost about twenty
+/// allocations per entry, made on the reading thread and freed on the mapping thread; on two
+/// cores that was a tenth of a 100k-user read. ``subscript(_:)`` reads values in place;
+/// ``values`` gives the dictionary for code that is not on the per-entry path.
 public struct EntryAttributes: Sendable {
     /// The entry's distinguished name as the server returned it.
     public var dn: String
-    /// Per attribute: name, value count, values (see the type's description).
-    private var storage: [UInt8]
+    /// Per attribute: name, value count, byte length of the values, values (see the type's description).
+    private(set) var storage: [UInt8]
 
     /// An entry without attributes.
     public init(dn: String) {
@@ -39,14 +41,11 @@ public struct EntryAttributes: Sendable {
         self.init(dn: dn, values: values)
     }
 
-    /// An entry whose attributes are already encoded (``EntryCodec``, ``Builder``).
-    init(dn: String, encodedAttributes: [UInt8]) {
+    /// An entry whose attributes a ``Builder`` wrote.
+    init(dn: String, storage: [UInt8]) {
         self.dn = dn
-        storage = encodedAttributes
+        self.storage = storage
     }
-
-    /// The attributes as encoded: what ``EntryCodec`` writes after the DN and the count.
-    var encodedAttributes: [UInt8] { storage }
 
     /// The values of the attribute with lowercased name `name`, read in place; nil when absent.
     public subscript(_ name: String) -> AttributeValues? {
@@ -111,6 +110,11 @@ public struct EntryAttributes: Sendable {
         values = all
     }
 
+    /// Adds `list` after the values the attribute with lowercased name `name` has (if any).
+    public mutating func append(_ name: String, values list: [[UInt8]]) {
+        set(name, to: (self[name].map { $0.map { Array($0) } } ?? []) + list)
+    }
+
     /// Calls `body` with each attribute's name and values, in stored order.
     func forEachAttribute(_ body: (String, AttributeValues) -> Void) {
         var found: [(String, Int, Int)] = []
@@ -138,15 +142,16 @@ public struct EntryAttributes: Sendable {
         self[attribute.lowercased()]?.map { Array($0) } ?? []
     }
 
-    /// Walks the attributes of `bytes`: `visit` gets each one's name, value count, the offset of
-    /// its first value's length and the offset after its last value, and returns whether to go on.
-    /// Stops at the first malformed attribute (``Builder`` and ``EntryCodec`` never write one).
+    /// Walks the attributes of `bytes` (the storage): `visit` gets each one's name, value count,
+    /// the offset of its first value's length and the offset after its last value, and returns
+    /// whether to go on. Stops at the first malformed attribute (a ``Builder`` never writes one).
     static func walk(_ bytes: UnsafeBufferPointer<UInt8>, _ visit: (UnsafeBufferPointer<UInt8>, Int, Int, Int) -> Bool) {
         var position = 0
         while position < bytes.count {
-            guard let name = LEB128.chunk(bytes, at: &position), let count = LEB128.read(bytes, at: &position) else { return }
+            guard let name = LEB128.chunk(bytes, at: &position), let count = LEB128.read(bytes, at: &position),
+                  let span = LEB128.read(bytes, at: &position), span <= bytes.count - position else { return }
             let start = position
-            for _ in 0..<count { guard LEB128.chunk(bytes, at: &position) != nil else { return } }
+            position += span
             guard visit(name, count, start, position) else { return }
         }
     }
@@ -166,7 +171,15 @@ public struct EntryAttributes: Sendable {
         mutating func append(name: some Collection<UInt8>, values: some Collection<some Collection<UInt8>>) {
             LEB128.append(name, to: &bytes)
             LEB128.append(values.count, to: &bytes)
+            LEB128.append(values.reduce(0) { $0 + LEB128.size($1.count) + $1.count }, to: &bytes)
             for value in values { LEB128.append(value, to: &bytes) }
+        }
+
+        /// Appends an attribute whose `count` values are already length-prefixed in `encodedValues`.
+        mutating func append(name: UnsafeBufferPointer<UInt8>, count: Int, encodedValues: UnsafeBufferPointer<UInt8>) {
+            LEB128.append(name, to: &bytes)
+            LEB128.append(count, to: &bytes)
+            LEB128.append(encodedValues, to: &bytes)
         }
 
         mutating func append(name: String, values: some Collection<some Collection<UInt8>>) {
@@ -195,6 +208,7 @@ public struct EntryAttributes: Sendable {
                 return false
             }
             LEB128.append(count, to: &bytes)
+            LEB128.append((0..<count).reduce(0) { total, index in total + LEB128.size(value(index).count) + value(index).count }, to: &bytes)
             for index in 0..<count { LEB128.append(value(index), to: &bytes) }
             return true
         }
@@ -202,21 +216,30 @@ public struct EntryAttributes: Sendable {
 }
 
 extension EntryAttributes: Equatable {
-    /// The same DN and the same values under the same names, in whatever order the attributes were stored.
+    /// The same DN and the same values under the same names, in whatever order the attributes
+    /// were stored; compared in place (a changed group's members are not copied to compare them).
     public static func == (lhs: EntryAttributes, rhs: EntryAttributes) -> Bool {
-        lhs.dn == rhs.dn && (lhs.storage == rhs.storage || lhs.values == rhs.values)
+        guard lhs.dn == rhs.dn else { return false }
+        if lhs.storage == rhs.storage { return true }
+        var same = true
+        lhs.forEachAttribute { name, values in same = same && rhs[name] == values }
+        return same && lhs.attributeCount == rhs.attributeCount
     }
 }
 
 /// The values of one attribute of an ``EntryAttributes``, read in place: each value is a slice
-/// of the entry's buffer (no copy).
-public struct AttributeValues: Sequence, Sendable {
+/// of the entry's buffer (no copy). Equal when they are the same values in the same order.
+public struct AttributeValues: Sequence, Sendable, Equatable {
     fileprivate let storage: [UInt8]
     fileprivate let start: Int
     /// The number of values.
     public let count: Int
 
     public var isEmpty: Bool { count == 0 }
+
+    public static func == (lhs: AttributeValues, rhs: AttributeValues) -> Bool {
+        lhs.count == rhs.count && lhs.elementsEqual(rhs)
+    }
 
     /// The first value; nil when there is none.
     public var first: ArraySlice<UInt8>? {

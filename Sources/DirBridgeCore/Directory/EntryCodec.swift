@@ -2,44 +2,63 @@ import Foundation
 
 /// A compact, binary-safe encoding of an entry: length-prefixed DN, attribute names and values.
 enum EntryCodec {
-    /// The DN, the number of attributes, then the attributes in name order, each as
-    /// ``EntryAttributes`` holds it (so decoding takes them as they are).
+    /// The DN, the number of attributes, then the attributes in name order, each as its name,
+    /// its value count and its values (each length-prefixed, LEB128).
     static func encode(_ entry: EntryAttributes) -> [UInt8] {
-        let attributes = entry.encodedAttributes
-        var ranges: [(name: UnsafeBufferPointer<UInt8>, range: Range<Int>)] = []
+        let storage = entry.storage
         var out: [UInt8] = []
-        out.reserveCapacity(entry.dn.utf8.count + attributes.count + 8)
+        out.reserveCapacity(entry.dn.utf8.count + storage.count + 8)
         LEB128.append(entry.dn.utf8, to: &out)
-        attributes.withUnsafeBufferPointer { bytes in
-            var start = 0
-            EntryAttributes.walk(bytes) { name, _, _, end in
-                ranges.append((name, start..<end))
-                start = end
+        storage.withUnsafeBufferPointer { bytes in
+            var attributes: [(name: UnsafeBufferPointer<UInt8>, count: Int, values: Range<Int>)] = []
+            EntryAttributes.walk(bytes) { name, count, start, end in
+                attributes.append((name, count, start..<end))
                 return true
             }
-            LEB128.append(ranges.count, to: &out)
-            if zip(ranges, ranges.dropFirst()).contains(where: { !$0.name.lexicographicallyPrecedes($1.name) }) {
-                ranges.sort { $0.name.lexicographicallyPrecedes($1.name) }
+            if zip(attributes, attributes.dropFirst()).contains(where: { !$0.name.lexicographicallyPrecedes($1.name) }) {
+                attributes.sort { $0.name.lexicographicallyPrecedes($1.name) }
             }
-            for (_, range) in ranges { out.append(contentsOf: bytes[range]) }
+            LEB128.append(attributes.count, to: &out)
+            for attribute in attributes {
+                LEB128.append(attribute.name, to: &out)
+                LEB128.append(attribute.count, to: &out)
+                out.append(contentsOf: bytes[attribute.values])
+            }
         }
         return out
     }
 
+    /// The entry ``encode(_:)`` wrote; nil when the bytes are cut short, run on, or hold another
+    /// number of attributes than they say. Names out of order (none that dirbridge wrote) are
+    /// taken as the dictionary of earlier builds took them: a repeated name's last values.
     static func decode(_ data: Data) -> EntryAttributes? {
         data.withUnsafeBytes { raw -> EntryAttributes? in
             let bytes = raw.bindMemory(to: UInt8.self)
             var position = 0
-            guard let dn = LEB128.chunk(bytes, at: &position), let attributes = LEB128.read(bytes, at: &position) else { return nil }
-            let rest = UnsafeBufferPointer(rebasing: bytes[position...])
-            var count = 0, end = 0
-            EntryAttributes.walk(rest) { _, _, _, after in
-                count += 1
-                end = after
-                return true
+            guard let dn = LEB128.chunk(bytes, at: &position), let count = LEB128.read(bytes, at: &position) else { return nil }
+            var attributes: [(name: UnsafeBufferPointer<UInt8>, count: Int, values: Range<Int>)] = []
+            while position < bytes.count {
+                guard attributes.count < count, let name = LEB128.chunk(bytes, at: &position),
+                      let values = LEB128.read(bytes, at: &position) else { return nil }
+                let start = position
+                for _ in 0..<values { guard LEB128.chunk(bytes, at: &position) != nil else { return nil } }
+                attributes.append((name, values, start..<position))
             }
-            guard count == attributes, end == rest.count else { return nil }
-            return EntryAttributes(dn: String(decoding: dn, as: UTF8.self), encodedAttributes: Array(rest))
+            guard attributes.count == count else { return nil }
+            let dnText = String(decoding: dn, as: UTF8.self)
+            guard !zip(attributes, attributes.dropFirst()).contains(where: { !$0.name.lexicographicallyPrecedes($1.name) }) else {
+                var values: [String: [[UInt8]]] = [:]
+                for attribute in attributes {
+                    var list: [[UInt8]] = []
+                    var at = attribute.values.lowerBound
+                    while at < attribute.values.upperBound, let value = LEB128.chunk(bytes, at: &at) { list.append(Array(value)) }
+                    values[String(decoding: attribute.name, as: UTF8.self)] = list
+                }
+                return EntryAttributes(dn: dnText, values: values)
+            }
+            var builder = EntryAttributes.Builder(capacity: bytes.count - position + 4 * count)
+            for attribute in attributes { builder.append(name: attribute.name, count: attribute.count, encodedValues: UnsafeBufferPointer(rebasing: bytes[attribute.values])) }
+            return EntryAttributes(dn: dnText, storage: builder.bytes)
         }
     }
 }
@@ -51,6 +70,13 @@ enum LEB128 {
         var value = UInt64(value)
         while value >= 0x80 { out.append(UInt8(value & 0x7F) | 0x80); value >>= 7 }
         out.append(UInt8(value))
+    }
+
+    /// How many bytes ``append(_:to:)`` writes for `value`.
+    static func size(_ value: Int) -> Int {
+        var value = UInt64(value), size = 1
+        while value >= 0x80 { value >>= 7; size += 1 }
+        return size
     }
 
     /// `bytes`' count, then the bytes.

@@ -296,7 +296,8 @@ enum AffectedPlanning {
     private static func sameApartFromMembers(_ before: EntryAttributes, _ after: EntryAttributes, memberAttributes: Set<String>) -> Bool {
         guard DistinguishedName.canonical(before.dn) == DistinguishedName.canonical(after.dn) else { return false }
         let ignored = memberAttributes.union(["modifytimestamp", "entrycsn", "usnchanged", "whenchanged"])
-        let names = Set(before.values.keys).union(after.values.keys).subtracting(ignored)
-        return names.allSatisfy { before.values[$0] == after.values[$0] }
+        var names = Set<String>()
+        for entry in [before, after] { entry.forEachAttribute { name, _ in names.insert(name) } }
+        return names.subtracting(ignored).allSatisfy { before[$0] == after[$0] }
     }
 }

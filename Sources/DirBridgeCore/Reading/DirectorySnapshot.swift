@@ -361,7 +361,12 @@ struct GroupIndex {
     mutating func add(_ entry: EntryAttributes) {
         guard let dn = try? DistinguishedName(entry.dn) else { return }
         let position = nodes.count
-        nodes.append(Node(dn: dn.normalized, cn: entry.first("cn") ?? dn.rdnValue ?? entry.dn, entry: entry))
+        let cn = entry.first("cn") ?? dn.rdnValue ?? entry.dn
+        // The name a rule's template reads as `{cn}`, set once here rather than on each render
+        // (setting it copies the entry, a large group's members included).
+        var named = entry
+        if entry["cn"]?.isEmpty ?? true { named.set("cn", to: [Array(cn.utf8)]) }
+        nodes.append(Node(dn: dn.normalized, cn: cn, entry: named))
         byDN[dn.normalized] = position
         for attribute in dnMemberAttributes {
             guard let members = entry[attribute] else { continue }

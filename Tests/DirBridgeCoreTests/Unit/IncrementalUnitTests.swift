@@ -24,7 +24,7 @@ struct IncrementalUnitTests {
         for (name, values) in [("sn", ["Ng"]), ("Mail", ["ann@example.com"]), ("CN", ["Ann Ng", "Ann"])] {
             #expect(Self.append(name, values.map { Array($0.utf8) }, to: &builder))
         }
-        let read = EntryAttributes(dn: "uid=ann", encodedAttributes: builder.bytes)
+        let read = EntryAttributes(dn: "uid=ann", storage: builder.bytes)
         #expect(read.values == ["sn": [Array("Ng".utf8)], "mail": [Array("ann@example.com".utf8)], "cn": [Array("Ann Ng".utf8), Array("Ann".utf8)]])
         func chunk(_ text: String) -> [UInt8] { [UInt8(text.utf8.count)] + Array(text.utf8) }
         let expected = chunk("uid=ann") + [3]
@@ -50,7 +50,7 @@ struct IncrementalUnitTests {
         let before = builder.bytes
         #expect(!append("MEMBER", [Array("uid=c".utf8)]))
         #expect(builder.bytes == before)
-        var entry = EntryAttributes(dn: "cn=staff", encodedAttributes: builder.bytes)
+        var entry = EntryAttributes(dn: "cn=staff", storage: builder.bytes)
         #expect(entry.attributeCount == 3)
         let members = try #require(entry["member"])
         #expect(members.count == 3 && !members.isEmpty)
@@ -67,6 +67,77 @@ struct IncrementalUnitTests {
         #expect(entry.values == ["member": [Array("uid=c".utf8)], "objectguid": [[0x00, 0xFF, 0x10]], "description": [], "cn": [Array("Staff".utf8)]])
         entry.values["description"] = nil
         #expect(entry.attributeCount == 3 && entry["description"] == nil && entry.first("cn") == "Staff")
+    }
+
+    @Test("entries with long and many values, names that prefix others, a 16-byte GUID after other values: read, encoded in name order and decoded alike")
+    func entryLongValuesAndNameOrder() throws {
+        let members = (0..<300).map { Array("uid=user\($0),ou=people,dc=example,dc=com".utf8) }
+        let long = Array(repeating: UInt8(ascii: "x"), count: 20_000)
+        let guid: [UInt8] = [0x10, 0x32, 0x54, 0x76, 0x98, 0xBA, 0xDC, 0xFE, 0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF]
+        var builder = EntryAttributes.Builder()
+        // Server order: not name order; "member" before "member;range=0-299", "cnx" after "cn".
+        for (name, values) in [("member;range=0-299", members), ("description", [long, []]), ("cnx", [Array("x".utf8)]),
+                               ("member", [members[0]]), ("cn", [Array("Staff".utf8)]), ("objectGUID", [guid])] {
+            #expect(Self.append(name, values, to: &builder))
+        }
+        let entry = EntryAttributes(dn: "cn=staff", storage: builder.bytes)
+        #expect(entry["member;range=0-299"].map { $0.map { Array($0) } } == members)
+        #expect(entry["member;range=0-299"]?.count == 300 && entry["description"]?.first?.count == 20_000)
+        #expect(entry["description"].map { $0.map { Array($0) } } == [long, []])
+        // The GUID sits after thousands of bytes of other values: read from its own start.
+        #expect(Mapping.externalID(entry, attribute: "objectguid") == "76543210-ba98-fedc-0123-456789abcdef")
+        #expect(TemplateFilter.uuidText(try #require(entry["objectguid"]?.first)) == "76543210-ba98-fedc-0123-456789abcdef")
+        let encoded = EntryCodec.encode(entry)
+        // The names in the cache's bytes, in the order the dictionary of earlier builds sorted its keys.
+        var names: [String] = []
+        encoded.withUnsafeBufferPointer { bytes in
+            var position = 0
+            _ = LEB128.chunk(bytes, at: &position)
+            let count = LEB128.read(bytes, at: &position) ?? 0
+            for _ in 0..<count {
+                names.append(String(decoding: LEB128.chunk(bytes, at: &position)!, as: UTF8.self))
+                for _ in 0..<(LEB128.read(bytes, at: &position) ?? 0) { _ = LEB128.chunk(bytes, at: &position) }
+            }
+            #expect(position == bytes.count)
+        }
+        #expect(names == entry.values.keys.sorted())
+        #expect(names == ["cn", "cnx", "description", "member", "member;range=0-299", "objectguid"])
+        let decoded = try #require(EntryCodec.decode(Data(encoded)))
+        #expect(decoded == entry && decoded.values == entry.values)
+        #expect(EntryCodec.encode(EntryAttributes(dn: "cn=staff", values: entry.values)) == encoded)
+    }
+
+    @Test("entries that differ compare unequal: a changed value, an empty attribute against an absent one, one attribute more; order alone does not count")
+    func entryEquality() {
+        let base = EntryAttributes(dn: "uid=a", strings: ["cn": ["A"], "mail": ["a@example.com"], "sn": ["Ng"]])
+        var reordered = EntryAttributes.Builder()
+        for (name, value) in [("sn", "Ng"), ("mail", "a@example.com"), ("cn", "A")] { #expect(Self.append(name, [Array(value.utf8)], to: &reordered)) }
+        #expect(EntryAttributes(dn: "uid=a", storage: reordered.bytes) == base)
+        var changed = EntryAttributes.Builder()
+        for (name, value) in [("sn", "Ng"), ("mail", "b@example.com"), ("cn", "A")] { #expect(Self.append(name, [Array(value.utf8)], to: &changed)) }
+        #expect(EntryAttributes(dn: "uid=a", storage: changed.bytes) != base)
+        var withEmpty = base
+        withEmpty.set("title", to: [])
+        #expect(withEmpty != base && base != withEmpty)
+        var fewer = base
+        fewer.values["sn"] = nil
+        #expect(fewer != base && base != fewer)
+        var twoValues = base
+        twoValues.append("cn", values: [Array("B".utf8)])
+        #expect(twoValues.strings("cn") == ["A", "B"] && twoValues != base)
+        #expect(EntryAttributes(dn: "uid=b", strings: ["cn": ["A"], "mail": ["a@example.com"], "sn": ["Ng"]]) != base)
+    }
+
+    @Test("the cache codec refuses a wrong attribute count, and takes a repeated name's last values as earlier builds did")
+    func codecRefusesAndRepeats() throws {
+        func chunk(_ text: String) -> [UInt8] { [UInt8(text.utf8.count)] + Array(text.utf8) }
+        let one = chunk("uid=a") + [1] + chunk("cn") + [1] + chunk("A")
+        #expect(EntryCodec.decode(Data(one))?.values == ["cn": [Array("A".utf8)]])
+        #expect(EntryCodec.decode(Data(chunk("uid=a") + [2] + chunk("cn") + [1] + chunk("A"))) == nil)
+        #expect(EntryCodec.decode(Data(chunk("uid=a") + [0] + chunk("cn") + [1] + chunk("A"))) == nil)
+        let repeated = chunk("uid=a") + [2] + chunk("cn") + [1] + chunk("A") + chunk("cn") + [1] + chunk("B")
+        let decoded = try #require(EntryCodec.decode(Data(repeated)))
+        #expect(decoded.values == ["cn": [Array("B".utf8)]] && decoded.strings("cn") == ["B"] && decoded.attributeCount == 1)
     }
 
     /// Appends as the directory reader does: name and values from buffers that live through the call.
