@@ -51,9 +51,9 @@ public struct EntryAttributes: Sendable {
     public subscript(_ name: String) -> AttributeValues? {
         storage.withUnsafeBufferPointer { bytes -> AttributeValues? in
             var found: AttributeValues?
-            Self.walk(bytes) { nameBytes, count, valuesStart, _ in
+            Self.walk(bytes) { nameBytes, count, valuesStart, valuesEnd in
                 guard name.hasSameUTF8(asBytes: UnsafeRawBufferPointer(nameBytes)) else { return true }
-                found = AttributeValues(storage: storage, start: valuesStart, count: count)
+                found = AttributeValues(storage: storage, start: valuesStart, end: valuesEnd, count: count)
                 return false
             }
             return found
@@ -117,14 +117,16 @@ public struct EntryAttributes: Sendable {
 
     /// Calls `body` with each attribute's name and values, in stored order.
     func forEachAttribute(_ body: (String, AttributeValues) -> Void) {
-        var found: [(String, Int, Int)] = []
+        var found: [(String, Int, Range<Int>)] = []
         storage.withUnsafeBufferPointer { bytes in
-            Self.walk(bytes) { name, count, valuesStart, _ in
-                found.append((String(decoding: name, as: UTF8.self), count, valuesStart))
+            Self.walk(bytes) { name, count, valuesStart, valuesEnd in
+                found.append((String(decoding: name, as: UTF8.self), count, valuesStart..<valuesEnd))
                 return true
             }
         }
-        for (name, count, start) in found { body(name, AttributeValues(storage: storage, start: start, count: count)) }
+        for (name, count, range) in found {
+            body(name, AttributeValues(storage: storage, start: range.lowerBound, end: range.upperBound, count: count))
+        }
     }
 
     /// Every value of `attr` (any case) decoded as UTF-8; empty when the attribute is absent.
@@ -228,10 +230,13 @@ extension EntryAttributes: Equatable {
 }
 
 /// The values of one attribute of an ``EntryAttributes``, read in place: each value is a slice
-/// of the entry's buffer (no copy). Equal when they are the same values in the same order.
+/// of the entry's buffer (no copy), read within the attribute's byte length. Equal when they are
+/// the same values in the same order.
 public struct AttributeValues: Sequence, Sendable, Equatable {
     fileprivate let storage: [UInt8]
     fileprivate let start: Int
+    /// Where the attribute's values end in `storage`: no value is read past it.
+    fileprivate let end: Int
     /// The number of values.
     public let count: Int
 
@@ -247,17 +252,19 @@ public struct AttributeValues: Sequence, Sendable, Equatable {
         return iterator.next()
     }
 
-    public func makeIterator() -> Iterator { Iterator(storage: storage, position: start, remaining: count) }
+    public func makeIterator() -> Iterator { Iterator(storage: storage, end: end, position: start, remaining: count) }
 
     public struct Iterator: IteratorProtocol {
         fileprivate let storage: [UInt8]
+        fileprivate let end: Int
         fileprivate var position: Int
         fileprivate var remaining: Int
 
         public mutating func next() -> ArraySlice<UInt8>? {
             guard remaining > 0 else { return nil }
             remaining -= 1
-            let range: Range<Int>? = storage.withUnsafeBufferPointer { bytes in
+            let range: Range<Int>? = storage.withUnsafeBufferPointer { all in
+                let bytes = UnsafeBufferPointer(rebasing: all[..<end])
                 var at = position
                 guard let length = LEB128.read(bytes, at: &at), length <= bytes.count - at else { return nil }
                 position = at + length

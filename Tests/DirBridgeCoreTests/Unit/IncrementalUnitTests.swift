@@ -140,6 +140,15 @@ struct IncrementalUnitTests {
         #expect(decoded.values == ["cn": [Array("B".utf8)]] && decoded.strings("cn") == ["B"] && decoded.attributeCount == 1)
     }
 
+    @Test("an attribute's values are read within its byte length: a count larger than its values stops there, not in the next attribute")
+    func valuesStayWithinTheirAttribute() {
+        // "a" says two values but its byte length (2) holds one, "b"; then "c" with its one value "z".
+        let storage: [UInt8] = [1, UInt8(ascii: "a"), 2, 2, 1, UInt8(ascii: "b"), 1, UInt8(ascii: "c"), 1, 2, 1, UInt8(ascii: "z")]
+        let entry = EntryAttributes(dn: "uid=a", storage: storage)
+        #expect(entry["a"].map { $0.map { Array($0) } } == [Array("b".utf8)])
+        #expect(entry["c"].map { $0.map { Array($0) } } == [Array("z".utf8)])
+    }
+
     /// Appends as the directory reader does: name and values from buffers that live through the call.
     static func append(_ name: String, _ values: [[UInt8]], to builder: inout EntryAttributes.Builder) -> Bool {
         let joined = values.flatMap { $0 }
