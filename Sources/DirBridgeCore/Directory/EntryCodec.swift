@@ -2,6 +2,15 @@ import Foundation
 
 /// A compact, binary-safe encoding of an entry: length-prefixed DN, attribute names and values.
 enum EntryCodec {
+    /// One attribute found in a buffer: its name, its value count and where its values lie.
+    private typealias Attribute = (name: UnsafeBufferPointer<UInt8>, count: Int, values: Range<Int>)
+
+    /// Whether the names ascend strictly, byte by byte (the order ``encode(_:)`` writes, and for
+    /// ASCII names the order of the dictionary keys earlier builds sorted).
+    private static func inNameOrder(_ attributes: [Attribute]) -> Bool {
+        !zip(attributes, attributes.dropFirst()).contains { !$0.name.lexicographicallyPrecedes($1.name) }
+    }
+
     /// The DN, the number of attributes, then the attributes in name order, each as its name,
     /// its value count and its values (each length-prefixed, LEB128).
     static func encode(_ entry: EntryAttributes) -> [UInt8] {
@@ -10,12 +19,12 @@ enum EntryCodec {
         out.reserveCapacity(entry.dn.utf8.count + storage.count + 8)
         LEB128.append(entry.dn.utf8, to: &out)
         storage.withUnsafeBufferPointer { bytes in
-            var attributes: [(name: UnsafeBufferPointer<UInt8>, count: Int, values: Range<Int>)] = []
+            var attributes: [Attribute] = []
             EntryAttributes.walk(bytes) { name, count, start, end in
                 attributes.append((name, count, start..<end))
                 return true
             }
-            if zip(attributes, attributes.dropFirst()).contains(where: { !$0.name.lexicographicallyPrecedes($1.name) }) {
+            if !inNameOrder(attributes) {
                 attributes.sort { $0.name.lexicographicallyPrecedes($1.name) }
             }
             LEB128.append(attributes.count, to: &out)
@@ -36,7 +45,7 @@ enum EntryCodec {
             let bytes = raw.bindMemory(to: UInt8.self)
             var position = 0
             guard let dn = LEB128.chunk(bytes, at: &position), let count = LEB128.read(bytes, at: &position) else { return nil }
-            var attributes: [(name: UnsafeBufferPointer<UInt8>, count: Int, values: Range<Int>)] = []
+            var attributes: [Attribute] = []
             while position < bytes.count {
                 guard attributes.count < count, let name = LEB128.chunk(bytes, at: &position),
                       let values = LEB128.read(bytes, at: &position) else { return nil }
@@ -46,7 +55,7 @@ enum EntryCodec {
             }
             guard attributes.count == count else { return nil }
             let dnText = String(decoding: dn, as: UTF8.self)
-            guard !zip(attributes, attributes.dropFirst()).contains(where: { !$0.name.lexicographicallyPrecedes($1.name) }) else {
+            guard inNameOrder(attributes) else {
                 var values: [String: [[UInt8]]] = [:]
                 for attribute in attributes {
                     var list: [[UInt8]] = []

@@ -14,13 +14,8 @@ extension String {
     /// piece (native strings do; iterating both views byte by byte was a fifth of a 100k
     /// no-op plan), else by iterating.
     func hasSameUTF8(as other: String) -> Bool {
-        guard utf8.count == other.utf8.count else { return false }
-        let compared = utf8.withContiguousStorageIfAvailable { x in
-            other.utf8.withContiguousStorageIfAvailable { y in
-                x.isEmpty || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0
-            }
-        }
-        return (compared ?? nil) ?? utf8.elementsEqual(other.utf8)
+        other.utf8.withContiguousStorageIfAvailable { hasSameUTF8(asBytes: UnsafeRawBufferPointer($0)) }
+            ?? utf8.elementsEqual(other.utf8)
     }
 
     /// Whether `bytes` are this string's UTF-8 bytes (see ``hasSameUTF8(as:)``).
