@@ -110,15 +110,11 @@ public struct ClientState: Sendable, Equatable {
     public var client: ClientRecord
     public var userGroups: [StoredUserGroup]
     public var users: [StoredUser]
-    /// The highest `history.id` of the client when read (nil without history): a plan made
-    /// from this state is stale once it has changed.
-    public var lastHistoryID: Int64?
 
-    public init(client: ClientRecord, userGroups: [StoredUserGroup], users: [StoredUser], lastHistoryID: Int64?) {
+    public init(client: ClientRecord, userGroups: [StoredUserGroup], users: [StoredUser]) {
         self.client = client
         self.userGroups = userGroups
         self.users = users
-        self.lastHistoryID = lastHistoryID
     }
 
     /// The client's Default User Group.

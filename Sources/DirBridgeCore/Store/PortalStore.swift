@@ -196,9 +196,7 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
         } else {
             while let row = try rows.next() { users.append(StoredUser(orderedRow: row)) }
         }
-        let lastHistoryID = try Int64.fetchOne(
-            db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
-        return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
+        return ClientState(client: client, userGroups: groups, users: users)
     }
 
     /// Rows read per chunk whose values are shared on another thread while this one reads the next.
@@ -267,14 +265,8 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
                 try Self.inChunks(Array(externalIDs), db: db, sql: base, column: "external_id", arguments: [clientID], each: add)
                 try Self.inChunks(Array(emails), db: db, sql: base, column: "email COLLATE NOCASE", arguments: [clientID], each: add)
                 try Self.inChunks(Array(userIDs), db: db, sql: base, column: "id", arguments: [clientID], each: add)
-                let population = try Row.fetchOne(db, sql: """
-                    SELECT COUNT(*) FILTER (WHERE source = 'directory' AND enabled = 1) AS enabled_directory,
-                           COUNT(*) FILTER (WHERE source = 'directory') AS directory,
-                           COUNT(*) FILTER (WHERE global_admin = 1 AND enabled = 1) AS admins
-                    FROM client_users WHERE client_id = ?
-                    """, arguments: [clientID])
-                let lastHistoryID = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM history WHERE client_id = ?", arguments: [clientID])
-                let state = ClientState(client: client, userGroups: groups, users: users.values.sorted { $0.id < $1.id }, lastHistoryID: lastHistoryID)
+                let population = try Row.fetchOne(db, sql: StoreSchema.populationSQL, arguments: [clientID])
+                let state = ClientState(client: client, userGroups: groups, users: users.values.sorted { $0.id < $1.id })
                 return PartialClientState(
                     state: state,
                     population: ClientPopulation(enabledDirectoryUsers: population?["enabled_directory"] ?? 0,

@@ -31,8 +31,12 @@ public enum StoreSchema {
     /// namespace (`leases.process`), so that containers sharing a host name are told apart.
     public static let leaseProcess = "v6-lease-process"
 
+    /// Indexes that count a client's users for the guards of an incremental run: directory
+    /// users, enabled or not, and enabled Global Admins (``populationIndexesSQL``).
+    public static let populationIndexes = "v7-population-indexes"
+
     /// Every migration identifier this build knows, in order.
-    public static let identifiers = [portalSchema, dirbridgeExtras, incrementalSync, affectedPlanning, workers, leaseProcess]
+    public static let identifiers = [portalSchema, dirbridgeExtras, incrementalSync, affectedPlanning, workers, leaseProcess, populationIndexes]
     public static let knownIdentifiers = Set(identifiers)
 
 
@@ -81,6 +85,7 @@ public enum StoreSchema {
         registerAffectedPlanning(in: &migrator)
         migrator.registerMigration(workers) { db in try db.execute(sql: workersSQL) }
         migrator.registerMigration(leaseProcess) { db in try db.execute(sql: leaseProcessSQL) }
+        migrator.registerMigration(populationIndexes) { db in try db.execute(sql: populationIndexesSQL) }
         return migrator
     }
 
@@ -284,6 +289,28 @@ public enum StoreSchema {
 
     /// The sixth migration, the same on both stores (PostgreSQL adds indexes to it).
     static let leaseProcessSQL = "ALTER TABLE leases ADD COLUMN process TEXT"
+
+    /// The seventh migration (PostgreSQL's booleans spell the admins' condition its own way).
+    ///
+    /// An incremental run loads only the users a change can affect, but its guards count the
+    /// whole client (``ClientPopulation``). Counted from the table, that read every row. From
+    /// these indexes the directory users are a range of a narrow index and the enabled Global
+    /// Admins a handful of entries. At 100k users (alternating runs on one host), the plan stage
+    /// of a run after 120 changes went from 0.048–0.059 s to 0.016–0.018 s, the whole run from
+    /// 0.20–0.21 s to 0.16–0.18 s. The price is on inserts: a first sync's write stage took
+    /// 0.06–0.11 s longer (of about 2.2 s), though its rows all share one key of the first index
+    /// and so go in at its end.
+    static let populationIndexesSQL = """
+        CREATE INDEX client_users_population ON client_users(client_id, source, enabled);
+        CREATE INDEX client_users_enabled_admins ON client_users(client_id) WHERE global_admin = 1 AND enabled = 1;
+        """
+
+    /// The counts of ``ClientPopulation`` for client `?1`, each from the indexes of ``populationIndexesSQL``.
+    static let populationSQL = """
+        SELECT (SELECT COUNT(*) FROM client_users WHERE client_id = ?1 AND source = 'directory' AND enabled = 1) AS enabled_directory,
+               (SELECT COUNT(*) FROM client_users WHERE client_id = ?1 AND source = 'directory') AS directory,
+               (SELECT COUNT(*) FROM client_users WHERE client_id = ?1 AND global_admin = 1 AND enabled = 1) AS admins
+        """
 
     /// The worker a run records: `host:pid`.
     static var worker: String { "\(ProcessInfo.processInfo.hostName):\(getpid())" }

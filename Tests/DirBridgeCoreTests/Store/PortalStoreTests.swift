@@ -212,6 +212,20 @@ struct PortalStoreTests {
         #expect(reason == "why")
     }
 
+    @Test("an incremental run counts the client's users from the population indexes, never from the table")
+    func populationFromIndexes() throws {
+        let temp = try TemporaryStore()
+        _ = try temp.openWithClient()
+        let plan = try temp.sql().read { db in
+            try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN " + StoreSchema.populationSQL, arguments: [1]).map { $0["detail"] as String }
+        }
+        let searches = plan.filter { $0.contains("client_users") }
+        #expect(searches.count == 3, "\(plan)")
+        #expect(searches.filter { $0.contains("COVERING INDEX client_users_population") }.count == 2, "\(plan)")
+        #expect(searches.filter { $0.contains("INDEX client_users_enabled_admins") }.count == 1, "\(plan)")
+        #expect(!plan.contains { $0.hasPrefix("SCAN client_users") }, "\(plan)")
+    }
+
     @Test("a store written by a newer dirbridge is refused")
     func newerStoreIsRefused() throws {
         let temp = try TemporaryStore()

@@ -337,6 +337,39 @@ struct StoreContractTests {
         }
     }
 
+    @Test("an incremental run's counts of the whole client: directory users, enabled or not, and enabled Global Admins of any source",
+          arguments: StoreKind.allCases)
+    func partialStatePopulation(kind: StoreKind) throws {
+        let temp = try TemporaryStore(kind)
+        let (store, acme) = try temp.openWithClient()
+        let other = try store.ensureClient(ClientSpec(name: "Other Corp"))
+        func user(_ name: String, _ client: ClientRecord, enabled: Bool = true, admin: Bool = false, source: RecordSource = .directory) -> NewClientUser {
+            NewClientUser(email: "\(name)@\(client.name.prefix(4).lowercased()).example", globalAdmin: admin, enabled: enabled, source: source,
+                          externalID: source == .directory ? "\(client.id)-\(name)" : nil)
+        }
+        _ = try store.apply(ChangeSet(clientID: acme.id, editor: "acme-sync", userCreations: [
+            user("ann", acme), user("bob", acme), user("carol", acme, enabled: false),
+            user("dana", acme, admin: true), user("erin", acme, enabled: false, admin: true),
+            user("fay", acme, admin: true, source: .portal), user("gus", acme, source: .portal),
+            user("hal", acme, enabled: false, source: .portal),
+        ]), run: applyRun(clientID: acme.id))
+        // Another client's users, admins among them, count for it only.
+        _ = try store.apply(ChangeSet(clientID: other.id, editor: "acme-sync", userCreations: [
+            user("ivy", other, admin: true), user("jon", other, enabled: false),
+        ]), run: applyRun(clientID: other.id))
+        let cache = try #require(store as? any DirectoryCacheStoring)
+        let acmeState = try cache.loadPartialState(clientID: acme.id, externalIDs: ["\(acme.id)-ann"], emails: [], userIDs: [])
+        #expect(acmeState.population == ClientPopulation(enabledDirectoryUsers: 3, directoryUsers: 5, enabledGlobalAdmins: 2))
+        #expect(acmeState.state.users.map(\.email) == ["ann@acme.example"])
+        let otherState = try cache.loadPartialState(clientID: other.id, externalIDs: [], emails: [], userIDs: [])
+        #expect(otherState.population == ClientPopulation(enabledDirectoryUsers: 1, directoryUsers: 2, enabledGlobalAdmins: 1))
+        // A portal edit changes the counts: Dana disabled, Gus made a directory user.
+        try temp.execute("UPDATE client_users SET enabled = \(kind == .sqlite ? "0" : "false") WHERE email = 'dana@acme.example'")
+        try temp.execute("UPDATE client_users SET source = 'directory' WHERE email = 'gus@acme.example'")
+        let edited = try cache.loadPartialState(clientID: acme.id, externalIDs: [], emails: [], userIDs: [])
+        #expect(edited.population == ClientPopulation(enabledDirectoryUsers: 3, directoryUsers: 6, enabledGlobalAdmins: 1))
+    }
+
     @Test("a change set is written with one history row per changed entity", arguments: StoreKind.allCases)
     func applyWritesHistory(kind: StoreKind) throws {
         let temp = try TemporaryStore(kind)

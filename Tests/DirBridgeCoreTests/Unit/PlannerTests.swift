@@ -34,7 +34,7 @@ struct World {
 
     var state: ClientState {
         ClientState(client: ClientRecord(id: 1, name: "Acme", parentID: nil, membershipEndDate: nil, active: true, createdAt: ""),
-                    userGroups: groups, users: users, lastHistoryID: nil)
+                    userGroups: groups, users: users)
     }
 
     func directoryUser(_ id: Int64, _ email: String, title: String? = nil, group: String = "Default User Group", ga: Bool = false,

@@ -16,7 +16,21 @@ enum PostgresSchema {
         (StoreSchema.affectedPlanning, affectedPlanning),
         (StoreSchema.workers, StoreSchema.workersSQL),
         (StoreSchema.leaseProcess, leaseProcess),
+        (StoreSchema.populationIndexes, populationIndexes),
     ]
+
+    /// The seventh migration: ``StoreSchema/populationIndexesSQL`` with boolean columns.
+    private static let populationIndexes = """
+        CREATE INDEX client_users_population ON client_users(client_id, source, enabled);
+        CREATE INDEX client_users_enabled_admins ON client_users(client_id) WHERE global_admin AND enabled;
+        """
+
+    /// ``StoreSchema/populationSQL`` with boolean columns.
+    static let populationSQL = """
+        SELECT (SELECT count(*) FROM client_users WHERE client_id = $1 AND source = 'directory' AND enabled) AS enabled_directory,
+               (SELECT count(*) FROM client_users WHERE client_id = $1 AND source = 'directory') AS directory,
+               (SELECT count(*) FROM client_users WHERE client_id = $1 AND global_admin AND enabled) AS admins
+        """
 
     /// The table recording applied migrations (GRDB's `grdb_migrations` on SQLite).
     static let migrationsTable = """

@@ -131,15 +131,9 @@ extension PostgresStore: DirectoryCacheStoring {
                     SELECT \(Self.userColumns()) FROM client_users
                     WHERE client_id = $1 AND (external_id = ANY($2) OR dirbridge_fold(email) IN (SELECT dirbridge_fold(e) FROM unnest($3::text[]) AS e) OR id = ANY($4)) ORDER BY id
                     """, binds).map(Self.user)
-                let population = try db.row("""
-                    SELECT count(*) FILTER (WHERE source = 'directory' AND enabled) AS enabled_directory,
-                           count(*) FILTER (WHERE source = 'directory') AS directory,
-                           count(*) FILTER (WHERE global_admin AND enabled) AS admins
-                    FROM client_users WHERE client_id = $1
-                    """, PostgresBindings([clientID]))
-                let lastHistoryID = try db.row("SELECT max(id) AS id FROM history WHERE client_id = $1", PostgresBindings([clientID]))?.optionalInt("id")
+                let population = try db.row(PostgresSchema.populationSQL, PostgresBindings([clientID]))
                 return PartialClientState(
-                    state: ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID),
+                    state: ClientState(client: client, userGroups: groups, users: users),
                     population: ClientPopulation(enabledDirectoryUsers: Int(try population?.int("enabled_directory") ?? 0),
                                                  directoryUsers: Int(try population?.int("directory") ?? 0),
                                                  enabledGlobalAdmins: Int(try population?.int("admins") ?? 0)))

@@ -245,9 +245,7 @@ public final class PostgresStore: PortalStorage {
             sharing?.share(&loaded)
             return loaded
         }
-        let lastHistoryID = try db.row("SELECT max(id) AS id FROM history WHERE client_id = $1", PostgresBindings([clientID]))?
-            .optionalInt("id")
-        return ClientState(client: client, userGroups: groups, users: users, lastHistoryID: lastHistoryID)
+        return ClientState(client: client, userGroups: groups, users: users)
     }
 
     public func changeCounter(clientID: Int64) throws(StoreError) -> Int64 {
