@@ -83,7 +83,10 @@ public struct PortalUser: Sendable, Equatable {
     ) {
         (self.fields, self.role, self.globalAdmin, self.groupManager) = (fields, role, globalAdmin, groupManager)
         (self.hasLogin, self.enabled, self.source, self.externalID, self.externalDN) = (hasLogin, enabled, source, externalID, externalDN)
-        self.fields[.email] = email
+        // Set only when it differs: `fields` mostly holds this very email, and setting it anyway
+        // copied the caller's slots, every field retained (a store load of 100k users did it
+        // for each).
+        if !(self.fields[.email]?.hasSameUTF8(as: email) ?? false) { self.fields[.email] = email }
     }
 
     /// The login name.
