@@ -34,6 +34,8 @@ let package = Package(
             dependencies: [
                 "CLDAP",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                // GRDB's own SQLite module, for the column bytes of a full load (StoredUserRows.swift).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

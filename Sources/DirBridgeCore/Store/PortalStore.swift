@@ -184,15 +184,18 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
         let count: Int64 = span?["count"] ?? 0
         users.reserveCapacity(Int(count))
         let selection = "SELECT \(StoredUser.orderedSelection) FROM client_users"
-        let rows: RowCursor
+        let statement: Statement
+        let arguments: StatementArguments
         if let low: Int64 = span?["low"], let high: Int64 = span?["high"], count * 2 >= high - low + 1 {
-            rows = try Row.fetchCursor(db, sql: "\(selection) WHERE +client_id = ? AND id BETWEEN ? AND ? ORDER BY id",
-                                       arguments: [clientID, low, high])
+            statement = try db.makeStatement(sql: "\(selection) WHERE +client_id = ? AND id BETWEEN ? AND ? ORDER BY id")
+            arguments = [clientID, low, high]
         } else {
-            rows = try Row.fetchCursor(db, sql: "\(selection) WHERE client_id = ? ORDER BY id", arguments: [clientID])
+            statement = try db.makeStatement(sql: "\(selection) WHERE client_id = ? ORDER BY id")
+            arguments = [clientID]
         }
+        let rows = try Row.fetchCursor(statement, arguments: arguments)
         if let sharing {
-            try readSharing(rows, into: &users, sharing: sharing)
+            try readSharing(rows, of: statement, into: &users, sharing: sharing)
         } else {
             while let row = try rows.next() { users.append(StoredUser(orderedRow: row)) }
         }
@@ -202,37 +205,26 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
     /// Rows read per chunk whose values are shared on another thread while this one reads the next.
     static let sharingChunk = 4_096
 
-    /// Reads `rows` into `users`, each user's values shared with `sharing`.
+    /// Reads the rows of `statement` (stepped by `rows`) into `users`, each user's values shared
+    /// with `sharing`.
     ///
-    /// Sharing a chunk of users runs on another thread while this one reads the next chunk from
-    /// SQLite: on two cores a full resync's plan stage was otherwise this thread alone, a fifth
-    /// of it in ``StoredUserSharing/share(_:)``. One chunk is shared at a time (the sharing is
-    /// used by one thread at a time, in row order), and the users keep the rows' order.
-    private static func readSharing(_ rows: RowCursor, into users: inout [StoredUser], sharing: StoredUserSharing) throws {
-        // The chunk travels in a box the worker empties: its array is then the worker's alone and
-        // is shared in place (a `var` copy of a captured array copied all of its users first).
-        final class Chunk: @unchecked Sendable {
-            var users: [StoredUser]
-            init(_ users: [StoredUser]) { self.users = users }
-        }
-        let share: @Sendable (Chunk) -> [StoredUser] = { box in
-            var chunk = box.users
-            box.users = []
-            for index in chunk.indices { sharing.share(&chunk[index]) }
-            return chunk
-        }
-        var chunk: [StoredUser] = []
-        chunk.reserveCapacity(sharingChunk)
+    /// This thread only copies each chunk's column bytes out of SQLite (``StoredUserRows``); the
+    /// chunk's users are made on another thread while this one reads the next chunk, and a
+    /// value with the bytes of one the directory holds takes its storage there, without a String
+    /// of its own. Made here, the Strings were most of a full resync's load (100k users: about a
+    /// String allocation per column, most freed on the sharing thread, contending for this
+    /// thread's allocator lock). One chunk is shared at a time (the sharing is used by one
+    /// thread at a time, in row order), and the users keep the rows' order.
+    private static func readSharing(_ rows: RowCursor, of statement: Statement, into users: inout [StoredUser], sharing: StoredUserSharing) throws {
+        var chunk = StoredUserRows(capacity: sharingChunk)
         var pending: Background<[StoredUser]>?
         do {
-            while let row = try rows.next() {
-                chunk.append(StoredUser(orderedRow: row))
+            while try rows.next() != nil {
+                chunk.append(statement.sqliteStatement)
                 guard chunk.count == sharingChunk else { continue }
                 if let pending { users += pending.value() }
-                let box = Chunk(chunk)
-                chunk = []
-                chunk.reserveCapacity(sharingChunk)
-                pending = Background(box, share)
+                pending = Background(chunk) { sharing.users(from: $0) }
+                chunk = StoredUserRows(capacity: sharingChunk)
             }
         } catch {
             // No job outlives the load.
@@ -240,9 +232,7 @@ public final class PortalStore: PortalStorage, DirectoryCacheStoring {
             throw error
         }
         if let pending { users += pending.value() }
-        let last = Chunk(chunk)
-        chunk = []
-        users += share(last)
+        users += sharing.users(from: chunk)
     }
 
     /// The part of a client's state that an affected-only plan needs, in one transaction:

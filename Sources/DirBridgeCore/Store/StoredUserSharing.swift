@@ -13,37 +13,100 @@
 /// Used by one load at a time, one row after another (``PortalStorage/loadState(clientID:sharing:)``).
 public final class StoredUserSharing: @unchecked Sendable {
     private let users: [DirectoryUser]
-    private let positions: [String: Int]
+    /// Positions in `users` by the hash of their external id's UTF-8 bytes (-1 where two ids
+    /// share a hash: those users are not shared). A hit is confirmed byte for byte.
+    private let positions: [Int: Int]
     private var times = StringPool()
     /// The last row's time: rows in id order mostly have their neighbour's (one apply's).
     private var lastTime = ""
 
     public init(snapshot: DirectorySnapshot) {
         users = snapshot.users
-        var positions: [String: Int] = [:]
+        var positions: [Int: Int] = [:]
         positions.reserveCapacity(users.count)
-        for (position, user) in users.enumerated() { positions[user.mapped.externalID] = position }
+        for (position, user) in users.enumerated() {
+            let hash = Self.hash(user.mapped.externalID)
+            positions[hash] = positions[hash] == nil ? position : -1
+        }
         self.positions = positions
+    }
+
+    private static func hash(_ text: String) -> Int {
+        var hasher = Hasher()
+        text.hashUTF8(into: &hasher)
+        return hasher.finalize()
+    }
+
+    private static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
+        var hasher = Hasher()
+        hasher.combine(bytes: UnsafeRawBufferPointer(bytes))
+        return hasher.finalize()
+    }
+
+    /// The directory user whose external id has these bytes.
+    private func position(of id: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let position = positions[Self.hash(id)], position >= 0,
+              users[position].mapped.externalID.hasSameUTF8(asBytes: UnsafeRawBufferPointer(id))
+        else { return nil }
+        return position
     }
 
     /// Replaces the values of `stored` that have the same bytes as one already held.
     func share(_ stored: inout StoredUser) {
         stored.createdAt = time(stored.createdAt)
         stored.updatedAt = time(stored.updatedAt)
-        guard let id = stored.user.externalID, let position = positions[id], id.hasSameUTF8(as: users[position].mapped.externalID) else { return }
-        stored.user.externalID = users[position].mapped.externalID
-        if let dn = stored.user.externalDN, dn.hasSameUTF8(as: users[position].mapped.dn) { stored.user.externalDN = users[position].mapped.dn }
+        guard let id = stored.user.externalID,
+              let position = id.utf8.withContiguousStorageIfAvailable({ position(of: $0) }) ?? Array(id.utf8).withUnsafeBufferPointer({ position(of: $0) })
+        else { return }
+        let mapped = users[position].mapped
+        stored.user.externalID = mapped.externalID
+        if let dn = stored.user.externalDN, dn.hasSameUTF8(as: mapped.dn) { stored.user.externalDN = mapped.dn }
         // Each field with the mapped field's bytes takes its storage; when every field does (or
         // both have none), the whole slot array is the mapped user's.
         var every = true
         for field in PortalField.allCases {
-            switch (stored.user.fields[field], users[position].mapped.fields[field]) {
+            switch (stored.user.fields[field], mapped.fields[field]) {
             case (nil, nil): continue
             case let (mine?, value?) where mine.hasSameUTF8(as: value): stored.user.fields[field] = value
             default: every = false
             }
         }
-        if every { stored.user.fields = users[position].mapped.fields }
+        if every { stored.user.fields = mapped.fields }
+    }
+
+    /// The users of `rows`, each value made into a String only when no equal one is held: the
+    /// same users as ``StoredUser/init(orderedRow:)`` followed by ``share(_:)`` would give.
+    func users(from rows: StoredUserRows) -> [StoredUser] {
+        var loaded: [StoredUser] = []
+        loaded.reserveCapacity(rows.count)
+        rows.forEach { row in
+            let mapped = row.externalID.flatMap { position(of: $0) }.map { users[$0].mapped }
+            var fields = mapped?.fields ?? PortalFieldValues()
+            if let mapped {
+                // Only the fields whose bytes differ from the mapped user's are made (or cleared).
+                for field in PortalField.allCases {
+                    switch (row.field(field), mapped.fields[field]) {
+                    case (nil, nil): continue
+                    case let (mine?, value?) where value.hasSameUTF8(asBytes: UnsafeRawBufferPointer(mine)): continue
+                    case let (mine, _): fields[field] = mine.map(String.init(utf8Bytes:))
+                    }
+                }
+            } else {
+                for field in PortalField.allCases { fields[field] = row.field(field).map(String.init(utf8Bytes:)) }
+            }
+            let externalDN: String? = row.externalDN.map { dn in
+                if let mapped, mapped.dn.hasSameUTF8(asBytes: UnsafeRawBufferPointer(dn)) { return mapped.dn }
+                return String(utf8Bytes: dn)
+            }
+            let source = row.source.map(String.init(utf8Bytes:)) ?? ""
+            let user = PortalUser(
+                email: fields[.email] ?? "", fields: fields, role: row.role.map(String.init(utf8Bytes:)) ?? "", globalAdmin: row.globalAdmin,
+                groupManager: row.groupManager, hasLogin: row.hasLogin, enabled: row.enabled, source: RecordSource(rawValue: source) ?? .portal,
+                externalID: mapped?.externalID ?? row.externalID.map(String.init(utf8Bytes:)), externalDN: externalDN)
+            loaded.append(StoredUser(id: row.id, clientID: row.clientID, userGroupID: row.userGroupID, user: user,
+                                     createdAt: time(row.createdAt), updatedAt: time(row.updatedAt)))
+        }
+        return loaded
     }
 
     /// A time shared with the rows before it; only ASCII text is pooled (the pool compares as
@@ -54,5 +117,11 @@ public final class StoredUserSharing: @unchecked Sendable {
             lastTime = times.shared(text)
         }
         return lastTime
+    }
+
+    /// ``time(_:)`` of a column's bytes, made into a String only when they are not the last row's.
+    private func time(_ bytes: UnsafeBufferPointer<UInt8>?) -> String {
+        guard let bytes else { return "" }
+        return lastTime.hasSameUTF8(asBytes: UnsafeRawBufferPointer(bytes)) ? lastTime : time(String(utf8Bytes: bytes))
     }
 }

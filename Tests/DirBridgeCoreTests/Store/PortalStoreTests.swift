@@ -184,6 +184,45 @@ struct PortalStoreTests {
         #expect(storage(shared.users[1].email) != storage(directory[0].mapped.email))
     }
 
+    @Test("a state loaded sharing equals one loaded without for values the portal's SQL may leave: NULLs, numbers, a blob, a NUL, bytes that are not UTF-8")
+    func loadStateSharingOddValues() throws {
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        let group = try temp.int("SELECT id FROM user_groups WHERE client_id = ? AND is_default = 1", [client.id])
+        try temp.execute("""
+            INSERT INTO client_users (client_id, email, first_name, last_name, title, cell_phone, office_phone, location, role, user_group_id,
+                                      global_admin, has_login, enabled, source, external_id, external_dn, created_at, updated_at)
+            VALUES (?1, 'odd@acme.example', 42, CAST(X'4DC3' AS TEXT), 'ab' || char(0) || 'cd', 1.5, X'2B31', NULL, 'Admin', ?2,
+                    1, 1, 0, 'directory', 'id-odd', NULL, '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'),
+                   (?1, 'm\u{E4}tt\u{E4}@acme.example', 'M\u{E4}tt\u{E4}', NULL, 'Same', NULL, NULL, 'Z\u{FC}rich', 'Guest', ?2,
+                    0, 0, 1, 'directory', 'id-matched', 'uid=matta,dc=acme', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),
+                   (?1, 'portal@acme.example', NULL, NULL, NULL, NULL, NULL, NULL, 'Guest', ?2,
+                    0, 0, 1, 'portal', NULL, NULL, '2026-01-03T00:00:00Z', '2026-01-03T00:00:00Z')
+            """, [client.id, group])
+        let plain = try store.loadState(clientID: client.id)
+        let odd = try #require(plain.users.first { $0.externalID == "id-odd" })
+        #expect(odd[.firstName] == "42" && odd[.lastName] == "M\u{FFFD}" && odd[.title] == "ab" && odd[.cellPhone] == "1.5" && odd[.officePhone] == "+1")
+        #expect(odd[.location] == nil && odd.externalDN == nil && odd.user.globalAdmin && !odd.user.enabled)
+        // The matched user's directory values: the title and DN as stored, the city not.
+        let directory = [DirectoryUser(
+            mapped: MappedFields(dn: "uid=matta,dc=acme", externalID: "id-matched",
+                                 fields: PortalFieldValues([.email: "m\u{E4}tt\u{E4}@acme.example", .firstName: "M\u{E4}tt\u{E4}", .title: "Same", .location: "Bern"]),
+                                 disabled: false),
+            outcome: RuleOutcome(userGroup: defaultUserGroupName, role: "Guest", globalAdmin: false, groupManager: false, decisions: []))]
+        let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: ["id-matched"], entriesRead: 1, userEntries: 1, groupsRead: 0, references: 0)
+        let shared = try store.loadState(clientID: client.id, sharing: StoredUserSharing(snapshot: snapshot))
+        #expect(shared == plain)
+        func bytes(_ state: ClientState) -> [[[UInt8]?]] {
+            state.users.map { user in
+                (PortalField.allCases.map { user[$0] } + [user.role, user.user.source.rawValue, user.externalID, user.externalDN, user.createdAt, user.updatedAt])
+                    .map { $0.map { Array($0.utf8) } }
+            }
+        }
+        #expect(bytes(shared) == bytes(plain))
+        let matched = try #require(shared.users.first { $0.externalID == "id-matched" })
+        #expect(matched[.location] == "Z\u{FC}rich" && matched[.title] == "Same" && matched.externalDN == "uid=matta,dc=acme")
+    }
+
     @Test("a store written by the first migration opens after the later ones")
     func olderStoreIsMigrated() throws {
         let temp = try TemporaryStore()
