@@ -104,14 +104,23 @@ public struct Planner: Sendable {
                 summary.unchanged += 1
                 return
             }
+            // Named only when kept: a resync finds most users unchanged.
+            change.name = Self.name(user.mapped.fields[.firstName] ?? stored[.firstName], user.mapped.fields[.lastName] ?? stored[.lastName])
             changes.append(change)
         }
 
+        var storedGroupNames: [String: String] = [:]  // a rule's spelling → the stored group's
         // New users are built after the loop, on every core: each is a pure function of its entry.
         var creations: [(position: Int, group: String)] = []
         for (position, user) in snapshot.users.enumerated() {
             let outcome = user.outcome
-            let groupName = groupNames[outcome.userGroup.lowercased()] ?? groupsToCreate[outcome.userGroup.lowercased()]?.name
+            let groupName = storedGroupNames[outcome.userGroup] ?? {
+                let name = groupNames[outcome.userGroup.lowercased()]
+                // The rules' spelling of a stored group, remembered: users share a few spellings,
+                // and lowercasing each user's took a share of a resync's plan.
+                if let name { storedGroupNames[outcome.userGroup] = name }
+                return name ?? groupsToCreate[outcome.userGroup.lowercased()]?.name
+            }()
             if groupName == nil {
                 let reason = outcome.decisions.first { $0.attribute == .userGroup }?.description ?? "named by the rules"
                 groupsToCreate[outcome.userGroup.lowercased()] = PlannedGroup(name: outcome.userGroup, reason: reason)
@@ -274,7 +283,7 @@ public struct Planner: Sendable {
             outcome.decisions.last { $0.attribute == attribute && $0.note == nil }?.description
                 ?? outcome.decisions.first { $0.attribute == attribute }?.description ?? fallback
         }
-        if group.lowercased() != currentGroup.lowercased() {
+        if group != currentGroup && group.lowercased() != currentGroup.lowercased() {
             fields[.userGroup] = .text(currentGroup, group)
             reasons.append(decisionText(.userGroup, "no rule names a user group any more: \(defaultUserGroupName)"))
         }
@@ -297,8 +306,7 @@ public struct Planner: Sendable {
         }
         let (action, history) = Self.classify(fields)
         return PlannedUserChange(action: action, historyAction: history, email: stored.email, userID: stored.id,
-                                 externalID: user.mapped.externalID, dn: user.mapped.dn, fields: fields, reasons: reasons, invite: false,
-                                 name: Self.name(user.mapped.fields[.firstName] ?? stored[.firstName], user.mapped.fields[.lastName] ?? stored[.lastName]))
+                                 externalID: user.mapped.externalID, dn: user.mapped.dn, fields: fields, reasons: reasons, invite: false)
     }
 
     /// "First Last" for reading a plan; nil when the user has neither.
