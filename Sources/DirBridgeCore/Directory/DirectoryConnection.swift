@@ -120,6 +120,12 @@ public final class DirectoryConnection {
     /// Errors thrown by `onPage` stop the search and propagate.
     @discardableResult
     public func search(_ request: SearchRequest, onPage: ([DirectoryEntry]) throws -> Void) throws -> SearchStatistics {
+        try search(request, completingRanges: true, onPage: onPage)
+    }
+
+    /// ``search(_:onPage:)``; without `completingRanges`, ranged attributes are handed over as
+    /// the server named them (``completeRangedAttributes(in:)`` asks for each following range so).
+    func search(_ request: SearchRequest, completingRanges: Bool, onPage: ([DirectoryEntry]) throws -> Void) throws -> SearchStatistics {
         let operation = "search of \(request.base) (scope \(request.scope.rawValue)) for \(request.filter) on \(url)"
         logger.debug("search", metadata: ["equivalent": "\(request.ldapsearchEquivalent(url: url, bindDN: bindDN, pageSize: pageSize))"])
         var statistics = SearchStatistics()
@@ -169,7 +175,7 @@ public final class DirectoryConnection {
             }
             statistics.pages += 1
             statistics.entries += page.count
-            try completeRangedAttributes(in: &page)
+            if completingRanges { try completeRangedAttributes(in: &page) }
             // The next page is asked for before this one is handed over: the server prepares it
             // while the caller maps this one (each has a core of its own). Only its raw answer waits
             // in libldap meanwhile.
