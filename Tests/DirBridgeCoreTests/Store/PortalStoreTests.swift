@@ -194,8 +194,10 @@ struct PortalStoreTests {
                                       global_admin, has_login, enabled, source, external_id, external_dn, created_at, updated_at)
             VALUES (?1, 'odd@acme.example', 42, CAST(X'4DC3' AS TEXT), 'ab' || char(0) || 'cd', 1.5, X'2B31', NULL, 'Admin', ?2,
                     1, 1, 0, 'directory', 'id-odd', NULL, '2026-01-01T00:00:00Z', '2026-01-02T00:00:00Z'),
-                   (?1, 'm\u{E4}tt\u{E4}@acme.example', 'M\u{E4}tt\u{E4}', NULL, 'Same', NULL, NULL, 'Z\u{FC}rich', 'Guest', ?2,
+                   (?1, 'm\u{E4}tt\u{E4}@acme.example', 'M\u{E4}tt\u{E4}', NULL, 'Same title, too long to be inline', 'portal-edited', NULL, 'Z\u{FC}rich', 'Guest', ?2,
                     0, 0, 1, 'directory', 'id-matched', 'uid=matta,dc=acme', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),
+                   (?1, 'twin@acme.example', 'Twin', NULL, NULL, NULL, NULL, NULL, 'Guest', ?2,
+                    0, 0, 1, 'directory', 'id-twin', 'uid=twin,dc=acme', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),
                    (?1, 'portal@acme.example', NULL, NULL, NULL, NULL, NULL, NULL, 'Guest', ?2,
                     0, 0, 1, 'portal', NULL, NULL, '2026-01-03T00:00:00Z', '2026-01-03T00:00:00Z')
             """, [client.id, group])
@@ -203,13 +205,21 @@ struct PortalStoreTests {
         let odd = try #require(plain.users.first { $0.externalID == "id-odd" })
         #expect(odd[.firstName] == "42" && odd[.lastName] == "M\u{FFFD}" && odd[.title] == "ab" && odd[.cellPhone] == "1.5" && odd[.officePhone] == "+1")
         #expect(odd[.location] == nil && odd.externalDN == nil && odd.user.globalAdmin && !odd.user.enabled)
-        // The matched user's directory values: the title and DN as stored, the city not.
-        let directory = [DirectoryUser(
-            mapped: MappedFields(dn: "uid=matta,dc=acme", externalID: "id-matched",
-                                 fields: PortalFieldValues([.email: "m\u{E4}tt\u{E4}@acme.example", .firstName: "M\u{E4}tt\u{E4}", .title: "Same", .location: "Bern"]),
-                                 disabled: false),
-            outcome: RuleOutcome(userGroup: defaultUserGroupName, role: "Guest", globalAdmin: false, groupManager: false, decisions: []))]
-        let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: ["id-matched"], entriesRead: 1, userEntries: 1, groupsRead: 0, references: 0)
+        // The matched user's directory values: the title and DN as stored, the city not, an office
+        // phone the store has none of, no cell phone where the store has one (a portal edit).
+        // Two entries share the twin's id: it matches neither, and loads as stored.
+        func entry(_ id: String, _ dn: String, _ fields: PortalFieldValues) -> DirectoryUser {
+            DirectoryUser(mapped: MappedFields(dn: dn, externalID: id, fields: fields, disabled: false),
+                          outcome: RuleOutcome(userGroup: defaultUserGroupName, role: "Guest", globalAdmin: false, groupManager: false, decisions: []))
+        }
+        let directory = [
+            entry("id-matched", "uid=matta,dc=acme", PortalFieldValues([.email: "m\u{E4}tt\u{E4}@acme.example", .firstName: "M\u{E4}tt\u{E4}", .title: "Same title, too long to be inline",
+                                                                        .location: "Bern", .officePhone: "+41 31 000"])),
+            entry("id-twin", "uid=twin,dc=acme", PortalFieldValues([.email: "twin@acme.example", .firstName: "Twin"])),
+            entry("id-twin", "uid=twin2,dc=acme", PortalFieldValues([.email: "twin2@acme.example", .firstName: "Twin"])),
+        ]
+        let snapshot = DirectorySnapshot(users: directory, skipped: [], presentIDs: ["id-matched", "id-twin"], entriesRead: 3, userEntries: 3,
+                                         groupsRead: 0, references: 0)
         let shared = try store.loadState(clientID: client.id, sharing: StoredUserSharing(snapshot: snapshot))
         #expect(shared == plain)
         func bytes(_ state: ClientState) -> [[[UInt8]?]] {
@@ -220,7 +230,15 @@ struct PortalStoreTests {
         }
         #expect(bytes(shared) == bytes(plain))
         let matched = try #require(shared.users.first { $0.externalID == "id-matched" })
-        #expect(matched[.location] == "Z\u{FC}rich" && matched[.title] == "Same" && matched.externalDN == "uid=matta,dc=acme")
+        #expect(matched[.location] == "Z\u{FC}rich" && matched[.title] == "Same title, too long to be inline" && matched.externalDN == "uid=matta,dc=acme")
+        #expect(matched[.cellPhone] == "portal-edited" && matched[.officePhone] == nil)
+        func storage(_ text: String?) -> UInt? {
+            var copy = text
+            return copy?.withUTF8 { UInt(bitPattern: $0.baseAddress) }
+        }
+        #expect(storage(matched[.title]) == storage(directory[0].mapped.fields[.title]))
+        let twin = try #require(shared.users.first { $0.externalID == "id-twin" })
+        #expect(twin.externalDN == "uid=twin,dc=acme" && storage(twin.email) != storage(directory[1].mapped.email))
     }
 
     @Test("a store written by the first migration opens after the later ones")

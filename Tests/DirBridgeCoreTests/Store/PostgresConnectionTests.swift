@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import Testing
 @testable import DirBridgeCore
 
@@ -132,7 +133,7 @@ struct PostgresConnectionTests {
         #expect(users.status == 0 && users.stdout.contains("lead1@example.com"), "\(users.stderr)")
     }
 
-    @Test("a store the previous dirbridge migrated (to v5): doctor reads it, views say to migrate, the next sync migrates it to v6")
+    @Test("a store an older dirbridge migrated (to v5): doctor reads it, views say to migrate, the next sync migrates it to v6 and v7")
     func upgradeFromV5() throws {
         let server = try TestPostgres.server()
         let database = try server.createDatabase("upgrade")
@@ -141,11 +142,13 @@ struct PostgresConnectionTests {
         defer { fixture.slapd.stop() }
         let first = try runDirbridge(["sync", fixture.mappingPath, "--store", url, "--apply"], environment: fixture.environment)
         #expect(first.status == 0, "\(first.stderr)")
-        // Back to the schema of v5: no leases.process, no dirbridge_fold, the lower() indexes and the row trigger.
+        // Back to the schema of v5: no population indexes, no leases.process, no dirbridge_fold, the lower() indexes and the row trigger.
         let session = try PostgresSession(try PostgresAddress(url: url, password: StorePasswordSource()))
         try session.exclusive { db in
             try db.executeScript("""
-                DELETE FROM dirbridge_migrations WHERE identifier = 'v6-lease-process';
+                DELETE FROM dirbridge_migrations WHERE identifier IN ('v6-lease-process', 'v7-population-indexes');
+                DROP INDEX client_users_population;
+                DROP INDEX client_users_enabled_admins;
                 ALTER TABLE leases DROP COLUMN process;
                 DROP TRIGGER client_users_rules_on_insert ON client_users;
                 DROP FUNCTION dirbridge_client_user_rules_inserted();
@@ -165,7 +168,7 @@ struct PostgresConnectionTests {
         #expect(doctor.stdout.contains("the next sync migrates it") && doctor.stdout.contains("held by `dirbridge run` (pid 4194400 on elsewhere"),
                 "\(doctor.stdout)\n\(doctor.stderr)")
         let view = try runDirbridge(["users", "--store", url])
-        #expect(view.status == 4 && view.stderr.contains("lacks migrations v6-lease-process"), "\(view.stderr)")
+        #expect(view.status == 4 && view.stderr.contains("lacks migrations v6-lease-process, v7-population-indexes"), "\(view.stderr)")
         try session.exclusive { db in _ = try db.execute("DELETE FROM leases") }
         let upgraded = try runDirbridge(["sync", fixture.mappingPath, "--store", url, "--apply"], environment: fixture.environment)
         #expect(upgraded.status == 0, "\(upgraded.stderr)")
@@ -175,5 +178,12 @@ struct PostgresConnectionTests {
             try db.rows("SELECT indexdef FROM pg_indexes WHERE indexname IN ('client_users_client_email', 'directory_cache_email')").map { try $0.text("indexdef") }
         }
         #expect(indexes.count == 2 && indexes.allSatisfy { $0.contains("dirbridge_fold") }, "\(indexes)")
+        // v7's indexes, created on the populated store, and the counts an incremental run takes from them.
+        let population = try session.exclusive { db in
+            (try db.rows("SELECT indexname FROM pg_indexes WHERE indexname IN ('client_users_population', 'client_users_enabled_admins')").count,
+             try db.row(PostgresSchema.populationSQL, PostgresBindings([Int64(1)]))?.int("directory"),
+             try db.row("SELECT count(*) AS n FROM client_users WHERE client_id = 1 AND source = 'directory'")?.int("n"))
+        }
+        #expect(population.0 == 2 && population.1 == population.2 && (population.1 ?? 0) > 0, "\(population)")
     }
 }

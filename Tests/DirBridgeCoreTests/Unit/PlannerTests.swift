@@ -114,6 +114,27 @@ struct PlannerTests {
         #expect(plan.summary.line == "0 to create, 1 to update, 0 to disable, 1 unchanged of 2")
     }
 
+    @Test("a rule's spelling of a user group in another case is the stored group, for every user; a new group spelled two ways is created once")
+    func groupSpellings() throws {
+        var world = try World()
+        world.stored(1, "a@acme.example", group: 2)
+        world.stored(2, "b@acme.example", group: 2)
+        world.stored(3, "c@acme.example", group: 1)
+        let directory = [
+            world.directoryUser(1, "a@acme.example", group: "sales"), world.directoryUser(2, "b@acme.example", group: "SALES"),
+            world.directoryUser(3, "c@acme.example", group: "sales"), world.directoryUser(4, "d@acme.example", group: "Sales"),
+            world.directoryUser(5, "e@acme.example", group: "ops"), world.directoryUser(6, "f@acme.example", group: "Ops"),
+        ]
+        let plan = world.plan(directory)
+        // Alice and Bob stay; Carol moves to the stored spelling; Dave is created in it; one Ops group (its first spelling).
+        #expect(plan.userChanges.map(\.email) == ["d@acme.example", "e@acme.example", "f@acme.example", "c@acme.example"])
+        #expect(plan.userChanges.first { $0.email == "c@acme.example" }?.fields[.userGroup] == FieldChange(old: "Default User Group", new: "Sales"))
+        #expect(plan.userChanges.first { $0.email == "d@acme.example" }?.fields[.userGroup]?.new == "Sales")
+        #expect(plan.groupCreations.map(\.name) == ["ops"])
+        #expect(Set(plan.userChanges.compactMap { $0.email < "e" ? nil : $0.fields[.userGroup]?.new?.text }) == ["ops"])
+        #expect(plan.summary.unchanged == 2)
+    }
+
     @Test("history actions follow precedence", arguments: [
         ([.enabled: FieldChange(old: true, new: false), .field(.title): FieldChange(old: "a", new: "b")] as AttributeChanges, HistoryAction.disabled),
         ([.enabled: FieldChange(old: false, new: true)], .enabled),
