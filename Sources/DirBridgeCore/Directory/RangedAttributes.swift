@@ -76,23 +76,37 @@ extension DirectoryConnection {
             guard !ranged.isEmpty else { continue }
             var values = page[index].values
             for key in ranged.sorted() {
-                guard let range = RangedAttribute(key), var all = values.removeValue(forKey: key) else { continue }
-                var current = range
-                while let request = current.next, let following = try followingRange(of: page[index].dn, attribute: range.attribute, request: request) {
-                    all += following.values
-                    guard let next = following.range else { break }
-                    guard let last = current.last, next.first == last + 1 else {
-                        throw DirectoryError(
-                            .search, operation: "range retrieval of \(range.attribute) of \(page[index].dn) on \(url)",
-                            diagnostic: "asked for \(request), the server answered range \(next.first)-\(next.last.map(String.init) ?? "*")",
-                            hint: "the attribute's values would be incomplete; read it without groups.range, or check the server's MaxValRange policy")
-                    }
-                    current = next
-                }
-                values[range.attribute, default: []] += all
+                guard let range = RangedAttribute(key), let received = values.removeValue(forKey: key) else { continue }
+                let dn = page[index].dn
+                values[range.attribute, default: []] += try Self.allValues(
+                    of: range, received: received, operation: "range retrieval of \(range.attribute) of \(dn) on \(url)"
+                ) { request in try followingRange(of: dn, attribute: range.attribute, request: request) }
             }
             page[index].values = values
         }
+    }
+
+    /// The values of a ranged attribute: those `received` for `range`, then those of each
+    /// following range, asked for in turn through `fetch` (a range's request description; nil
+    /// when the answer has no such attribute, a nil range when it has the plain attribute).
+    static func allValues(
+        of range: RangedAttribute, received: [[UInt8]], operation: @autoclosure () -> String,
+        fetch: (String) throws -> (values: [[UInt8]], range: RangedAttribute?)?
+    ) throws -> [[UInt8]] {
+        var all = received
+        var current = range
+        while let request = current.next, let following = try fetch(request) {
+            all += following.values
+            guard let next = following.range else { break }
+            guard let last = current.last, next.first == last + 1 else {
+                throw DirectoryError(
+                    .search, operation: operation(),
+                    diagnostic: "asked for \(request), the server answered range \(next.first)-\(next.last.map(String.init) ?? "*")",
+                    hint: "the attribute's values would be incomplete; read it without groups.range, or check the server's MaxValRange policy")
+            }
+            current = next
+        }
+        return all
     }
 
     /// One following range of `attribute`: its values, and its range (nil when the server

@@ -16,6 +16,41 @@ struct ActiveDirectoryUnitTests {
         #expect(RangedAttribute(description) == expected)
     }
 
+    @Test("following ranges are asked for in turn and appended once; a plain answer or none ends them; a range that starts elsewhere is an error")
+    func followingRanges() throws {
+        func values(_ range: ClosedRange<Int>) -> [[UInt8]] { range.map { Array("member \($0)".utf8) } }
+        typealias Answer = (values: [[UInt8]], range: RangedAttribute?)?
+        func complete(_ answers: [String: Answer]) throws -> (values: [[UInt8]], asked: [String]) {
+            var asked: [String] = []
+            let all = try DirectoryConnection.allValues(
+                of: RangedAttribute(attribute: "member", first: 0, last: 2), received: values(0...2), operation: "range retrieval of member"
+            ) { request in
+                asked.append(request)
+                return answers[request] ?? nil
+            }
+            return (all, asked)
+        }
+        // Ranges of three until the server answers *.
+        let whole = try complete([
+            "member;range=3-5": (values(3...5), RangedAttribute(attribute: "member", first: 3, last: 5)),
+            "member;range=6-8": (values(6...7), RangedAttribute(attribute: "member", first: 6, last: nil)),
+        ])
+        #expect(whole.values == values(0...7) && whole.asked == ["member;range=3-5", "member;range=6-8"])
+        // The plain attribute: all the rest at once. No attribute: nothing past the last range.
+        let plain = try complete(["member;range=3-5": (values(3...9), nil)])
+        #expect(plain.values == values(0...9) && plain.asked == ["member;range=3-5"])
+        let none = try complete([:])
+        #expect(none.values == values(0...2) && none.asked == ["member;range=3-5"])
+        // A range that starts past the one asked for (values missing) or repeats one (no end).
+        for answer in [RangedAttribute(attribute: "member", first: 4, last: 6), RangedAttribute(attribute: "member", first: 0, last: 2)] {
+            #expect {
+                _ = try complete(["member;range=3-5": (values(answer.first...answer.last!), answer)])
+            } throws: { error in
+                (error as? DirectoryError)?.diagnostic == "asked for member;range=3-5, the server answered range \(answer.first)-\(answer.last!)"
+            }
+        }
+    }
+
     @Test("the next range keeps the size; the last range has none")
     func nextRange() throws {
         #expect(RangedAttribute.request("member", from: 0, size: 1500) == "member;range=0-1499")
