@@ -61,17 +61,14 @@ public final class StoredUserSharing: @unchecked Sendable {
         let mapped = users[position].mapped
         stored.user.externalID = mapped.externalID
         if let dn = stored.user.externalDN, dn.hasSameUTF8(as: mapped.dn) { stored.user.externalDN = mapped.dn }
-        // Each field with the mapped field's bytes takes its storage; when every field does (or
-        // both have none), the whole slot array is the mapped user's.
-        var every = true
-        for field in PortalField.allCases {
-            switch (stored.user.fields[field], mapped.fields[field]) {
-            case (nil, nil): continue
-            case let (mine?, value?) where mine.hasSameUTF8(as: value): stored.user.fields[field] = value
-            default: every = false
+        let mine = stored.user.fields
+        stored.user.fields = Self.fields(sharing: mapped.fields) { field, value in
+            switch (mine[field], value) {
+            case (nil, nil): nil
+            case let (mine?, value?) where mine.hasSameUTF8(as: value): nil
+            case let (mine, _): .some(mine)
             }
         }
-        if every { stored.user.fields = mapped.fields }
     }
 
     /// The users of `rows`, each value made into a String only when no equal one is held: the
@@ -81,18 +78,13 @@ public final class StoredUserSharing: @unchecked Sendable {
         loaded.reserveCapacity(rows.count)
         rows.forEach { row in
             let mapped = row.externalID.flatMap { position(of: $0) }.map { users[$0].mapped }
-            var fields = mapped?.fields ?? PortalFieldValues()
-            if let mapped {
-                // Only the fields whose bytes differ from the mapped user's are made (or cleared).
-                for field in PortalField.allCases {
-                    switch (row.field(field), mapped.fields[field]) {
-                    case (nil, nil): continue
-                    case let (mine?, value?) where value.hasSameUTF8(asBytes: UnsafeRawBufferPointer(mine)): continue
-                    case let (mine, _): fields[field] = mine.map(String.init(utf8Bytes:))
-                    }
+            // An unmatched row shares nothing: every field it has differs from none.
+            let fields = Self.fields(sharing: mapped?.fields ?? PortalFieldValues()) { field, value in
+                switch (row.field(field), value) {
+                case (nil, nil): nil
+                case let (mine?, value?) where value.hasSameUTF8(asBytes: UnsafeRawBufferPointer(mine)): nil
+                case let (mine, _): .some(mine.map(String.init(utf8Bytes:)))
                 }
-            } else {
-                for field in PortalField.allCases { fields[field] = row.field(field).map(String.init(utf8Bytes:)) }
             }
             let externalDN: String? = row.externalDN.map { dn in
                 if let mapped, mapped.dn.hasSameUTF8(asBytes: UnsafeRawBufferPointer(dn)) { return mapped.dn }
@@ -107,6 +99,17 @@ public final class StoredUserSharing: @unchecked Sendable {
                                      createdAt: time(row.createdAt), updatedAt: time(row.updatedAt)))
         }
         return loaded
+    }
+
+    /// A loaded user's fields sharing `mapped`'s storage: `mapped` itself (its whole slot array)
+    /// but where `own` gives the loaded value, for a field whose bytes differ (`own` returns nil
+    /// for a field with the mapped value's bytes, or with no value on either side).
+    private static func fields(sharing mapped: PortalFieldValues, own: (PortalField, String?) -> String??) -> PortalFieldValues {
+        var fields = mapped
+        for field in PortalField.allCases {
+            if let value = own(field, mapped[field]) { fields[field] = value }
+        }
+        return fields
     }
 
     /// A time shared with the rows before it; only ASCII text is pooled (the pool compares as
