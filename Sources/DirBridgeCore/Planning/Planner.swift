@@ -109,10 +109,17 @@ public struct Planner: Sendable {
             changes.append(change)
         }
 
+        let unchanged = unchangedMatches(snapshot: snapshot, users: users, byExternalID: byExternalID, groupNames: groupNames,
+                                         groupsByID: groupsByID, fields: mappedFields)
         var storedGroupNames: [String: String] = [:]  // a rule's spelling → the stored group's
         // New users are built after the loop, on every core: each is a pure function of its entry.
         var creations: [(position: Int, group: String)] = []
         for (position, user) in snapshot.users.enumerated() {
+            if let stored = unchanged?[position], stored >= 0 {
+                matched[Int(stored)] = true
+                summary.unchanged += 1
+                continue
+            }
             let outcome = user.outcome
             let groupName = storedGroupNames[outcome.userGroup] ?? {
                 let name = groupNames[outcome.userGroup.lowercased()]
@@ -228,6 +235,37 @@ public struct Planner: Sendable {
             guardViolations: violations, summary: summary,
             onboarding: onboarding.values.sorted { $0.userGroup.lowercased() < $1.userGroup.lowercased() },
             privilegeGrants: grants.isEmpty ? nil : grants)
+    }
+
+    /// For each directory user, the position of the stored user it matches by external id when
+    /// that user needs no change, else -1: what the loop in ``plan(snapshot:state:affected:)``
+    /// would find for it, found on every core. A resync finds most users so, and the loop then
+    /// only marks them (one core diffed 100k users in about a third of a no-op resync's plan).
+    ///
+    /// Only a user whose rules name a stored user group is diffed here (a group the plan
+    /// creates is named by the first user that needs it, in the loop's order). The loop plans
+    /// every other user as before, and a changed one again, in order. Nil when the client has
+    /// no stored users: nothing can match.
+    private func unchangedMatches(
+        snapshot: DirectorySnapshot, users: [StoredUser], byExternalID: [String: Int], groupNames: [String: String],
+        groupsByID: [Int64: StoredUserGroup], fields: [PortalField]
+    ) -> [Int32]? {
+        guard !users.isEmpty, !snapshot.users.isEmpty else { return nil }
+        // A rule's spelling of a group → the stored group's name (nil: not stored), per core.
+        return snapshot.users.concurrentMap(context: { [String: String?]() }) { spellings, user in
+            guard let position = byExternalID[user.mapped.externalID] else { return -1 }
+            let spelling = user.outcome.userGroup
+            let group: String?
+            if let known = spellings[spelling] {
+                group = known
+            } else {
+                group = groupNames[spelling.lowercased()]
+                spellings[spelling] = .some(group)
+            }
+            guard let group else { return -1 }
+            let currentGroup = groupsByID[users[position].userGroupID]?.name ?? defaultUserGroupName
+            return update(users[position], to: user, group: group, currentGroup: currentGroup, fields: fields).fields.isEmpty ? Int32(position) : -1
+        }
     }
 
     // MARK: one user
