@@ -71,11 +71,11 @@ public final class StoredUserSharing: @unchecked Sendable {
         }
     }
 
-    /// The users of `rows`, each value made into a String only when no equal one is held: the
-    /// same users as ``StoredUser/init(orderedRow:)`` followed by ``share(_:)`` would give.
-    func users(from rows: StoredUserRows) -> [StoredUser] {
-        var loaded: [StoredUser] = []
-        loaded.reserveCapacity(rows.count)
+    /// Appends the users of `rows` to `loaded`, each value made into a String only when no equal
+    /// one is held: the same users as ``StoredUser/init(orderedRow:)`` followed by ``share(_:)``
+    /// would give.
+    func append(_ rows: StoredUserRows, to loaded: inout [StoredUser]) {
+        loaded.reserveCapacity(loaded.count + rows.count)
         rows.forEach { row in
             let mapped = row.externalID.flatMap { position(of: $0) }.map { users[$0].mapped }
             // An unmatched row shares nothing: every field it has differs from none.
@@ -98,7 +98,6 @@ public final class StoredUserSharing: @unchecked Sendable {
             loaded.append(StoredUser(id: row.id, clientID: row.clientID, userGroupID: row.userGroupID, user: user,
                                      createdAt: time(row.createdAt), updatedAt: time(row.updatedAt)))
         }
-        return loaded
     }
 
     /// A loaded user's fields sharing `mapped`'s storage: `mapped` itself (its whole slot array)
