@@ -38,6 +38,7 @@ public final class DirectoryConnection {
             do {
                 let connection = try DirectoryConnection(url: url, configuration: configuration, logger: logger)
                 try connection.bind(dn: configuration.bindDN, password: password)
+                connection.readAhead()
                 return connection
             } catch where error.code == .unreachable || error.code == .tls {
                 logger.warning("directory server did not answer; trying the next URL if any", metadata: ["url": "\(url)", "error": "\(error.resultText ?? error.code.rawValue)"])
@@ -109,6 +110,27 @@ public final class DirectoryConnection {
             throw failure(rc, operation: who, during: .bind)
         }
         logger.debug("bound", metadata: ["url": "\(url)", "dn": "\(dn ?? "(anonymous)")"])
+    }
+
+    /// Bytes the connection reads from the server at a time once bound.
+    static let readAheadBytes: Int32 = 65_536
+
+    /// Reads the server's answers `readAheadBytes` at a time, through liblber's read-ahead layer.
+    ///
+    /// Without it libldap waits in poll() and then reads twice for every message (its header,
+    /// then its body): three system calls per entry, 300,000 to read 100k users. With it, a
+    /// message already read ahead is taken without a system call (libldap asks the layer for
+    /// buffered data before it polls, as it does for TLS). The layer goes between the socket
+    /// and TLS when there is TLS (the same level as the socket, above it), and only once bound,
+    /// when the connection exists and no answer is on its way. Without the layer (it failed to
+    /// set up), reads are as before.
+    private func readAhead() {
+        var sockbuf: OpaquePointer?
+        guard ldap_get_option(handle, LDAP_OPT_SOCKBUF, &sockbuf) == LDAP_OPT_SUCCESS, let sockbuf else { return }
+        var size = Self.readAheadBytes
+        if ber_sockbuf_add_io(sockbuf, cldap_readahead_io(), LBER_SBIOD_LEVEL_PROVIDER, &size) != 0 {
+            logger.debug("read-ahead layer not installed; reading unbuffered", metadata: ["url": "\(url)"])
+        }
     }
 
     /// Runs a paged search (RFC 2696), handing the caller each page of entries as it arrives.
