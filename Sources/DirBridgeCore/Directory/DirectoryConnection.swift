@@ -128,10 +128,14 @@ public final class DirectoryConnection {
         var sockbuf: OpaquePointer?
         guard ldap_get_option(handle, LDAP_OPT_SOCKBUF, &sockbuf) == LDAP_OPT_SUCCESS, let sockbuf else { return }
         var size = Self.readAheadBytes
-        if ber_sockbuf_add_io(sockbuf, cldap_readahead_io(), LBER_SBIOD_LEVEL_PROVIDER, &size) != 0 {
+        readsAhead = ber_sockbuf_add_io(sockbuf, cldap_readahead_io(), LBER_SBIOD_LEVEL_PROVIDER, &size) == 0
+        if !readsAhead {
             logger.debug("read-ahead layer not installed; reading unbuffered", metadata: ["url": "\(url)"])
         }
     }
+
+    /// Whether ``readAhead()`` installed its layer.
+    private(set) var readsAhead = false
 
     /// Runs a paged search (RFC 2696), handing the caller each page of entries as it arrives.
     ///

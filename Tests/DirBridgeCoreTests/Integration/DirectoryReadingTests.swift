@@ -1,4 +1,4 @@
-import DirBridgeCore
+@testable import DirBridgeCore
 import Foundation
 import Logging
 import Testing
@@ -10,6 +10,10 @@ private let sharedServer = Result { () throws -> TestSlapd in
     for index in 1...1200 {
         ldif += "dn: uid=bulk\(index),ou=bulk,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: bulk\(index)\ncn: Bulk \(index)\nsn: Bulk\n\n"
     }
+    // One entry larger than the connection's read-ahead buffer (3,000 values, about 130 KB).
+    ldif += "dn: ou=large,dc=example,dc=com\nobjectClass: organizationalUnit\nou: large\n\n"
+    ldif += "dn: uid=large,ou=large,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: large\ncn: Large\nsn: Large\n"
+    ldif += largeEntryValues.map { "description: \($0)\n" }.joined() + "\n"
     // slapadd loads before start, so the bulk file carries its own OU.
     let withOU = "dn: ou=bulk,dc=example,dc=com\nobjectClass: organizationalUnit\nou: bulk\n\n" + ldif
     try Data(withOU.utf8).write(to: bulk)
@@ -17,6 +21,8 @@ private let sharedServer = Result { () throws -> TestSlapd in
 }
 
 private func server() throws -> TestSlapd { try sharedServer.get() }
+
+private let largeEntryValues = (1...3000).map { "value \($0) of the entry larger than the read-ahead buffer" }
 
 private func readAll(_ connection: DirectoryConnection, _ request: SearchRequest) throws -> ([DirectoryEntry], SearchStatistics, [Int]) {
     var entries: [DirectoryEntry] = []
@@ -88,6 +94,23 @@ struct DirectoryReadingTests {
         let connection = try DirectoryConnection.open(configuration, logger: log.logger)
         let (entries, _, _) = try readAll(connection, SearchRequest(base: "dc=example,dc=com", scope: .base))
         #expect(entries.count == 1)
+    }
+
+    @Test("reads go through the read-ahead buffer whole: 1,200 entries in pages and an entry larger than the buffer, on ldap, ldaps and StartTLS",
+          arguments: ["ldap", "ldaps", "starttls"])
+    func readAheadWhole(transport: String) throws {
+        let slapd = try server()
+        var configuration = try slapd.configuration(account: "sync", url: transport == "ldaps" ? slapd.ldapsURL : slapd.ldapURL, pageSize: 500)
+        configuration.startTLS = transport == "starttls"
+        configuration.caFile = slapd.caFile
+        let connection = try DirectoryConnection.open(configuration, logger: log.logger)
+        #expect(connection.readsAhead)
+        let (bulk, _, _) = try readAll(connection, SearchRequest(base: "ou=bulk,dc=example,dc=com", scope: .one, filter: "(objectClass=inetOrgPerson)", attributes: ["uid", "cn"]))
+        #expect(bulk.count == 1200)
+        #expect(bulk.allSatisfy { entry in entry.first("uid").map { "Bulk \($0.dropFirst(4))" } == entry.first("cn") })
+        let (large, _, _) = try readAll(connection, SearchRequest(base: "uid=large,ou=large,dc=example,dc=com", scope: .base, attributes: ["description"]))
+        #expect(large.count == 1)
+        #expect(large.first?.strings("description") == largeEntryValues)
     }
 
     @Test("a certificate from another CA is refused, on ldaps and on StartTLS")
