@@ -94,23 +94,37 @@ public enum DirectorySnapshotReader {
 
     /// Entries sharing an email (case-insensitive) are all skipped and reported; none is chosen.
     static func removeDuplicateEmails(_ users: [DirectoryUser]) -> ([DirectoryUser], [SkippedEntry]) {
-        // Each email's last position, and the positions of the emails met more than once: an
-        // array per email (and a lowercased copy of each) made 2M allocations at 1M users, and
-        // freeing them took about half a second at the end of the read.
-        var seen: [String: Int] = [:]
-        seen.reserveCapacity(users.count)
-        var duplicated: [String: [Int]] = [:]
-        for (position, user) in users.enumerated() {
-            let email = user.mapped.email.lowercasedSharingStorage
-            guard let index = seen.index(forKey: email) else {
-                seen[email] = position
-                continue
-            }
-            // Named as first spelled: an NFC and an NFD spelling are one email, whose reason shows the first.
-            let (first, previous) = seen[index]
-            seen.values[index] = position
-            duplicated[first, default: [previous]].append(position)
+        var emails = DuplicateEmails(capacity: users.count)
+        for (position, user) in users.enumerated() { emails.add(user.mapped.email.lowercasedSharingStorage, at: position) }
+        return emails.remove(from: users)
+    }
+}
+
+/// The users' emails, lowercased, gathered as the users are added: every user whose email
+/// another shares (any case) is skipped and reported, none chosen.
+struct DuplicateEmails {
+    // Each email's last position, and the positions of the emails met more than once: an
+    // array per email (and a lowercased copy of each) made 2M allocations at 1M users, and
+    // freeing them took about half a second at the end of the read.
+    private var seen: [String: Int] = [:]
+    private var duplicated: [String: [Int]] = [:]
+
+    init(capacity: Int = 0) { seen.reserveCapacity(capacity) }
+
+    /// Notes the user at `position` and its lowercased email.
+    mutating func add(_ email: String, at position: Int) {
+        guard let index = seen.index(forKey: email) else {
+            seen[email] = position
+            return
         }
+        // Named as first spelled: an NFC and an NFD spelling are one email, whose reason shows the first.
+        let (first, previous) = seen[index]
+        seen.values[index] = position
+        duplicated[first, default: [previous]].append(position)
+    }
+
+    /// `users` (the ones added, at their positions) without those sharing an email, and those as skipped entries.
+    func remove(from users: [DirectoryUser]) -> ([DirectoryUser], [SkippedEntry]) {
         guard !duplicated.isEmpty else { return (users, []) }
         var drop = Set<Int>()
         var skipped: [SkippedEntry] = []
@@ -171,6 +185,7 @@ struct SnapshotBuilder {
     private var names = StringPool()
     private var decisions = SharingPool<[Decision]>()
     private var outcomes: [OutcomeKey: RuleOutcome] = [:]
+    private var emails = DuplicateEmails()
 
     init(mapping: Mapping, index: GroupIndex) {
         self.mapping = mapping
@@ -185,7 +200,10 @@ struct SnapshotBuilder {
         switch mapping.mapUser(entry) {
         case .success(let mapped):
             users.append(DirectoryUser(mapped: mapped, outcome: outcome(of: entry)))
-            return mapped.email.lowercasedSharingStorage
+            // Noted here, on the mapping thread of a full read: at its end the reading thread only drops duplicates.
+            let email = mapped.email.lowercasedSharingStorage
+            emails.add(email, at: users.count - 1)
+            return email
         case .failure(let reason):
             let id = Mapping.externalID(entry, attribute: mapping.users.id)
             skipped.append(SkippedEntry(dn: entry.dn, reason: reason.description, externalID: id.isEmpty ? nil : id))
@@ -215,7 +233,7 @@ struct SnapshotBuilder {
 
     /// The snapshot, with entries sharing an email skipped.
     func finish(entriesRead: Int, references: Int, logger: Logger) -> DirectorySnapshot {
-        let (kept, duplicates) = DirectorySnapshotReader.removeDuplicateEmails(users)
+        let (kept, duplicates) = emails.remove(from: users)
         let allSkipped = skipped + duplicates
         logger.debug("directory view built", metadata: ["users": "\(users.count + skipped.count)", "groups": "\(index.count)", "skipped": "\(allSkipped.count)"])
         return DirectorySnapshot(users: kept, skipped: allSkipped, presentIDs: Set(allSkipped.compactMap(\.externalID)), entriesRead: entriesRead,
