@@ -38,7 +38,7 @@ public final class DirectoryConnection {
             do {
                 let connection = try DirectoryConnection(url: url, configuration: configuration, logger: logger)
                 try connection.bind(dn: configuration.bindDN, password: password)
-                connection.readAhead()
+                try connection.readAhead()
                 return connection
             } catch where error.code == .unreachable || error.code == .tls {
                 logger.warning("directory server did not answer; trying the next URL if any", metadata: ["url": "\(url)", "error": "\(error.resultText ?? error.code.rawValue)"])
@@ -122,16 +122,29 @@ public final class DirectoryConnection {
     /// message already read ahead is taken without a system call (libldap asks the layer for
     /// buffered data before it polls, as it does for TLS). The layer goes between the socket
     /// and TLS when there is TLS (the same level as the socket, above it), and only once bound,
-    /// when the connection exists and no answer is on its way. Without the layer (it failed to
-    /// set up), reads are as before.
-    private func readAhead() {
+    /// when the connection exists and no answer is on its way.
+    ///
+    /// The layer completes a message it holds only part of with a read of its own, before
+    /// libldap can poll with the timeout: on a plain connection (its socket is blocking) a server
+    /// that stopped in the middle of a message would hold that read forever. The socket's
+    /// receive timeout is therefore `directory.timeout` first: such a read gives up, libldap
+    /// goes back to waiting with its own timeout, and the search fails with a time limit error.
+    /// Without the socket or its timeout the layer is not installed, and reads are as before.
+    private func readAhead() throws(DirectoryError) {
         var sockbuf: OpaquePointer?
-        guard ldap_get_option(handle, LDAP_OPT_SOCKBUF, &sockbuf) == LDAP_OPT_SUCCESS, let sockbuf else { return }
+        var descriptor: Int32 = -1
+        guard ldap_get_option(handle, LDAP_OPT_SOCKBUF, &sockbuf) == LDAP_OPT_SUCCESS, let sockbuf,
+              ldap_get_option(handle, LDAP_OPT_DESC, &descriptor) == LDAP_OPT_SUCCESS, descriptor >= 0
+        else { return }
+        var wait = timeval(seconds: timeout)
+        guard setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return }
         var size = Self.readAheadBytes
-        readsAhead = ber_sockbuf_add_io(sockbuf, cldap_readahead_io(), LBER_SBIOD_LEVEL_PROVIDER, &size) == 0
-        if !readsAhead {
-            logger.debug("read-ahead layer not installed; reading unbuffered", metadata: ["url": "\(url)"])
+        // Fails only when memory runs out (liblber links the layer before it sets it up): stop here.
+        guard ber_sockbuf_add_io(sockbuf, cldap_readahead_io(), LBER_SBIOD_LEVEL_PROVIDER, &size) == 0 else {
+            throw DirectoryError(.unreachable, operation: "set up reading from \(url)",
+                                 hint: "liblber could not allocate its read buffer; check the memory available to dirbridge")
         }
+        readsAhead = true
     }
 
     /// Whether ``readAhead()`` installed its layer.

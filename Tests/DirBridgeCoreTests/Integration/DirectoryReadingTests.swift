@@ -34,6 +34,14 @@ private func readAll(_ connection: DirectoryConnection, _ request: SearchRequest
     return (entries, statistics, pageSizes)
 }
 
+/// A result handed from one thread to another.
+private final class LockedOutcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Void, any Error>?
+    func set(_ value: Result<Void, any Error>) { lock.withLock { result = value } }
+    func get() -> Result<Void, any Error>? { lock.withLock { result } }
+}
+
 private func expectDirectoryError(_ code: DirectoryError.Code, _ body: () throws -> Void) -> DirectoryError? {
     do {
         try body()
@@ -111,6 +119,37 @@ struct DirectoryReadingTests {
         let (large, _, _) = try readAll(connection, SearchRequest(base: "uid=large,ou=large,dc=example,dc=com", scope: .base, attributes: ["description"]))
         #expect(large.count == 1)
         #expect(large.first?.strings("description") == largeEntryValues)
+    }
+
+    @Test("a server that stops in the middle of an answer fails the read with a time limit error instead of holding it")
+    func stalledAnswer() throws {
+        let slapd = try server()
+        let upstream = try #require(slapd.ldapURL.split(separator: ":").last.flatMap { UInt16($0) })
+        // The bind's answer and about half of the 130 KB entry, then nothing: the read-ahead
+        // layer holds part of a message and reads for the rest.
+        let proxy = try StallingProxy(upstreamPort: upstream, serverBytes: 65_000)
+        defer { proxy.close() }
+        var configuration = try slapd.configuration(account: "sync", url: proxy.url)
+        configuration.timeout = 2
+        nonisolated(unsafe) let connection = try DirectoryConnection.open(configuration, logger: log.logger)
+        #expect(connection.readsAhead)
+        let outcome = LockedOutcome()
+        let done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            outcome.set(Result { _ = try readAll(connection, SearchRequest(base: "uid=large,ou=large,dc=example,dc=com", scope: .base, attributes: ["description"])) })
+            done.signal()
+        }
+        // Waits for the outcome; a read that has not returned long after the 2 s timeout never
+        // will (the proxy's close then ends it, and the test fails).
+        if done.wait(timeout: .now() + 120) == .timedOut {
+            Issue.record("the read did not give up on a server that stopped mid-answer")
+            proxy.close()
+            done.wait()
+        }
+        let error = outcome.get().flatMap { result -> DirectoryError? in
+            if case .failure(let error) = result { return error as? DirectoryError } else { return nil }
+        }
+        #expect(error?.code == .timeLimit, "\(String(describing: outcome.get()))")
     }
 
     @Test("a certificate from another CA is refused, on ldaps and on StartTLS")
