@@ -73,9 +73,9 @@ public final class StoredUserSharing: @unchecked Sendable {
 
     /// Appends the users of `rows` to `loaded`, each value made into a String only when no equal
     /// one is held: the same users as ``StoredUser/init(orderedRow:)`` followed by ``share(_:)``
-    /// would give.
+    /// would give. (The load reserves room for the client's users first; a reservation per
+    /// chunk here would grow the array to the exact size each time, copying it every chunk.)
     func append(_ rows: StoredUserRows, to loaded: inout [StoredUser]) {
-        loaded.reserveCapacity(loaded.count + rows.count)
         rows.forEach { row in
             let mapped = row.externalID.flatMap { position(of: $0) }.map { users[$0].mapped }
             // An unmatched row shares nothing: every field it has differs from none.
