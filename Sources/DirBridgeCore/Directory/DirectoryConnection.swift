@@ -137,7 +137,10 @@ public final class DirectoryConnection {
               ldap_get_option(handle, LDAP_OPT_DESC, &descriptor) == LDAP_OPT_SUCCESS, descriptor >= 0
         else { return }
         var wait = timeval(seconds: timeout)
-        guard setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size)) == 0 else { return }
+        // A zero timeval would be no timeout at all (a timeout under a microsecond rounds to it).
+        guard wait.tv_sec > 0 || wait.tv_usec > 0,
+              setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size)) == 0
+        else { return }
         var size = Self.readAheadBytes
         // Fails only when memory runs out (liblber links the layer before it sets it up): stop here.
         guard ber_sockbuf_add_io(sockbuf, cldap_readahead_io(), LBER_SBIOD_LEVEL_PROVIDER, &size) == 0 else {
