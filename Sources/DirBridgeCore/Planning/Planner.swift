@@ -111,7 +111,7 @@ public struct Planner: Sendable {
 
         let unchanged = unchangedMatches(snapshot: snapshot, users: users, byExternalID: byExternalID, groupNames: groupNames,
                                          groupsByID: groupsByID, fields: mappedFields)
-        var storedGroupNames: [String: String] = [:]  // a rule's spelling → the stored group's
+        var storedGroupNames: [String: String?] = [:]  // a rule's spelling → the stored group's, if any
         // New users are built after the loop, on every core: each is a pure function of its entry.
         var creations: [(position: Int, group: String)] = []
         for (position, user) in snapshot.users.enumerated() {
@@ -121,13 +121,8 @@ public struct Planner: Sendable {
                 continue
             }
             let outcome = user.outcome
-            let groupName = storedGroupNames[outcome.userGroup] ?? {
-                let name = groupNames[outcome.userGroup.lowercased()]
-                // The rules' spelling of a stored group, remembered: users share a few spellings,
-                // and lowercasing each user's took a share of a resync's plan.
-                if let name { storedGroupNames[outcome.userGroup] = name }
-                return name ?? groupsToCreate[outcome.userGroup.lowercased()]?.name
-            }()
+            let groupName = Self.storedGroup(outcome.userGroup, in: groupNames, memo: &storedGroupNames)
+                ?? groupsToCreate[outcome.userGroup.lowercased()]?.name
             if groupName == nil {
                 let reason = outcome.decisions.first { $0.attribute == .userGroup }?.description ?? "named by the rules"
                 groupsToCreate[outcome.userGroup.lowercased()] = PlannedGroup(name: outcome.userGroup, reason: reason)
@@ -251,21 +246,24 @@ public struct Planner: Sendable {
         groupsByID: [Int64: StoredUserGroup], fields: [PortalField]
     ) -> [Int32]? {
         guard !users.isEmpty, !snapshot.users.isEmpty else { return nil }
-        // A rule's spelling of a group → the stored group's name (nil: not stored), per core.
+        // The spellings' stored groups are remembered per core.
         return snapshot.users.concurrentMap(context: { [String: String?]() }) { spellings, user in
-            guard let position = byExternalID[user.mapped.externalID] else { return -1 }
-            let spelling = user.outcome.userGroup
-            let group: String?
-            if let known = spellings[spelling] {
-                group = known
-            } else {
-                group = groupNames[spelling.lowercased()]
-                spellings[spelling] = .some(group)
-            }
-            guard let group else { return -1 }
+            guard let position = byExternalID[user.mapped.externalID],
+                  let group = Self.storedGroup(user.outcome.userGroup, in: groupNames, memo: &spellings)
+            else { return -1 }
             let currentGroup = groupsByID[users[position].userGroupID]?.name ?? defaultUserGroupName
             return update(users[position], to: user, group: group, currentGroup: currentGroup, fields: fields).fields.isEmpty ? Int32(position) : -1
         }
+    }
+
+    /// The stored user group a rule's spelling names (in any case), nil when none is stored;
+    /// remembered per spelling in `memo`: users share a few spellings, and lowercasing each
+    /// user's took a share of a resync's plan.
+    private static func storedGroup(_ spelling: String, in groupNames: [String: String], memo: inout [String: String?]) -> String? {
+        if let known = memo[spelling] { return known }
+        let name = groupNames[spelling.lowercased()]
+        memo[spelling] = .some(name)
+        return name
     }
 
     // MARK: one user
