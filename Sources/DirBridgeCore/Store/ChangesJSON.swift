@@ -22,12 +22,18 @@ enum ChangesJSON {
     /// `{"field": [old, new], ...}` with keys in sorted order; each field appears once in
     /// `entries` (callers build them that way, most already in order).
     static func object(_ entries: [Entry]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(48 * entries.count + 2)
+        append(object: entries, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// ``object(_:)``'s bytes, appended to `out` (JSON escapes control characters: no NUL).
+    static func append(object entries: [Entry], to out: inout [UInt8]) {
         var sorted = entries
         if zip(entries, entries.dropFirst()).contains(where: { $0.field >= $1.field }) {
             sorted.sort { $0.field < $1.field }
         }
-        var out: [UInt8] = []
-        out.reserveCapacity(48 * sorted.count + 2)
         out.append(UInt8(ascii: "{"))
         for (index, entry) in sorted.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
@@ -40,7 +46,6 @@ enum ChangesJSON {
             out.append(UInt8(ascii: "]"))
         }
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// `{"action": count, ...}` with keys in sorted order.

@@ -229,14 +229,6 @@ private struct ChangeSetWriter {
             """
     }
 
-    /// The arguments of one users INSERT: `?1` the client, `?2` the time, then each row's values.
-    private static func userArguments(clientID: DatabaseValue, now: DatabaseValue, _ values: ArraySlice<DatabaseValue>) -> StatementArguments {
-        var all: [DatabaseValue] = [clientID, now]
-        all.reserveCapacity(2 + values.count)
-        all += values
-        return StatementArguments(all)
-    }
-
     /// Creations prepared per chunk on a second thread while this one inserts the previous chunk;
     /// a multiple of `userBatch`, so statements hold the same rows as without chunks.
     private static let chunk = 32 * userBatch
@@ -259,13 +251,15 @@ private struct ChangeSetWriter {
             groups.append(try Self.context("client user \(users[index].email)") { try self.groupID(named: users[index].userGroupName) })
         }
         let names = groupNames.mapValues { $0.name }
-        let (clientID, now, groupIDs) = (changes.clientID, now, groups)
+        let groupIDs = groups
         let prepare: @Sendable (Range<Int>) -> PreparedUsers = { range in
-            PreparedUsers(users: users[range], groupIDs: groupIDs[range], clientID: clientID, now: now, groupNames: names)
+            PreparedUsers(users: users[range], groupIDs: groupIDs[range], groupNames: names)
         }
         let ranges = stride(from: 0, to: users.count, by: Self.chunk).map { $0..<min($0 + Self.chunk, users.count) }
         let bulk = users.count >= BulkCreationTriggers.minimumCreations ? try BulkCreationTriggers.suspend(db) : nil
         do {
+            // The history rows written before (the user groups') keep their place before the users'.
+            try flushHistory()
             var next = Background(ranges[0], prepare)
             for (index, range) in ranges.enumerated() {
                 let prepared = next.value()
@@ -280,8 +274,8 @@ private struct ChangeSetWriter {
         try bulk?.finish(db)
     }
 
-    /// Inserts one prepared chunk: `userBatch` rows per statement, then each row's invitation
-    /// and history.
+    /// Inserts one prepared chunk: `userBatch` rows per statement, then the chunk's invitations,
+    /// then its history rows, `historyBatch` per statement.
     ///
     /// The rows of one INSERT get consecutive ids (AUTOINCREMENT, and nothing else writes in
     /// this transaction), so the last inserted id gives every row's. When a row breaks a
@@ -289,81 +283,94 @@ private struct ChangeSetWriter {
     /// stays open: the batch is then inserted row by row, so that the error names the user.
     private mutating func insert(_ users: ArraySlice<NewClientUser>, _ prepared: PreparedUsers) throws {
         let base = users.startIndex
-        for start in stride(from: 0, to: users.count, by: Self.userBatch) {
-            let rows = start..<min(start + Self.userBatch, users.count)
-            let first = users[base + rows.lowerBound].email, last = users[base + rows.upperBound - 1].email
-            let firstID: Int64
-            do {
-                firstID = try insertUsers(prepared.batches[start / Self.userBatch], count: rows.count)
-            } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT && rows.count > 1 && db.isInsideTransaction {
-                for row in rows {
-                    try Self.context("client user \(users[base + row].email)") {
-                        try finishCreation(of: users, at: base + row, history: prepared.history[row],
-                                           userID: try insertUsers(Self.userArguments(clientID: changes.clientID.databaseValue, now: now.databaseValue,
-                                                                                      prepared.values(row..<row + 1)), count: 1))
+        var ids: [Int64] = []
+        ids.reserveCapacity(users.count)
+        try prepared.values.withBinder { binder in
+            for start in stride(from: 0, to: users.count, by: Self.userBatch) {
+                let rows = start..<min(start + Self.userBatch, users.count)
+                do {
+                    let firstID = try insertUsers(rows, of: prepared, binder)
+                    ids += (0..<Int64(rows.count)).map { firstID + $0 }
+                } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT && rows.count > 1 && db.isInsideTransaction {
+                    for row in rows {
+                        ids.append(try Self.context("client user \(users[base + row].email)") { try insertUsers(row..<row + 1, of: prepared, binder) })
                     }
+                } catch {
+                    let first = users[base + rows.lowerBound].email, last = users[base + rows.upperBound - 1].email
+                    throw StoreError.from(error, context: rows.count == 1 ? "client user \(first)" : "client users \(first) to \(last)")
                 }
-                continue
-            } catch {
-                throw StoreError.from(error, context: rows.count == 1 ? "client user \(first)" : "client users \(first) to \(last)")
             }
-            for (offset, row) in rows.enumerated() {
-                try Self.context("client user \(users[base + row].email)") {
-                    try finishCreation(of: users, at: base + row, history: prepared.history[row], userID: firstID + Int64(offset))
+            for (offset, id) in ids.enumerated() where users[base + offset].invite {
+                try Self.context("invitation of client user \(users[base + offset].email)") {
+                    try insertInvitation(userID: id, email: users[base + offset].email)
                 }
+            }
+            try Self.context("history of client users \(users[base].email) to \(users[users.endIndex - 1].email)") {
+                try insertCreationHistory(ids, of: prepared, binder)
             }
         }
     }
 
-    /// One INSERT of `count` users' values; returns the first row's id.
-    private func insertUsers(_ arguments: StatementArguments, count: Int) throws -> Int64 {
-        let statement = try db.cachedStatement(sql: count == Self.userBatch ? Self.fullUserBatchSQL : Self.insertUsersSQL(rows: count))
-        statement.setUncheckedArguments(arguments)
-        try statement.execute()
-        guard db.changesCount == count else {
-            throw StoreError(.invalidChange, "inserting \(count) client users wrote \(db.changesCount) rows")
+    /// One INSERT of the users at `rows` (offsets in the chunk); returns the first row's id.
+    private func insertUsers(_ rows: Range<Int>, of prepared: PreparedUsers, _ binder: BoundValues.Binder) throws -> Int64 {
+        let statement = try db.cachedStatement(sql: rows.count == Self.userBatch ? Self.fullUserBatchSQL : Self.insertUsersSQL(rows: rows.count))
+        statement.setUncheckedArguments([changes.clientID, now])
+        for (position, row) in rows.enumerated() {
+            try binder.bind(prepared.userValues(row), to: statement, from: CInt(3 + position * Self.valuesPerUser))
         }
-        return db.lastInsertedRowID - Int64(count - 1)
+        try binder.execute(statement)
+        guard db.changesCount == rows.count else {
+            throw StoreError(.invalidChange, "inserting \(rows.count) client users wrote \(db.changesCount) rows")
+        }
+        return db.lastInsertedRowID - Int64(rows.count - 1)
     }
 
-    /// The invitation and the history row of the created user at `index` (read in place: a
-    /// first sync finishes every user).
-    private mutating func finishCreation(of users: ArraySlice<NewClientUser>, at index: Int, history changes: String, userID: Int64) throws {
-        if users[index].invite { try insertInvitation(userID: userID, email: users[index].email) }
-        try history(entity: "user", id: userID, action: .created, changes: changes, reason: users[index].reason)
+    /// The `created` history rows of one chunk's users, whose ids are `ids`, in their order.
+    private mutating func insertCreationHistory(_ ids: [Int64], of prepared: PreparedUsers, _ binder: BoundValues.Binder) throws {
+        for start in stride(from: 0, to: ids.count, by: Self.historyBatch) {
+            let rows = start..<min(start + Self.historyBatch, ids.count)
+            let statement = try db.cachedStatement(sql: rows.count == Self.historyBatch ? Self.fullHistoryBatchSQL : Self.insertHistorySQL(rows: rows.count))
+            statement.setUncheckedArguments([changes.clientID, changes.editor, runID, now])
+            for (position, row) in rows.enumerated() {
+                let first = CInt(5 + position * 5)
+                try binder.bind(PreparedUsers.entity, to: statement, at: first)
+                try binder.bind(integer: ids[row], to: statement, at: first + 1)
+                try binder.bind(PreparedUsers.action, to: statement, at: first + 2)
+                try binder.bind(prepared.changes(row), to: statement, at: first + 3)
+                try binder.bind(prepared.reason(row), to: statement, at: first + 4)
+            }
+            try binder.execute(statement)
+        }
+        counts[HistoryAction.created.rawValue, default: 0] += ids.count
     }
 
-    /// One chunk of creations as the statements bind them: each user's `client_users` values,
-    /// the arguments of each `userBatch` of them, and each user's `created` history JSON
-    /// (every set attribute, the user group by name).
+    /// One chunk of creations as the statements bind them, packed on the preparing thread: the
+    /// history row's entity and action, then per user its `client_users` values, its `created`
+    /// history JSON (every set attribute, the user group by name) and its reason.
     private struct PreparedUsers: Sendable {
-        let flat: [DatabaseValue]
-        let batches: [StatementArguments]
-        let history: [String]
+        let values: BoundValues
+        static let entity = 0, action = 1
+        private static let perUser = ChangeSetWriter.valuesPerUser + 2
 
-        init(users: ArraySlice<NewClientUser>, groupIDs: ArraySlice<Int64>, clientID: Int64, now: String, groupNames: [Int64: String]) {
-            var flat: [DatabaseValue] = []
-            flat.reserveCapacity(users.count * ChangeSetWriter.valuesPerUser)
-            var history: [String] = []
-            history.reserveCapacity(users.count)
-            let (client, time) = (clientID.databaseValue, now.databaseValue)
+        init(users: ArraySlice<NewClientUser>, groupIDs: ArraySlice<Int64>, groupNames: [Int64: String]) {
+            var values = BoundValues(values: 2 + users.count * Self.perUser, bytes: users.count * 640)
+            values.append("user")
+            values.append(HistoryAction.created.rawValue)
             for (user, groupID) in zip(users, groupIDs) {
                 for attribute in ChangeSetWriter.createdAttributes {
-                    flat.append(attribute == .userGroup ? groupID.databaseValue : ChangeSetWriter.databaseValue(user[attribute]))
+                    if attribute == .userGroup { values.append(groupID) } else { values.append(user[attribute]) }
                 }
-                history.append(ChangesJSON.object(ChangeSetRules.createdFields(user, groupName: groupNames[groupID] ?? "")))
+                let fields = ChangeSetRules.createdFields(user, groupName: groupNames[groupID] ?? "")
+                values.appendText { ChangesJSON.append(object: fields, to: &$0) }
+                values.append(user.reason)
             }
-            (self.flat, self.history) = (flat, history)
-            let perBatch = ChangeSetWriter.userBatch * ChangeSetWriter.valuesPerUser
-            batches = stride(from: 0, to: flat.count, by: perBatch).map {
-                ChangeSetWriter.userArguments(clientID: client, now: time, flat[$0..<min($0 + perBatch, flat.count)])
-            }
+            self.values = values
         }
 
-        /// The bound values of the users at `rows` (offsets in the chunk).
-        func values(_ rows: Range<Int>) -> ArraySlice<DatabaseValue> {
-            flat[rows.lowerBound * ChangeSetWriter.valuesPerUser..<rows.upperBound * ChangeSetWriter.valuesPerUser]
-        }
+        /// The `client_users` values of the user at `row` (an offset in the chunk).
+        func userValues(_ row: Int) -> Range<Int> { 2 + row * Self.perUser..<2 + row * Self.perUser + ChangeSetWriter.valuesPerUser }
+        func changes(_ row: Int) -> Int { 2 + row * Self.perUser + ChangeSetWriter.valuesPerUser }
+        func reason(_ row: Int) -> Int { changes(row) + 1 }
     }
 
     private static func databaseValue(_ value: FieldValue?) -> DatabaseValue {

@@ -22,6 +22,44 @@ struct PortalStoreTests {
         #expect(pragmas.1 == 1)
     }
 
+    @Test("created users' values are stored as GRDB binds them: empty text, NULL, flags, quotes and non-ASCII, text cut at a NUL, reasons")
+    func createdValuesAsGRDBBindsThem() throws {
+        let titles: [String?] = ["", nil, "Zoë \"Q\" 'x' — 東京", "before\u{0}after", String(repeating: "long title ", count: 40), "x"]
+        let temp = try TemporaryStore()
+        let (store, client) = try temp.openWithClient()
+        let creations = titles.enumerated().map { index, title in
+            NewClientUser(email: "user\(index)@acme.example", fields: title.map { [.title: $0] } ?? [:], userGroupName: index == 3 ? "Sales" : nil,
+                          globalAdmin: index == 2, groupManager: index == 3, invite: index == 4,
+                          reason: index % 2 == 0 ? nil : "rule \(index)\nsecond line")
+        }
+        _ = try store.apply(ChangeSet(clientID: client.id, groupCreations: [NewUserGroup(name: "Sales")], userCreations: creations),
+                            run: applyRun(clientID: client.id))
+        // The same values bound by GRDB into a table of the portal's own.
+        try temp.execute("CREATE TABLE grdb_bound (id INTEGER PRIMARY KEY, title TEXT, admin INTEGER, manager INTEGER, reason TEXT)")
+        let queue = try temp.sql()
+        try queue.write { db in
+            for (index, creation) in creations.enumerated() {
+                try db.execute(sql: "INSERT INTO grdb_bound VALUES (?, ?, ?, ?, ?)",
+                               arguments: [index, titles[index], creation.globalAdmin, creation.groupManager, creation.reason])
+            }
+        }
+        let stored = try temp.rows("""
+            SELECT typeof(u.title) || ':' || hex(u.title) || '|' || typeof(u.global_admin) || u.global_admin || '|' || u.group_manager
+                   || '|' || typeof(h.reason) || ':' || hex(h.reason) || '|' || (SELECT count(*) FROM invitations i WHERE i.user_id = u.id) AS row
+            FROM client_users u JOIN history h ON h.entity = 'user' AND h.entity_id = u.id ORDER BY u.id
+            """).map { $0["row"] as String }
+        let bound = try temp.rows("""
+            SELECT typeof(title) || ':' || hex(title) || '|' || typeof(admin) || admin || '|' || manager
+                   || '|' || typeof(reason) || ':' || hex(reason) || '|' || (id = 4) AS row
+            FROM grdb_bound ORDER BY id
+            """).map { $0["row"] as String }
+        #expect(stored.count == titles.count)
+        #expect(stored == bound)
+        #expect(stored[0].hasPrefix("text:|"))
+        #expect(stored[1].hasPrefix("null:|"))
+        #expect(stored[3].hasPrefix("text:" + "before".utf8.map { String(format: "%02X", $0) }.joined() + "|"))
+    }
+
     /// 1,200 creations: every tenth in Sales, a Global Admin in the Default User Group and a
     /// Group Manager in Sales among them.
     static let largeCreation: [NewClientUser] = (0..<1_200).map { index in
