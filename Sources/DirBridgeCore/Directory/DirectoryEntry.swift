@@ -255,6 +255,21 @@ public struct AttributeValues: Sequence, Sendable, Equatable {
 
     public func makeIterator() -> Iterator { Iterator(storage: storage, end: end, position: start, remaining: count) }
 
+    /// Calls `body` with each value's bytes, in order, within one access to the entry's buffer:
+    /// no slice (and so no retain and release of the buffer) per value. The bytes are valid
+    /// only during the call.
+    func forEachValue(_ body: (UnsafeBufferPointer<UInt8>) throws -> Void) rethrows {
+        try storage.withUnsafeBufferPointer { all in
+            let bytes = UnsafeBufferPointer(rebasing: all[..<end])
+            var at = start
+            for _ in 0..<count {
+                guard let length = LEB128.read(bytes, at: &at), length <= bytes.count - at else { return }
+                try body(UnsafeBufferPointer(rebasing: bytes[at..<at + length]))
+                at += length
+            }
+        }
+    }
+
     public struct Iterator: IteratorProtocol {
         fileprivate let storage: [UInt8]
         fileprivate let end: Int

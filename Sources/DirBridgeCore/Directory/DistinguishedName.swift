@@ -52,31 +52,83 @@ public struct DistinguishedName: Sendable, Hashable, CustomStringConvertible {
     /// plain ASCII, no capitals, no escapes, quotes, `+` or `;`, every RDN `type=value` with
     /// no space next to `,` or `=` and no double spaces. False means "parse to be sure".
     public static func isCanonical(_ text: String) -> Bool {
-        isCanonical(utf8: text.utf8)
+        var text = text
+        return text.withUTF8 { isCanonical(utf8: $0) }
     }
 
     /// ``isCanonical(_:)`` of UTF-8 bytes; false for bytes that are not ASCII.
-    static func isCanonical(utf8 bytes: some Collection<UInt8>) -> Bool {
+    static func isCanonical(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         var previous: UInt8 = 0x2C
         var sawEquals = false
-        for byte in bytes {
-            switch byte {
-            case 0x41...0x5A, 0x80...0xFF, 0x5C, 0x22, 0x2B, 0x3B, 0x23, 0x3C, 0x3E, 0x00...0x1F, 0x7F:
-                return false
-            case 0x20:
-                if previous == 0x2C || previous == 0x3D || previous == 0x20 { return false }
-            case 0x2C:
-                if previous == 0x20 || previous == 0x2C || !sawEquals { return false }
-                sawEquals = false
-            case 0x3D:
-                if previous == 0x20 || sawEquals { return false }
-                sawEquals = true
-            default:
-                break
+        let canonical: Bool = byteClasses.withUnsafeBufferPointer { classes in
+            for byte in bytes {
+                switch classes[Int(byte)] {
+                case ByteClass.plain: break
+                case ByteClass.space:
+                    if previous == 0x2C || previous == 0x3D || previous == 0x20 { return false }
+                case ByteClass.comma:
+                    if previous == 0x20 || previous == 0x2C || !sawEquals { return false }
+                    sawEquals = false
+                case ByteClass.equals:
+                    if previous == 0x20 || sawEquals { return false }
+                    sawEquals = true
+                default:
+                    return false
+                }
+                previous = byte
             }
-            previous = byte
+            return true
         }
-        return !bytes.isEmpty && previous != 0x20 && sawEquals && previous != 0x3D
+        return canonical && !bytes.isEmpty && previous != 0x20 && sawEquals && previous != 0x3D
+    }
+
+    /// What a byte is to ``isCanonical(utf8:)``, looked up rather than tested against each
+    /// range (a `switch` over the ranges compared every plain byte a dozen times).
+    private enum ByteClass {
+        static let plain: UInt8 = 0, space: UInt8 = 1, comma: UInt8 = 2, equals: UInt8 = 3, never: UInt8 = 4
+    }
+
+    private static let byteClasses: [UInt8] = (0...255).map { (value: Int) -> UInt8 in
+        switch UInt8(value) {
+        case 0x41...0x5A, 0x80...0xFF, 0x5C, 0x22, 0x2B, 0x3B, 0x23, 0x3C, 0x3E, 0x00...0x1F, 0x7F: ByteClass.never
+        case 0x20: ByteClass.space
+        case 0x2C: ByteClass.comma
+        case 0x3D: ByteClass.equals
+        default: ByteClass.plain
+        }
+    }
+
+    /// The ``fingerprint(_:)`` of `bytes` when they are a DN in canonical form
+    /// (``isCanonical(utf8:)``), nil otherwise.
+    static func canonicalFingerprint(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        isCanonical(utf8: bytes) ? fingerprint(bytes) : nil
+    }
+
+    /// A 64-bit hash of `bytes`, eight at a time (a byte-at-a-time hash waits on a multiply per
+    /// byte): to rule out a DN cheaply, never to tell two apart.
+    static func fingerprint(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        let multiplier: UInt64 = 0xff51_afd7_ed55_8ccd
+        var hash: UInt64 = 0x9e37_79b9_7f4a_7c15 ^ UInt64(bytes.count)
+        guard let base = bytes.baseAddress else { return hash }
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            hash = (hash ^ UnsafeRawPointer(base + offset).loadUnaligned(as: UInt64.self)) &* multiplier
+            hash ^= hash >> 32
+            offset += 8
+        }
+        if offset < bytes.count {
+            var tail: UInt64 = 0
+            for index in offset..<bytes.count { tail |= UInt64(base[index]) << UInt64(8 * (index - offset)) }
+            hash = (hash ^ tail) &* multiplier
+            hash ^= hash >> 32
+        }
+        return hash
+    }
+
+    /// ``fingerprint(_:)`` of a String's UTF-8 bytes.
+    static func fingerprint(_ text: String) -> UInt64 {
+        var text = text
+        return text.withUTF8 { fingerprint($0) }
     }
 
     /// `text` in canonical form without parsing it when ``isCanonical(_:)`` says it already

@@ -356,7 +356,7 @@ struct GroupIndex {
         if var wanted = members {
             for entry in groups { if let dn = DistinguishedName.canonical(entry.dn) { wanted.insert(dn) } }
             memberFilter = wanted
-            memberFilterHashes = Set(wanted.map { Self.fingerprint($0.utf8) })
+            memberFilterHashes = Set(wanted.map { DistinguishedName.fingerprint($0) })
         }
         for entry in groups { add(entry) }
         link()
@@ -364,17 +364,10 @@ struct GroupIndex {
 
     /// The member DNs worth indexing; nil indexes every one.
     private var memberFilter: Set<String>?
-    /// ``fingerprint(_:)`` of each DN in `memberFilter`: a member value already in canonical
-    /// form that has none of them is not wanted, found without making a String of it (an
-    /// incremental run's index of 1,000 groups looked at each of 100,000 members).
+    /// ``DistinguishedName/fingerprint(_:)`` of each DN in `memberFilter`: a member value
+    /// already in canonical form that has none of them is not wanted, found without making a
+    /// String of it (an incremental run's index of 1,000 groups looked at each of 100,000 members).
     private var memberFilterHashes: Set<UInt64> = []
-
-    /// FNV-1a of UTF-8 bytes.
-    private static func fingerprint(_ bytes: some Sequence<UInt8>) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return hash
-    }
 
     mutating func add(_ entry: EntryAttributes) {
         guard let dn = try? DistinguishedName(entry.dn) else { return }
@@ -387,9 +380,9 @@ struct GroupIndex {
         nodes.append(Node(dn: dn.normalized, cn: cn, entry: named))
         byDN[dn.normalized] = position
         for attribute in dnMemberAttributes {
-            guard let members = entry[attribute] else { continue }
-            for bytes in members {
-                if memberFilter != nil, DistinguishedName.isCanonical(utf8: bytes), !memberFilterHashes.contains(Self.fingerprint(bytes)) { continue }
+            // In place: a slice per value cost a retain and a release of the entry's buffer each.
+            entry[attribute]?.forEachValue { bytes in
+                if memberFilter != nil, let hash = DistinguishedName.canonicalFingerprint(bytes), !memberFilterHashes.contains(hash) { return }
                 if let member = DistinguishedName.canonical(String(decoding: bytes, as: UTF8.self)), memberFilter?.contains(member) ?? true {
                     byMemberDN.add(member, group: position)
                 }

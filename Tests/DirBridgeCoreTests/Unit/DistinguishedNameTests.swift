@@ -57,6 +57,26 @@ struct DistinguishedNameTests {
         }
     }
 
+    @Test("the fast canonical check accepts the forms a directory sends, and its fingerprint is the same for bytes and text")
+    func fastCheckAccepts() throws {
+        let canonical = ["uid=u000001,ou=people,dc=example,dc=com", "cn=dept-sales,ou=groups,dc=example,dc=com", "cn=a b,dc=x", "dc=x"]
+        let other = ["", "uid=U1,dc=x", "cn=a ,dc=x", "cn=a,,dc=x", "cn=a,dc=x ", "cn=", "cn", "cn=a\\2c,dc=x", "cn=Ø,dc=x"]
+        func fingerprint(_ text: String) -> UInt64? {
+            Array(text.utf8).withUnsafeBufferPointer { DistinguishedName.canonicalFingerprint($0) }
+        }
+        for text in canonical {
+            #expect(DistinguishedName.isCanonical(text), "\(text.debugDescription)")
+            #expect(fingerprint(text) == DistinguishedName.fingerprint(text), "\(text.debugDescription)")
+        }
+        for text in other {
+            #expect(!DistinguishedName.isCanonical(text), "\(text.debugDescription)")
+            #expect(fingerprint(text) == nil, "\(text.debugDescription)")
+        }
+        // Eight bytes at a time, then the tail: texts that differ in any byte, or only in length, hash apart here.
+        let texts = (0...24).flatMap { length in ["a", "b"].map { String(repeating: "x", count: length) + $0 } } + ["", "x", "xx"]
+        #expect(Set(texts.map { DistinguishedName.fingerprint($0) }).count == Set(texts).count)
+    }
+
     @Test("filter values escape * ( ) \\ and NUL")
     func filterEscaping() {
         #expect(LDAPFilterText.escape("a*b(c)d\\e\u{0}f") == "a\\2ab\\28c\\29d\\5ce\\00f")
