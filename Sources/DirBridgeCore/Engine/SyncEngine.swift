@@ -52,10 +52,12 @@ public enum SyncEngine {
         var clock = StageClock(logger: logger)
         var read = try run.read(progress: progress)
         clock.lap("read")
-        let planned = try run.plan(&read)
+        var planned = try run.plan(&read)
         clock.lap("planned")
         guard request.apply else { return try run.recordDryRun(planned, read) }
         try run.checkGuards(planned, read)
+        // The store's users served the plan and its guards; the write needs only the plan.
+        BackgroundRelease.release(&planned.state)
         let outcome = try run.write(planned, read: &read, lease: lease)
         clock.lap("written")
         return outcome
@@ -268,7 +270,9 @@ private struct SyncRun {
             extra?.state.recordShortcut(mappingHash: mapping.sourceHash, view: repeatable ? view : nil, planned: planned)
         }
         let outcome = outcome(plan, read, runID: 0, applied: true)
-        // The directory view is planned: let it go before the change set is built (peak memory).
+        // The directory view is planned: let it go before the change set is built (peak memory),
+        // on another thread (this one builds the change set and waits on SQLite meanwhile).
+        BackgroundRelease.release(&read.snapshot)
         read = DirectoryRead(snapshot: nil, entriesRead: read.entriesRead)
         let runID = try store.apply(ChangeSet(plan: plan, clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: extra,
                                     creating: newClient)

@@ -8,6 +8,32 @@ import Testing
 /// must be those of the plain loop they replace.
 @Suite("Pipeline helpers")
 struct PipelineUnitTests {
+    @Test("BackgroundRelease frees the value on another thread, once, and leaves the caller nothing")
+    func backgroundRelease() {
+        final class Tracked: @unchecked Sendable {
+            let freed: DispatchSemaphore
+            let thread: UnsafeMutablePointer<pthread_t?>
+            init(_ freed: DispatchSemaphore, _ thread: UnsafeMutablePointer<pthread_t?>) { (self.freed, self.thread) = (freed, thread) }
+            deinit {
+                thread.pointee = pthread_self()
+                freed.signal()
+            }
+        }
+        let freed = DispatchSemaphore(value: 0)
+        let thread = UnsafeMutablePointer<pthread_t?>.allocate(capacity: 1)
+        defer { thread.deallocate() }
+        thread.initialize(to: nil)
+        var value: [Tracked]? = [Tracked(freed, thread)]
+        BackgroundRelease.release(&value)
+        #expect(value == nil)
+        #expect(freed.wait(timeout: .now() + 120) == .success)
+        #expect(thread.pointee.map { pthread_equal($0, pthread_self()) == 0 } == true)
+        #expect(freed.wait(timeout: .now()) == .timedOut)
+        var none: [Tracked]? = nil
+        BackgroundRelease.release(&none)
+        #expect(none == nil)
+    }
+
     @Test("concurrentMap gives map's result, in order, for short and long arrays and uneven chunks")
     func concurrentMapKeepsOrder() {
         for count in [0, 1, 99, 100, 201, 10_007] {
