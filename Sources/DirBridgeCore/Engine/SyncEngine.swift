@@ -274,8 +274,10 @@ private struct SyncRun {
         // on another thread (this one builds the change set and waits on SQLite meanwhile).
         BackgroundRelease.release(&read.snapshot)
         read = DirectoryRead(snapshot: nil, entriesRead: read.entriesRead)
-        let runID = try store.apply(ChangeSet(plan: plan, clientID: clientID, editor: mapping.editor), run: run, within: lease, extra: extra,
-                                    creating: newClient)
+        var changes: ChangeSet? = ChangeSet(plan: plan, clientID: clientID, editor: mapping.editor)
+        let runID = try store.apply(changes!, run: run, within: lease, extra: extra, creating: newClient)
+        // A first sync's 100k creations took 0.01-0.02 s to free here.
+        BackgroundRelease.release(&changes)
         var result = outcome
         result.runID = runID
         return result
