@@ -270,8 +270,9 @@ private struct SyncRun {
             extra?.state.recordShortcut(mappingHash: mapping.sourceHash, view: repeatable ? view : nil, planned: planned)
         }
         let outcome = outcome(plan, read, runID: 0, applied: true)
-        // The directory view is planned: let it go before the change set is built (peak memory),
-        // on another thread (this one builds the change set and waits on SQLite meanwhile).
+        // The directory view is planned: let it go, on another thread (this one builds the change
+        // set and writes meanwhile). The incremental read's result holds it too.
+        read.incremental?.snapshot = nil
         BackgroundRelease.release(&read.snapshot)
         read = DirectoryRead(snapshot: nil, entriesRead: read.entriesRead)
         var changes: ChangeSet? = ChangeSet(plan: plan, clientID: clientID, editor: mapping.editor)

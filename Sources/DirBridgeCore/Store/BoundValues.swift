@@ -1,10 +1,5 @@
 import GRDB
 import GRDBSQLite
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// Statement values packed on a preparing thread (integers, NULLs, and texts as spans of one
 /// byte buffer) and bound on the writing thread without making anything.
@@ -14,7 +9,7 @@ import Darwin
 /// both; the arguments array is retained and released value by value. A first sync binds about
 /// 25 values per created user on the one thread SQLite writes on. Here the texts are bound with
 /// `SQLITE_STATIC`, pointing into the buffer, which ``withBinder(_:)`` keeps alive and in
-/// place; ``Binder/finish(_:)`` clears the bindings before it lets go.
+/// place; ``Binder/execute(_:binding:)`` clears the bindings after each statement.
 ///
 /// A text binds as GRDB binds it: its bytes up to the first NUL (GRDB passes a C string).
 struct BoundValues: Sendable {
@@ -33,8 +28,6 @@ struct BoundValues: Sendable {
         self.values.reserveCapacity(values)
         self.bytes.reserveCapacity(bytes + 1)
     }
-
-    var count: Int { values.count }
 
     mutating func appendNull() { values.append(.null) }
 
@@ -109,10 +102,15 @@ struct BoundValues: Sendable {
             }
         }
 
-        /// Executes `statement` with the values bound to it, then clears every binding: none may
-        /// point into the buffer once ``BoundValues/withBinder(_:)`` returns.
-        func execute(_ statement: Statement) throws {
+        /// Runs `bind` (this binder's binds to `statement`), then executes the statement; clears
+        /// every binding afterwards, also when a bind or the statement fails: none may point into
+        /// the buffer once ``BoundValues/withBinder(_:)`` returns.
+        ///
+        /// The statement must have had `setUncheckedArguments` first (it resets it and binds the
+        /// parameters the rows share): GRDB then executes with the bindings as they are.
+        func execute(_ statement: Statement, binding bind: () throws -> Void) throws {
             defer { sqlite3_clear_bindings(statement.sqliteStatement) }
+            try bind()
             try statement.execute()
         }
     }

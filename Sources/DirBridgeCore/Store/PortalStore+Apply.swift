@@ -216,7 +216,9 @@ private struct ChangeSetWriter {
     /// Users created per statement; 32 rows stay below SQLite's oldest limit of 999 variables.
     private static let userBatch = 32
 
-    /// The statement of a full batch, built once; a last, shorter batch builds its own.
+    /// The statement of a full batch, built once; a last, shorter batch builds its own. Its
+    /// cached statement is bound through `BoundValues` (after `setUncheckedArguments` binds the
+    /// client and time): GRDB's own record of its arguments then holds those two only.
     private static let fullUserBatchSQL = insertUsersSQL(rows: userBatch)
 
     private static func insertUsersSQL(rows: Int) -> String {
@@ -259,7 +261,7 @@ private struct ChangeSetWriter {
         let bulk = users.count >= BulkCreationTriggers.minimumCreations ? try BulkCreationTriggers.suspend(db) : nil
         do {
             // The history rows written before (the user groups') keep their place before the users'.
-            try flushHistory()
+            try Self.context("history of run \(runID.map(String.init) ?? "")") { try flushHistory() }
             var next = Background(ranges[0], prepare)
             for (index, range) in ranges.enumerated() {
                 let prepared = next.value()
@@ -315,10 +317,11 @@ private struct ChangeSetWriter {
     private func insertUsers(_ rows: Range<Int>, of prepared: PreparedUsers, _ binder: BoundValues.Binder) throws -> Int64 {
         let statement = try db.cachedStatement(sql: rows.count == Self.userBatch ? Self.fullUserBatchSQL : Self.insertUsersSQL(rows: rows.count))
         statement.setUncheckedArguments([changes.clientID, now])
-        for (position, row) in rows.enumerated() {
-            try binder.bind(prepared.userValues(row), to: statement, from: CInt(3 + position * Self.valuesPerUser))
+        try binder.execute(statement) {
+            for (position, row) in rows.enumerated() {
+                try binder.bind(prepared.userValues(row), to: statement, from: CInt(3 + position * Self.valuesPerUser))
+            }
         }
-        try binder.execute(statement)
         guard db.changesCount == rows.count else {
             throw StoreError(.invalidChange, "inserting \(rows.count) client users wrote \(db.changesCount) rows")
         }
@@ -331,15 +334,16 @@ private struct ChangeSetWriter {
             let rows = start..<min(start + Self.historyBatch, ids.count)
             let statement = try db.cachedStatement(sql: rows.count == Self.historyBatch ? Self.fullHistoryBatchSQL : Self.insertHistorySQL(rows: rows.count))
             statement.setUncheckedArguments([changes.clientID, changes.editor, runID, now])
-            for (position, row) in rows.enumerated() {
-                let first = CInt(5 + position * 5)
-                try binder.bind(PreparedUsers.entity, to: statement, at: first)
-                try binder.bind(integer: ids[row], to: statement, at: first + 1)
-                try binder.bind(PreparedUsers.action, to: statement, at: first + 2)
-                try binder.bind(prepared.changes(row), to: statement, at: first + 3)
-                try binder.bind(prepared.reason(row), to: statement, at: first + 4)
+            try binder.execute(statement) {
+                for (position, row) in rows.enumerated() {
+                    let first = CInt(5 + position * 5)
+                    try binder.bind(PreparedUsers.entity, to: statement, at: first)
+                    try binder.bind(integer: ids[row], to: statement, at: first + 1)
+                    try binder.bind(PreparedUsers.action, to: statement, at: first + 2)
+                    try binder.bind(prepared.changes(row), to: statement, at: first + 3)
+                    try binder.bind(prepared.reason(row), to: statement, at: first + 4)
+                }
             }
-            try binder.execute(statement)
         }
         counts[HistoryAction.created.rawValue, default: 0] += ids.count
     }
@@ -452,6 +456,8 @@ private struct ChangeSetWriter {
                 return "(?1, ?\(first), ?\(first + 1), ?\(first + 2), ?\(first + 3), ?2, ?3, ?4, ?\(first + 4))"
             }.joined(separator: ", ")
     }
+    /// Bound by ``flushHistory()`` through GRDB, and for created users through `BoundValues`:
+    /// every use starts with `setUncheckedArguments`, which resets the statement and its bindings.
     private static let fullHistoryBatchSQL = insertHistorySQL(rows: historyBatch)
 
     private struct PendingHistory {
