@@ -91,13 +91,6 @@ public enum DirectorySnapshotReader {
         }
         return mapper.finish().builder.finish(entriesRead: read, references: references + statistics.references, logger: logger)
     }
-
-    /// Entries sharing an email (case-insensitive) are all skipped and reported; none is chosen.
-    static func removeDuplicateEmails(_ users: [DirectoryUser]) -> ([DirectoryUser], [SkippedEntry]) {
-        var emails = DuplicateEmails(capacity: users.count)
-        for (position, user) in users.enumerated() { emails.add(user.mapped.email.lowercasedSharingStorage, at: position) }
-        return emails.remove(from: users)
-    }
 }
 
 /// The users' emails, lowercased, gathered as the users are added: every user whose email

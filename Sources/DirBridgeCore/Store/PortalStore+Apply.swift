@@ -138,6 +138,8 @@ private struct ChangeSetWriter {
         self.runID = runID
         for group in changes.groupCreations { try Self.context("user group \(group.name)") { try create(group) } }
         for rename in changes.groupRenames { try Self.context("user group \(rename.userGroupID)") { try self.rename(rename) } }
+        // The user groups' history rows keep their place before the created users' (written per chunk).
+        try Self.context("history of run \(runID)") { try flushHistory() }
         try createUsers()
         for update in changes.userUpdates { try Self.context("client user \(update.userID)") { try self.update(update) } }
         for invitation in changes.invitations {
@@ -260,8 +262,6 @@ private struct ChangeSetWriter {
         let ranges = stride(from: 0, to: users.count, by: Self.chunk).map { $0..<min($0 + Self.chunk, users.count) }
         let bulk = users.count >= BulkCreationTriggers.minimumCreations ? try BulkCreationTriggers.suspend(db) : nil
         do {
-            // The history rows written before (the user groups') keep their place before the users'.
-            try Self.context("history of run \(runID.map(String.init) ?? "")") { try flushHistory() }
             var next = Background(ranges[0], prepare)
             for (index, range) in ranges.enumerated() {
                 let prepared = next.value()

@@ -214,6 +214,13 @@ struct PipelineUnitTests {
         #expect(Set(index.groups(of: "uid=b")) == [1, 2, 7])
     }
 
+    /// The users kept and skipped, as the snapshot builder notes each user's lowercased email.
+    private func removeDuplicateEmails(_ users: [DirectoryUser]) -> ([DirectoryUser], [SkippedEntry]) {
+        var emails = DuplicateEmails(capacity: users.count)
+        for (position, user) in users.enumerated() { emails.add(user.mapped.email.lowercasedSharingStorage, at: position) }
+        return emails.remove(from: users)
+    }
+
     @Test("entries sharing an email (any case) are all skipped, the others kept in order")
     func duplicateEmails() {
         func user(_ uid: String, _ email: String) -> DirectoryUser {
@@ -223,14 +230,14 @@ struct PipelineUnitTests {
         let users = [user("a", "a@example.com"), user("s1", "s@example.com"), user("b", "b@example.com"), user("s2", "S@Example.com"),
                      user("c", "c@example.com"), user("s3", "s@example.com"), user("t1", "Ünal@example.com"), user("t2", "ünal@example.com"),
                      user("n1", "jos\u{00E9}@example.com"), user("n2", "jose\u{0301}@example.com")]
-        let (kept, skipped) = DirectorySnapshotReader.removeDuplicateEmails(users)
+        let (kept, skipped) = removeDuplicateEmails(users)
         #expect(kept.map(\.mapped.externalID) == ["a", "b", "c"])
         #expect(skipped.map(\.externalID) == ["n1", "n2", "s1", "s2", "s3", "t1", "t2"])
         // An NFC and an NFD spelling are one email, named as first spelled (NFC here), byte for byte.
         #expect(skipped[0].reason.utf8.starts(with: "duplicate email jos\u{00E9}@example.com (also".utf8))
         #expect(skipped[2].reason == "duplicate email s@example.com (also uid=s2,ou=people,dc=a; uid=s3,ou=people,dc=a); skipped, none chosen")
         #expect(skipped[5].reason.hasPrefix("duplicate email ünal@example.com (also uid=t2,ou=people,dc=a)"))
-        #expect(DirectorySnapshotReader.removeDuplicateEmails(Array(users.prefix(1))).1.isEmpty)
+        #expect(removeDuplicateEmails(Array(users.prefix(1))).1.isEmpty)
     }
 
     /// A mapping of users under ou=people,dc=a and nested groups under ou=groups,dc=a.
