@@ -114,13 +114,15 @@ public struct Planner: Sendable {
         var storedGroupNames: [String: String?] = [:]  // a rule's spelling → the stored group's, if any
         // New users are built after the loop, on every core: each is a pure function of its entry.
         var creations: [(position: Int, group: String)] = []
-        for (position, user) in snapshot.users.enumerated() {
+        // By position, the users read in place: a copy of each would retain its every field,
+        // and most are only looked at (unchanged in a resync, a creation's position in a first sync).
+        for position in snapshot.users.indices {
             if let stored = unchanged?[position], stored >= 0 {
                 matched[Int(stored)] = true
                 summary.unchanged += 1
                 continue
             }
-            let outcome = user.outcome
+            let outcome = snapshot.users[position].outcome
             let groupName = Self.storedGroup(outcome.userGroup, in: groupNames, memo: &storedGroupNames)
                 ?? groupsToCreate[outcome.userGroup.lowercased()]?.name
             if groupName == nil {
@@ -129,15 +131,16 @@ public struct Planner: Sendable {
             }
             let targetGroup = groupName ?? outcome.userGroup
 
-            if let position = byExternalID[user.mapped.externalID] {
-                planUpdate(position, user, group: targetGroup)
+            if let stored = byExternalID[snapshot.users[position].mapped.externalID] {
+                planUpdate(stored, snapshot.users[position], group: targetGroup)
                 continue
             }
-            let email = user.mapped.email
-            if let position = byEmail(email), !matched[position] {
-                let stored = users[position]
+            let email = snapshot.users[position].mapped.email
+            if let holder = byEmail(email), !matched[holder] {
+                let user = snapshot.users[position]
+                let stored = users[holder]
                 if stored.source == .portal && mapping.users.adoptExisting == .email {
-                    planUpdate(position, user, group: targetGroup) { change in
+                    planUpdate(holder, user, group: targetGroup) { change in
                         change.fields[.source] = .text(stored.source.rawValue, RecordSource.directory.rawValue)
                         change.action = .link
                         change.historyAction = .linked
@@ -146,7 +149,7 @@ public struct Planner: Sendable {
                 } else if stored.source == .directory, let oldID = stored.externalID, !isPresent(oldID) {
                     // The entry was deleted and created again (a new immutable id, the same
                     // email): the person comes back to their portal user, re-enabled.
-                    planUpdate(position, user, group: targetGroup) { change in
+                    planUpdate(holder, user, group: targetGroup) { change in
                         change.reasons.insert("back in the directory with a new \(mapping.users.id) (was \(oldID)): same email, same portal user", at: 0)
                     }
                 } else {
@@ -157,7 +160,7 @@ public struct Planner: Sendable {
                 }
                 continue
             }
-            if user.mapped.disabled {
+            if snapshot.users[position].mapped.disabled {
                 // Not onboarded while disabled in the directory; it is created when enabled there.
                 summary.unchanged += 1
                 continue
