@@ -15,20 +15,33 @@ public final class StoredUserSharing: @unchecked Sendable {
     private let users: [DirectoryUser]
     /// Positions in `users` by the hash of their external id's UTF-8 bytes (-1 where two ids
     /// share a hash: those users are not shared). A hit is confirmed byte for byte.
-    private let positions: [Int: Int]
+    ///
+    /// Built on another thread while the store's first rows are read (hashing 100k ids took
+    /// about 30 ms of the run's own thread before the load began); taken by the first use.
+    private var positions: [Int: Int] = [:]
+    private var indexing: Background<[Int: Int]>?
     private var times = StringPool()
     /// The last row's time: rows in id order mostly have their neighbour's (one apply's).
     private var lastTime = ""
 
     public init(snapshot: DirectorySnapshot) {
         users = snapshot.users
-        var positions: [Int: Int] = [:]
-        positions.reserveCapacity(users.count)
-        for (position, user) in users.enumerated() {
-            let hash = Self.hash(user.mapped.externalID)
-            positions[hash] = positions[hash] == nil ? position : -1
+        indexing = Background(users) { users in
+            var positions: [Int: Int] = [:]
+            positions.reserveCapacity(users.count)
+            for position in users.indices {
+                let hash = Self.hash(users[position].mapped.externalID)
+                positions[hash] = positions[hash] == nil ? position : -1
+            }
+            return positions
         }
-        self.positions = positions
+    }
+
+    /// Waits for the index of external ids once, at the first use (uses follow one another).
+    private func indexed() {
+        guard let job = indexing else { return }
+        positions = job.value()
+        indexing = nil
     }
 
     private static func hash(_ text: String) -> Int {
@@ -53,6 +66,7 @@ public final class StoredUserSharing: @unchecked Sendable {
 
     /// Replaces the values of `stored` that have the same bytes as one already held.
     func share(_ stored: inout StoredUser) {
+        indexed()
         stored.createdAt = time(stored.createdAt)
         stored.updatedAt = time(stored.updatedAt)
         guard let id = stored.user.externalID,
@@ -76,6 +90,7 @@ public final class StoredUserSharing: @unchecked Sendable {
     /// would give. (The load reserves room for the client's users first; a reservation per
     /// chunk here would grow the array to the exact size each time, copying it every chunk.)
     func append(_ rows: StoredUserRows, to loaded: inout [StoredUser]) {
+        indexed()
         rows.forEach { row in
             let mapped = row.externalID.flatMap { position(of: $0) }.map { users[$0].mapped }
             // An unmatched row shares nothing: every field it has differs from none.
