@@ -38,7 +38,9 @@ public final class StoredUserSharing: @unchecked Sendable {
     }
 
     /// Waits for the index of external ids once, at the first use (uses follow one another).
-    private func indexed() {
+    /// A load whose rows arrive on an event loop calls it first, on its own thread, so that the
+    /// loop never waits for it.
+    func indexed() {
         guard let job = indexing else { return }
         positions = job.value()
         indexing = nil

@@ -240,6 +240,8 @@ public final class PostgresStore: PortalStorage {
         }
         let groups = try db.rows("SELECT \(userGroupColumns) FROM user_groups WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID]))
             .map(userGroup)
+        // Taken here, not at the first row: the rows are shared on the connection's event loop.
+        sharing?.indexed()
         let users = try db.values("SELECT \(userColumns()) FROM client_users WHERE client_id = $1 ORDER BY id\(lock)", PostgresBindings([clientID])) { row in
             var loaded = try user(row)
             sharing?.share(&loaded)
