@@ -292,7 +292,7 @@ private struct ChangeSetWriter {
                 let rows = start..<min(start + Self.userBatch, users.count)
                 do {
                     let firstID = try insertUsers(rows, of: prepared, binder)
-                    ids += (0..<Int64(rows.count)).map { firstID + $0 }
+                    ids.append(contentsOf: firstID..<firstID + Int64(rows.count))
                 } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT && rows.count > 1 && db.isInsideTransaction {
                     for row in rows {
                         ids.append(try Self.context("client user \(users[base + row].email)") { try insertUsers(row..<row + 1, of: prepared, binder) })
